@@ -1,0 +1,5 @@
+"""``python -m churnkit``."""
+
+from churnkit.cli import main
+
+main()

@@ -1,0 +1,326 @@
+"""The ``churnkit`` command line: a thin layer over :mod:`churnkit.pipelines`.
+
+The only place that reads the clock, sets up logging and maps errors to exit codes:
+
+* 0  success
+* 1  a bug (traceback printed)
+* 2  a problem you can fix: bad config, bad or stale data, model/feature mismatch
+     (one line, no traceback; ``--debug`` shows it)
+* 3  quality gate: the model does not beat the CRR baseline; nothing was promoted
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import logging
+import sys
+import traceback
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from churnkit import __version__
+from churnkit.errors import ChurnkitError, QualityGateError
+
+app = typer.Typer(
+    name="churnkit",
+    help=(
+        "Predict which customers are about to stop buying, next to a deterministic "
+        "retention-rate baseline.\n\nExit codes: 0 ok; 1 bug; 2 fixable problem (config, "
+        "data, model mismatch); 3 quality gate (model does not beat the CRR baseline)."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True)
+
+_state: dict[str, bool] = {"debug": False, "quiet": False, "json": False}
+F = TypeVar("F", bound=Callable[..., Any])
+
+ConfigArg = Annotated[Path, typer.Argument(help="YAML config file", show_default=False)]
+
+
+def _handles_errors(command: F) -> F:
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except ChurnkitError as error:
+            if _state["debug"]:
+                traceback.print_exc()
+            err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(error.exit_code) from None
+        except QualityGateError as error:
+            err.print(f"[bold yellow]quality gate:[/] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(QualityGateError.exit_code) from None
+        except Exception:  # noqa: BLE001 - anything else is a bug: show it, exit 1
+            traceback.print_exc()
+            err.print("[bold red]churnkit crashed (a bug); please report the traceback above[/]")
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"churnkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks and debug logs")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress, only results")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="print a machine-readable summary instead of tables")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version")
+    ] = False,
+) -> None:
+    _state.update(debug=debug, quiet=quiet or json_output, json=json_output)
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("mlflow", "alembic", "urllib3", "git"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.ERROR)
+    if not debug:
+        warnings.filterwarnings("ignore")
+
+
+class _Progress:
+    """A spinner on a terminal; nothing with --quiet, --json or when not a terminal."""
+
+    def __init__(self) -> None:
+        self._status = None
+
+    def __enter__(self) -> Callable[[str], None]:
+        if _state["quiet"] or not err.is_terminal:
+            return lambda message: logging.getLogger("churnkit").info(message)
+        self._status = err.status("starting")
+        self._status.__enter__()
+        return lambda message: self._status.update(f"{message} ...")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._status is not None:
+            self._status.__exit__(*exc)
+
+
+def _load(config: Path):
+    from churnkit.config import load_config
+
+    return load_config(config)
+
+
+@app.command()
+@_handles_errors
+def generate(
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for the Parquet files")] = Path(
+        "data"
+    ),
+    customers: Annotated[int, typer.Option(min=1, help="number of customers")] = 10_000,
+    seed: Annotated[int, typer.Option(help="random seed; the same seed gives the same files")] = 0,
+    start: Annotated[str, typer.Option(help="first order day, YYYY-MM-DD")] = "2023-01-01",
+    end: Annotated[str, typer.Option(help="last order day, YYYY-MM-DD")] = "2025-12-31",
+) -> None:
+    """Generate orders, events and customers (Parquet) that behave like real ones."""
+    from churnkit.data.generator import generate_data, write_generated
+
+    with _Progress() as step:
+        step(f"generating {customers} customers")
+        data = generate_data(
+            customers, seed=seed, start=_date(start, "--start"), end=_date(end, "--end")
+        )
+        paths = write_generated(data, out_dir)
+    if _state["json"]:
+        out.print_json(json.dumps({k: str(v) for k, v in paths.items()}))
+        return
+    out.print(
+        f"wrote {data.orders.num_rows:,} orders, {data.events.num_rows:,} events and "
+        f"{data.customers.num_rows:,} customers to {out_dir}/"
+    )
+
+
+@app.command()
+@_handles_errors
+def validate(config: ConfigArg) -> None:
+    """Check a config and the data it points to, without training."""
+    from churnkit.pipelines import run_validation
+
+    cfg = _load(config)
+    with _Progress() as step:
+        step("reading and validating data")
+        summary = run_validation(cfg)
+    if _state["json"]:
+        out.print_json(json.dumps(summary, default=str))
+        return
+    orders = summary["orders"]
+    out.print(f"[green]ok[/] {config}")
+    out.print(
+        f"orders: {orders['orders']:,} rows, {orders['customers']:,} customers, "
+        f"{orders['first_order_at'][:10]} .. {orders['last_order_at'][:10]}"
+    )
+    for name in ("events", "customers"):
+        if name in summary:
+            out.print(f"{name}: {summary[name]['rows']:,} rows")
+    snaps = summary["snapshots"]
+    train = snaps["train"]
+    out.print(
+        f"usable snapshots: {len(train)} train ({train[0]} .. {train[-1]}), "
+        f"validation {', '.join(snaps['validation'])}, test {', '.join(snaps['test'])}"
+    )
+
+
+@app.command()
+@_handles_errors
+def train(config: ConfigArg) -> None:
+    """Build features, train LightGBM, compare with the CRR baseline, log and register."""
+    from churnkit.pipelines import run_training
+
+    cfg = _load(config)
+    with _Progress() as step:
+        outcome = run_training(cfg, config_text=config.read_text(encoding="utf-8"), on_step=step)
+    _report_training(outcome)
+    if not outcome.result.beats_baseline:
+        raise QualityGateError(
+            f"model v{outcome.run.version} {outcome.promotion_reason}; kept as challenger"
+        )
+
+
+@app.command()
+@_handles_errors
+def score(
+    config: ConfigArg,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of", help="score date YYYY-MM-DD; default: the day after the latest order"
+        ),
+    ] = None,
+    top: Annotated[int | None, typer.Option(help="rows of the at-risk list to print")] = None,
+) -> None:
+    """Score the active customers at AS_OF and write the ranked at-risk list."""
+    from churnkit.pipelines import run_scoring
+
+    cfg = _load(config)
+    requested = _date(as_of, "--as-of") if as_of else None
+    with _Progress() as step:
+        outcome = run_scoring(cfg, as_of=requested, on_step=step)
+    if _state["json"]:
+        out.print_json(
+            json.dumps({"partition": str(outcome.partition), **outcome.manifest}, default=str)
+        )
+        return
+    if requested is None:
+        out.print(f"as_of {outcome.as_of} (the day after the latest order)")
+    _print_at_risk(outcome.ranked, top or cfg.scoring.top)
+    out.print(f"wrote {len(outcome.ranked):,} scored customers to {outcome.partition}/")
+
+
+@app.command()
+@_handles_errors
+def demo(
+    directory: Annotated[
+        Path, typer.Option("--dir", help="folder for data, MLflow and scores")
+    ] = Path("demo"),
+    customers: Annotated[int, typer.Option(min=500, help="customers to generate")] = 10_000,
+    seed: Annotated[int, typer.Option(help="random seed")] = 7,
+) -> None:
+    """Generate data, train, score and show the at-risk list: churnkit in one command."""
+    from churnkit.pipelines import run_demo
+
+    with _Progress() as step:
+        outcome = run_demo(directory, customers=customers, seed=seed, on_step=step)
+    _report_training(outcome.training)
+    _print_at_risk(outcome.scoring.ranked, 10)
+    db = outcome.training.run.tracking_uri
+    out.print()
+    out.print(f"data      {outcome.data_dir}/")
+    out.print(f"config    {outcome.config_path}")
+    out.print(f"model     {outcome.training.export_dir}/")
+    out.print(f"scores    {outcome.scoring.partition}/")
+    out.print(f"MLflow UI mlflow ui --backend-store-uri {db}   (then open http://127.0.0.1:5000)")
+    out.print(f"next      churnkit score {outcome.config_path}")
+
+
+def _report_training(outcome: Any) -> None:
+    result = outcome.result
+    if _state["json"]:
+        out.print_json(
+            json.dumps(
+                {
+                    "run_id": outcome.run.run_id,
+                    "model": outcome.run.model_name,
+                    "version": outcome.run.version,
+                    "promoted": outcome.promoted,
+                    "promotion": outcome.promotion_reason,
+                    "metrics": result.metrics,
+                    "export_dir": str(outcome.export_dir),
+                }
+            )
+        )
+        return
+    table = Table(title="test snapshots " + ", ".join(result.model.metadata["test_as_of"]))
+    table.add_column("scorer")
+    for metric in ("ROC-AUC", "PR-AUC", "lift@10%"):
+        table.add_column(metric, justify="right")
+    for scorer, label in (("model", "LightGBM"), ("crr_baseline", "CRR baseline (recency bucket)")):
+        m = result.metrics[scorer]
+        table.add_row(label, f"{m['roc_auc']:.4f}", f"{m['pr_auc']:.4f}", f"{m['lift_10']:.3f}")
+    out.print(table)
+    alias = "champion" if outcome.promoted else "challenger"
+    out.print(
+        f"registered {outcome.run.model_name} v{outcome.run.version} as [bold]{alias}[/]: "
+        f"{outcome.promotion_reason}"
+    )
+    out.print(f"run {outcome.run.run_id} in {outcome.run.tracking_uri}")
+
+
+def _print_at_risk(ranked: Any, top: int) -> None:
+    if _state["json"]:
+        return
+    table = Table(title=f"top {min(top, len(ranked))} at-risk customers of {len(ranked):,}")
+    for column in ("rank", "customer", "churn p", "CRR p", "recency", "value 365d", "at risk"):
+        table.add_column(
+            column, justify="left" if column in ("customer", "recency") else "right", no_wrap=True
+        )
+    for row in ranked.head(top).itertuples(index=False):
+        table.add_row(
+            str(row.rank),
+            row.customer_id,
+            f"{row.churn_probability:.3f}",
+            f"{row.baseline_churn_probability:.3f}",
+            row.segment,
+            f"{row.customer_value_365d:,.2f}",
+            f"{row.expected_value_at_risk:,.2f}",
+        )
+    out.print(table)
+
+
+def _date(text: str, option: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise ChurnkitError(f"{option} {text!r} is not a date; use YYYY-MM-DD") from None
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+    sys.exit(0)

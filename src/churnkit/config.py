@@ -1,0 +1,273 @@
+"""Configuration: frozen pydantic models loaded from YAML.
+
+Every relative path in a config file is resolved against the directory of that file,
+so ``churnkit train configs/demo.yaml`` behaves the same from any working directory.
+Unknown keys fail at load time, naming the key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from churnkit.errors import ConfigError
+
+__all__ = [
+    "Config",
+    "CustomersSource",
+    "DataConfig",
+    "EventsSource",
+    "FeatureConfig",
+    "MlflowConfig",
+    "ModelConfig",
+    "OrdersSource",
+    "ScoringConfig",
+    "SnapshotConfig",
+    "TableSource",
+    "load_config",
+]
+
+ORDER_STATUSES = ("completed", "returned", "cancelled")
+
+
+def _resolve_path(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir")
+    if base is None or value.is_absolute():
+        return value
+    return (Path(base) / value).resolve()
+
+
+ResolvedPath = Annotated[Path, AfterValidator(_resolve_path)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TableSource(_Frozen):
+    """Where one table lives and how its columns map to churnkit's canonical names.
+
+    ``columns`` maps a canonical name to the name in the user's file; names left out
+    map to themselves.
+    """
+
+    required_columns: ClassVar[tuple[str, ...]] = ()
+    optional_columns: ClassVar[tuple[str, ...]] = ()
+
+    path: ResolvedPath
+    format: Literal["csv", "parquet", "duckdb"] | None = None
+    table: str | None = Field(default=None, description="table name inside a DuckDB file")
+    columns: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("columns")
+    @classmethod
+    def _known_canonical_names(cls, columns: dict[str, str]) -> dict[str, str]:
+        allowed = cls.required_columns + cls.optional_columns
+        unknown = sorted(set(columns) - set(allowed))
+        if unknown:
+            raise ValueError(
+                f"unknown canonical column(s) {unknown}; expected some of {list(allowed)}"
+            )
+        return columns
+
+    @model_validator(mode="after")
+    def _format_known(self) -> TableSource:
+        if self.resolved_format == "duckdb" and not self.table:
+            raise ValueError("a DuckDB source needs `table:` naming the table to read")
+        return self
+
+    @property
+    def resolved_format(self) -> str:
+        """The format given, else inferred from the file suffix (Parquet for folders)."""
+        if self.format:
+            return self.format
+        suffix = self.path.suffix.lower()
+        if suffix in {".csv", ".tsv"} or self.path.name.endswith(".csv.gz"):
+            return "csv"
+        if suffix in {".duckdb", ".db"}:
+            return "duckdb"
+        return "parquet"
+
+    def source_column(self, canonical: str) -> str:
+        """The user's name for a canonical column."""
+        return self.columns.get(canonical, canonical)
+
+
+class OrdersSource(TableSource):
+    required_columns: ClassVar[tuple[str, ...]] = ("customer_id", "ordered_at", "amount")
+    optional_columns: ClassVar[tuple[str, ...]] = (
+        "order_id",
+        "status",
+        "quantity",
+        "category",
+        "channel",
+    )
+    status_values: dict[str, Literal["completed", "returned", "cancelled"]] = Field(
+        default_factory=lambda: {s: s for s in ORDER_STATUSES},
+        description="maps each value of the status column to completed/returned/cancelled",
+    )
+
+
+class EventsSource(TableSource):
+    required_columns: ClassVar[tuple[str, ...]] = ("customer_id", "occurred_at", "event_type")
+    optional_columns: ClassVar[tuple[str, ...]] = ("value",)
+
+
+class CustomersSource(TableSource):
+    required_columns: ClassVar[tuple[str, ...]] = ("customer_id",)
+    optional_columns: ClassVar[tuple[str, ...]] = ("signed_up_at",)
+    attributes: tuple[str, ...] = Field(
+        default=(), description="extra columns used as categorical features"
+    )
+
+
+class DataConfig(_Frozen):
+    orders: OrdersSource
+    events: EventsSource | None = None
+    customers: CustomersSource | None = None
+    timezone: str = Field(default="UTC", description="zone of naive timestamps")
+    on_negative_amount: Literal["error", "treat_as_return"] = "error"
+    min_order_amount: float = Field(default=0.0, ge=0)
+    config_file: str = Field(default="the config", exclude=True, validate_default=True)
+
+    @field_validator("config_file")
+    @classmethod
+    def _from_context(cls, value: str, info: ValidationInfo) -> str:
+        return (info.context or {}).get("config_file", value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name like 'Europe/Berlin'"
+            ) from err
+        return value
+
+
+class SnapshotConfig(_Frozen):
+    """The as_of grid. Features see ``[.., as_of)``; labels ``[as_of, as_of + horizon_days)``."""
+
+    horizon_days: int = Field(default=90, gt=0)
+    activity_days: int = Field(default=365, gt=0)
+    frequency: Literal["month", "week"] = "month"
+    first_as_of: dt.date | None = None
+    last_as_of: dt.date | None = None
+    validation_snapshots: int = Field(default=1, ge=1)
+    test_snapshots: int = Field(default=2, ge=1)
+
+
+class FeatureConfig(_Frozen):
+    windows_days: tuple[int, ...] = (30, 90, 180, 365)
+
+    @field_validator("windows_days")
+    @classmethod
+    def _positive_sorted(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or any(w <= 0 for w in value):
+            raise ValueError("windows_days needs at least one positive number of days")
+        return tuple(sorted(set(value)))
+
+
+class ModelConfig(_Frozen):
+    seed: int = 42
+    num_threads: int = Field(default=2, ge=1)
+    learning_rate: float = Field(default=0.05, gt=0)
+    num_leaves: int = Field(default=31, ge=2)
+    min_child_samples: int = Field(default=50, ge=1)
+    feature_fraction: float = Field(default=0.9, gt=0, le=1)
+    lambda_l2: float = Field(default=1.0, ge=0)
+    max_rounds: int = Field(default=1000, ge=1)
+    early_stopping_rounds: int = Field(default=50, ge=1)
+
+
+class MlflowConfig(_Frozen):
+    tracking_uri: str | None = Field(
+        default=None,
+        description="else $MLFLOW_TRACKING_URI, else sqlite:///<project_dir>/mlflow.db",
+    )
+    experiment: str = "churnkit"
+    registered_model_name: str = "churnkit"
+
+
+class ScoringConfig(_Frozen):
+    output_dir: ResolvedPath = Field(default=Path("scores"), validate_default=True)
+    model: str | None = Field(
+        default=None,
+        description="models:/NAME@ALIAS URI or a bundle folder; default: the champion",
+    )
+    max_staleness_days: int = Field(default=7, ge=0)
+    top: int = Field(default=20, ge=1, description="rows printed after scoring")
+
+
+class Config(_Frozen):
+    project_dir: ResolvedPath = Field(default=Path("."), validate_default=True)
+    data: DataConfig
+    snapshots: SnapshotConfig = SnapshotConfig()
+    features: FeatureConfig = FeatureConfig()
+    model: ModelConfig = ModelConfig()
+    mlflow: MlflowConfig = MlflowConfig()
+    scoring: ScoringConfig = ScoringConfig()
+
+    @property
+    def models_dir(self) -> Path:
+        """Where training exports model bundles: ``<project_dir>/models``."""
+        return self.project_dir / "models"
+
+
+def load_config(path: str | Path) -> Config:
+    """Load and validate a YAML config; relative paths resolve against its folder.
+
+    Raises
+    ------
+    ConfigError
+        When the file is missing, is not YAML, or has invalid or unknown keys; the
+        message names every offending key.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"config file {str(path)!r} does not exist; pass the path to a YAML config"
+        )
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {err}") from err
+    return config_from_dict(raw, base_dir=path.resolve().parent, config_file=str(path))
+
+
+def config_from_dict(raw: Any, *, base_dir: Path, config_file: str = "the config") -> Config:
+    """Validate a parsed config mapping; see :func:`load_config`."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{config_file} must be a YAML mapping with at least a `data:` section")
+    try:
+        return Config.model_validate(
+            raw, context={"base_dir": base_dir, "config_file": config_file}
+        )
+    except ValidationError as err:
+        raise ConfigError(f"{config_file} is invalid: {_describe(err)}") from err
+
+
+def _describe(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+        parts.append(f"`{key}`: {msg}")
+    return "; ".join(parts)

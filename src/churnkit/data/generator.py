@@ -1,0 +1,260 @@
+"""Synthetic order history whose customers buy, fade and stop like real ones.
+
+Each customer has a signup day, a purchase rate (gamma-distributed across customers),
+a lifetime after which they stop buying (exponential, shorter for customers with many
+returns, and a share of one-and-done buyers), a typical spend and a return propensity.
+Purchases follow a Poisson process thinned by a yearly season and by a fade that starts
+before the dropout; engagement events (sessions, e-mail opens, support tickets, NPS)
+fade earlier and more sharply, so churn is learnable from behaviour but not trivial.
+
+Everything is drawn from one ``numpy.random.Generator`` seeded by the caller, and
+sorted before writing, so the same seed gives byte-identical files. The per-customer
+truth (rates, dropout day) is written too, for the oracle of the accuracy benchmark.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+__all__ = ["GeneratedData", "generate_data", "write_generated"]
+
+_DAY_S = 86_400
+_CATEGORIES = np.array(["apparel", "beauty", "electronics", "grocery", "home", "sports"])
+_CHANNELS = np.array(["web", "app", "store"])
+_TIERS = np.array(["bronze", "silver", "gold"])
+_COUNTRIES = np.array(["DE", "FR", "GB", "NL", "US"])
+_FADE_DAYS = 75.0  # purchases slow down over this many days before dropout
+_ENGAGEMENT_FADE_DAYS = 100.0  # engagement fades earlier than purchases
+
+
+@dataclass(frozen=True)
+class GeneratedData:
+    """The four generated tables as Arrow tables."""
+
+    orders: pa.Table
+    events: pa.Table
+    customers: pa.Table
+    truth: pa.Table
+
+
+def generate_data(
+    n_customers: int,
+    *,
+    seed: int = 0,
+    start: dt.date = dt.date(2023, 1, 1),
+    end: dt.date = dt.date(2025, 12, 31),
+) -> GeneratedData:
+    """Draw orders, events, customers and the hidden truth for ``n_customers``.
+
+    Orders fall on days ``start`` to ``end`` inclusive. About 9 orders per customer on
+    average, and about 2 events per order.
+    """
+    if n_customers < 1:
+        raise ValueError("n_customers must be at least 1")
+    if end <= start:
+        raise ValueError("end must be after start")
+    rng = np.random.default_rng(seed)
+    n_days = (end - start).days + 1
+    n = n_customers
+
+    signup = rng.uniform(0, n_days - 1, n)
+    rate = rng.gamma(2.0, 1 / 56.0, n)  # orders per day; mean one per 28 days
+    spend = rng.gamma(2.5, 24.0, n)  # typical order value
+    return_prob = rng.beta(1.0, 12.0, n)
+    one_and_done = rng.random(n) < 0.2
+    mean_life = 520.0 * rng.lognormal(0.0, 0.5, n) * np.exp(-4.0 * return_prob)
+    lifetime = np.where(one_and_done, rng.uniform(0, 20, n), rng.exponential(mean_life))
+    dropout = signup + lifetime
+    favourite = rng.integers(0, len(_CATEGORIES), n)
+    channel = rng.integers(0, len(_CHANNELS), n)
+    engagement = rng.gamma(2.0, 0.5, n)  # sessions per expected order
+
+    cust, day = _thinned_process(
+        rng, rate, signup, np.minimum(dropout, n_days), _season, _FADE_DAYS, dropout, 0.0
+    )
+    # every customer's first order is on their signup day
+    cust = np.concatenate([np.arange(n), cust])
+    day = np.concatenate([signup, day])
+    n_orders = len(cust)
+    amount = np.round(spend[cust] * rng.gamma(4.0, 0.25, n_orders), 2)
+    u = rng.random(n_orders)
+    status = np.where(u < return_prob[cust], 1, np.where(u > 0.985, 2, 0))
+    category = np.where(
+        rng.random(n_orders) < 0.6, favourite[cust], rng.integers(0, len(_CATEGORIES), n_orders)
+    )
+    seconds = (day * _DAY_S).astype(np.int64)
+    order = np.lexsort((cust, seconds))
+    orders = pa.table(
+        {
+            "order_id": _ids("O", np.arange(n_orders), 9),
+            "customer_id": _ids("C", cust[order], 7),
+            "ordered_at": _timestamps(start, seconds[order]),
+            "amount": pa.array(amount[order]),
+            "status": pa.array(np.array(["completed", "returned", "cancelled"])[status[order]]),
+            "category": pa.array(_CATEGORIES[category[order]]),
+            "channel": pa.array(_CHANNELS[channel[cust[order]]]),
+        }
+    )
+    events = _events(rng, start, n_days, rate, engagement, signup, dropout, return_prob)
+    customers = pa.table(
+        {
+            "customer_id": _ids("C", np.arange(n), 7),
+            "signed_up_at": _timestamps(
+                start, (np.maximum(signup - rng.uniform(0, 14, n), 0) * _DAY_S).astype(np.int64)
+            ),
+            "loyalty_tier": pa.array(_TIERS[np.digitize(spend, [40.0, 90.0])]),
+            "acquisition_channel": pa.array(_CHANNELS[channel]),
+            "country": pa.array(_COUNTRIES[rng.integers(0, len(_COUNTRIES), n)]),
+        }
+    )
+    truth = pa.table(
+        {
+            "customer_id": _ids("C", np.arange(n), 7),
+            "purchase_rate_per_day": pa.array(rate),
+            "signup_day": pa.array(signup),
+            "dropout_day": pa.array(dropout),
+            "return_prob": pa.array(return_prob),
+            "start": pa.array([start] * n, pa.date32()),
+        }
+    )
+    return GeneratedData(orders=orders, events=events, customers=customers, truth=truth)
+
+
+def write_generated(data: GeneratedData, out_dir: Path) -> dict[str, Path]:
+    """Write the tables as ``orders.parquet`` etc. into ``out_dir``; return the paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name in ("orders", "events", "customers", "truth"):
+        path = out_dir / f"{name}.parquet"
+        pq.write_table(getattr(data, name), path, compression="zstd", row_group_size=1 << 20)
+        paths[name] = path
+    return paths
+
+
+def _season(day: np.ndarray) -> np.ndarray:
+    # peaks in late November, lowest in late May; at most 1.3
+    return 1.0 + 0.3 * np.cos(2 * np.pi * (day - 330.0) / 365.25)
+
+
+def _thinned_process(
+    rng: np.random.Generator,
+    rate: np.ndarray,
+    start: np.ndarray,
+    stop: np.ndarray,
+    season,
+    fade_days: float,
+    dropout: np.ndarray,
+    floor: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Event times of an inhomogeneous Poisson process per customer, by thinning.
+
+    The intensity is ``rate * season(t) * fade(t)``, where ``fade`` falls linearly from 1
+    to ``floor`` over the ``fade_days`` before ``dropout``; times lie in ``[start, stop)``.
+    """
+    span = np.maximum(stop - start, 0.0)
+    counts = rng.poisson(rate * span * 1.3)
+    cust = np.repeat(np.arange(len(rate)), counts)
+    day = start[cust] + rng.random(len(cust)) * span[cust]
+    fade = np.clip((dropout[cust] - day) / fade_days, floor, 1.0)
+    keep = rng.random(len(cust)) * 1.3 < season(day) * fade
+    return cust[keep], day[keep]
+
+
+def _events(
+    rng: np.random.Generator,
+    start: dt.date,
+    n_days: int,
+    rate: np.ndarray,
+    engagement: np.ndarray,
+    signup: np.ndarray,
+    dropout: np.ndarray,
+    return_prob: np.ndarray,
+) -> pa.Table:
+    after_dropout = np.minimum(dropout + 120.0, n_days)  # a few visits after they stop
+    kinds, custs, days, values = [], [], [], []
+
+    def add(kind: int, cust: np.ndarray, day: np.ndarray, value: np.ndarray | None = None) -> None:
+        kinds.append(np.full(len(cust), kind))
+        custs.append(cust)
+        days.append(day)
+        values.append(np.full(len(cust), np.nan) if value is None else value)
+
+    flat = lambda d: np.ones_like(d)  # noqa: E731
+    c, d = _thinned_process(
+        rng,
+        rate * engagement * 1.5,
+        signup,
+        after_dropout,
+        flat,
+        _ENGAGEMENT_FADE_DAYS,
+        dropout,
+        0.03,
+    )
+    add(0, c, d)
+    c, d = _thinned_process(
+        rng,
+        np.full(len(rate), 1 / 30.0),
+        signup,
+        after_dropout,
+        flat,
+        _ENGAGEMENT_FADE_DAYS,
+        dropout,
+        0.1,
+    )
+    add(1, c, d)
+    c, d = _thinned_process(
+        rng,
+        return_prob * 0.03 + 0.0005,
+        signup,
+        np.minimum(dropout, n_days),
+        flat,
+        1.0,
+        dropout,
+        1.0,
+    )
+    add(2, c, d)
+    c, d = _thinned_process(
+        rng,
+        np.full(len(rate), 1 / 180.0),
+        signup,
+        np.minimum(dropout, n_days),
+        flat,
+        1.0,
+        dropout,
+        1.0,
+    )
+    closeness = np.clip((dropout[c] - d) / 120.0, 0.0, 1.0)
+    nps = np.clip(np.round(rng.normal(5.0 + 4.0 * closeness - 20.0 * return_prob[c], 1.5)), 0, 10)
+    add(3, c, d, nps)
+
+    kind = np.concatenate(kinds)
+    cust = np.concatenate(custs)
+    seconds = (np.concatenate(days) * _DAY_S).astype(np.int64)
+    value = np.concatenate(values)
+    order = np.lexsort((kind, cust, seconds))
+    names = np.array(["session", "email_open", "support_ticket", "nps"])
+    return pa.table(
+        {
+            "customer_id": _ids("C", cust[order], 7),
+            "occurred_at": _timestamps(start, seconds[order]),
+            "event_type": pa.array(names[kind[order]]),
+            "value": pa.array(value[order], mask=np.isnan(value[order])),
+        }
+    )
+
+
+def _ids(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
+    text = pc.utf8_lpad(pc.cast(pa.array(numbers + 1, pa.int64()), pa.string()), width, "0")
+    return pc.binary_join_element_wise(pa.scalar(prefix), text, "")
+
+
+def _timestamps(start: dt.date, seconds: np.ndarray) -> pa.Array:
+    base = np.datetime64(start, "s")
+    return pa.array((base + seconds.astype("timedelta64[s]")).astype("datetime64[us]"))

@@ -1,0 +1,257 @@
+"""Wiring of the pure steps with IO: validate, train, score, demo. No logic of its own.
+
+Each ``run_*`` function reads what it needs, calls the library, writes what it
+produces, and returns a small result object for the CLI to print. ``on_step`` is
+called with a short description before each long step (the CLI shows it as progress).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from churnkit import tracking
+from churnkit.config import Config, load_config
+from churnkit.data import load_data, load_orders, summarise_orders
+from churnkit.data.generator import generate_data, write_generated
+from churnkit.errors import DataError
+from churnkit.features import FeatureSpec, build_features
+from churnkit.features.snapshots import data_end_date, observed_as_of_dates
+from churnkit.scoring import rank_at_risk, resolve_as_of, score_customers, write_partition
+from churnkit.training import (
+    CRR_BASELINE,
+    MODEL,
+    TrainingResult,
+    split_snapshots,
+    train_churn_model,
+)
+from churnkit.training.metrics import score_metrics
+
+__all__ = [
+    "DemoOutcome",
+    "ScoringOutcome",
+    "TrainingOutcome",
+    "run_demo",
+    "run_scoring",
+    "run_training",
+    "run_validation",
+]
+
+Step = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    result: TrainingResult
+    run: tracking.LoggedRun
+    promoted: bool
+    promotion_reason: str
+    export_dir: Path
+    data_summary: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ScoringOutcome:
+    partition: Path
+    as_of: dt.date
+    ranked: pd.DataFrame
+    manifest: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DemoOutcome:
+    config_path: Path
+    data_dir: Path
+    training: TrainingOutcome
+    scoring: ScoringOutcome
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def run_validation(cfg: Config) -> dict[str, Any]:
+    """Check the config's data against the contract; summarise tables and snapshots."""
+    tables = load_data(cfg.data)
+    orders = tables.orders
+    dates = observed_as_of_dates(
+        orders["ordered_at"].min().date(), data_end_date(orders), cfg.snapshots
+    )
+    split = split_snapshots(
+        dates,
+        horizon_days=cfg.snapshots.horizon_days,
+        n_validation=cfg.snapshots.validation_snapshots,
+        n_test=cfg.snapshots.test_snapshots,
+    )
+    summary: dict[str, Any] = {"orders": summarise_orders(orders)}
+    for name in ("events", "customers"):
+        table = getattr(tables, name)
+        if table is not None:
+            summary[name] = {"rows": len(table), "customers": int(table["customer_id"].nunique())}
+    summary["snapshots"] = {
+        "train": [d.isoformat() for d in split.train],
+        "validation": [d.isoformat() for d in split.validation],
+        "test": [d.isoformat() for d in split.test],
+    }
+    return summary
+
+
+def run_training(cfg: Config, *, config_text: str, on_step: Step = _quiet) -> TrainingOutcome:
+    """Load, build features, train, log to MLflow, register, export and maybe promote.
+
+    The data is fully validated before anything is written to MLflow, so bad data
+    leaves no run and no model version behind.
+    """
+    on_step("reading and validating data")
+    orders = load_data(cfg.data).orders
+    data_summary = summarise_orders(orders)
+    dates = observed_as_of_dates(
+        orders["ordered_at"].min().date(), data_end_date(orders), cfg.snapshots
+    )
+    split = split_snapshots(
+        dates,
+        horizon_days=cfg.snapshots.horizon_days,
+        n_validation=cfg.snapshots.validation_snapshots,
+        n_test=cfg.snapshots.test_snapshots,
+    )
+    spec = FeatureSpec.from_config(cfg)
+    used = [*split.train, *split.validation, *split.test]
+    on_step(f"building features for {len(used)} snapshots")
+    dataset = build_features(orders, used, spec, horizon_days=cfg.snapshots.horizon_days)
+    on_step(f"training LightGBM on {int(dataset['as_of'].isin(split.train).sum())} rows")
+    result = train_churn_model(dataset, split, cfg.model, spec)
+    data_summary["snapshot_rows"] = len(dataset)
+
+    on_step("logging the run and registering the model in MLflow")
+    champion = tracking.champion_version(cfg)
+    run = tracking.log_training_run(result, cfg, config_text=config_text, data_summary=data_summary)
+    result.model.metadata.update(
+        model_name=run.model_name, model_version=run.version, run_id=run.run_id
+    )
+    export_dir = tracking.export_bundle(result.model, cfg.models_dir, run.model_name, run.version)
+
+    promoted, reason = _decide_promotion(cfg, result, orders, champion)
+    if promoted:
+        tracking.promote(cfg, run.version, reason=reason)
+    return TrainingOutcome(result, run, promoted, reason, export_dir, data_summary)
+
+
+def _decide_promotion(
+    cfg: Config, result: TrainingResult, orders: pd.DataFrame, champion: str | None
+) -> tuple[bool, str]:
+    ours = result.metrics[MODEL]
+    if not result.beats_baseline:
+        base = result.metrics[CRR_BASELINE]
+        return False, (
+            f"does not beat the CRR baseline (PR-AUC {ours['pr_auc']:.4f} vs {base['pr_auc']:.4f}, "
+            f"lift@10% {ours['lift_10']:.3f} vs {base['lift_10']:.3f})"
+        )
+    if champion is None:
+        return True, "first model that beats the CRR baseline"
+    incumbent = tracking.load_model(cfg, f"models:/{cfg.mlflow.registered_model_name}/{champion}")
+    test = result.test_predictions
+    features = build_features(
+        orders,
+        sorted(set(test["as_of"])),
+        incumbent.feature_spec,
+        horizon_days=cfg.snapshots.horizon_days,
+    )
+    theirs = score_metrics(features["churned"].to_numpy(), incumbent.predict_proba(features))
+    if ours["pr_auc"] > theirs["pr_auc"]:
+        return True, (
+            f"beats champion v{champion} on the same test snapshots "
+            f"(PR-AUC {ours['pr_auc']:.4f} vs {theirs['pr_auc']:.4f})"
+        )
+    return False, (
+        f"does not beat champion v{champion} on the same test snapshots "
+        f"(PR-AUC {ours['pr_auc']:.4f} vs {theirs['pr_auc']:.4f})"
+    )
+
+
+def run_scoring(
+    cfg: Config, *, as_of: dt.date | None = None, on_step: Step = _quiet
+) -> ScoringOutcome:
+    """Score the population at ``as_of`` with the configured model; write the partition.
+
+    ``as_of`` defaults to the day after the latest order. A requested ``as_of`` more
+    than ``scoring.max_staleness_days`` after the data's end is refused.
+    """
+    started = time.perf_counter()
+    on_step("loading the model")
+    model = tracking.load_model(cfg)
+    on_step("reading and validating orders")
+    orders = load_orders(cfg.data)
+    data_end = data_end_date(orders)
+    as_of = resolve_as_of(as_of, data_end, cfg.scoring.max_staleness_days)
+    on_step(f"building features at {as_of}")
+    features = build_features(orders, [as_of], model.feature_spec)
+    if features.empty:
+        raise DataError(
+            f"no customer has a qualifying order in the {model.feature_spec.activity_days} days "
+            f"before {as_of}; the data runs from {orders['ordered_at'].min().date()} to "
+            f"{data_end - dt.timedelta(days=1)}. Choose an --as-of inside that range."
+        )
+    on_step(f"scoring {len(features)} customers")
+    ranked = rank_at_risk(score_customers(model, features))
+    manifest = {
+        "as_of": as_of.isoformat(),
+        "model_name": model.metadata.get("model_name", ""),
+        "model_version": model.metadata.get("model_version", ""),
+        "run_id": model.metadata.get("run_id", ""),
+        "feature_schema_hash": _schema_hash(model.feature_names, model.feature_spec),
+        "rows": len(ranked),
+        "data": {**summarise_orders(orders), "data_end": data_end.isoformat()},
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    on_step("writing the partition")
+    partition = write_partition(ranked, cfg.scoring.output_dir, as_of=as_of, manifest=manifest)
+    return ScoringOutcome(partition, as_of, ranked, manifest)
+
+
+def run_demo(
+    directory: Path, *, customers: int = 10_000, seed: int = 7, on_step: Step = _quiet
+) -> DemoOutcome:
+    """Generate data into ``directory``, write a config there, train, then score."""
+    directory.mkdir(parents=True, exist_ok=True)
+    on_step(f"generating {customers} customers")
+    data_dir = directory / "data"
+    files = write_generated(generate_data(customers, seed=seed), data_dir)
+    config_path = directory / "churnkit.yaml"
+    config_text = yaml.safe_dump(demo_config_dict("data"), sort_keys=False)
+    config_path.write_text(config_text, encoding="utf-8")
+    cfg = load_config(config_path)
+    training = run_training(cfg, config_text=config_text, on_step=on_step)
+    scoring = run_scoring(cfg, on_step=on_step)
+    return DemoOutcome(config_path, data_dir, training, scoring, files)
+
+
+def demo_config_dict(data_dir: str) -> dict[str, Any]:
+    """The config the demo writes beside its generated data."""
+    return {
+        "data": {
+            "orders": {"path": f"{data_dir}/orders.parquet"},
+            "events": {"path": f"{data_dir}/events.parquet"},
+            "customers": {
+                "path": f"{data_dir}/customers.parquet",
+                "attributes": ["loyalty_tier", "acquisition_channel", "country"],
+            },
+        },
+        "snapshots": {"horizon_days": 90, "activity_days": 365, "frequency": "month"},
+        "mlflow": {"experiment": "churnkit-demo", "registered_model_name": "churnkit-demo"},
+        "scoring": {"output_dir": "scores", "max_staleness_days": 7},
+    }
+
+
+def _schema_hash(names: list[str], spec: FeatureSpec) -> str:
+    payload = json.dumps({"features": names, "spec": spec.model_dump(mode="json")}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]

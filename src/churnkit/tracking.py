@@ -1,0 +1,265 @@
+"""MLflow: the only module that imports it. Log runs, register, promote, load models.
+
+The tracking URI is always set explicitly: ``mlflow.tracking_uri`` from the config,
+else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<project_dir>/mlflow.db`` with
+artifacts under ``<project_dir>/mlruns``.
+
+Registry: each training run registers a version with alias ``challenger``; alias
+``champion`` is moved to it by :func:`promote` only when the pipeline decided so.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import mlflow.pyfunc
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from churnkit.config import Config, MlflowConfig
+from churnkit.errors import ConfigError, ModelNotFoundError
+from churnkit.training import TrainingResult
+from churnkit.training.model import ChurnModel
+
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "ChurnPyfunc",
+    "LoggedRun",
+    "champion_version",
+    "configure",
+    "load_model",
+    "log_training_run",
+    "promote",
+    "resolve_tracking_uri",
+]
+
+logger = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+_BUNDLE = "bundle"
+_REQUIREMENTS = ("lightgbm", "pandas", "numpy", "scikit-learn", "pydantic", "pyarrow")
+
+
+def resolve_tracking_uri(cfg: MlflowConfig, project_dir: Path, env: Mapping[str, str]) -> str:
+    """Config URI, else ``$MLFLOW_TRACKING_URI``, else SQLite in the project folder."""
+    if cfg.tracking_uri:
+        return cfg.tracking_uri
+    if env.get("MLFLOW_TRACKING_URI"):
+        return env["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{project_dir / 'mlflow.db'}"
+
+
+def configure(cfg: Config) -> str:
+    """Point MLflow at the configured store and return the URI."""
+    uri = resolve_tracking_uri(cfg.mlflow, cfg.project_dir, os.environ)
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+class ChurnPyfunc(mlflow.pyfunc.PythonModel):
+    """MLflow pyfunc: ``predict(features)`` returns churn probabilities.
+
+    It checks feature names (refusing a mismatch) and reorders columns by name, via
+    :class:`~churnkit.training.model.ChurnModel`.
+    """
+
+    def load_context(self, context: Any) -> None:
+        self.model = ChurnModel.load(Path(context.artifacts[_BUNDLE]))
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.Series:
+        return pd.Series(self.model.predict_proba(model_input), name="churn_probability")
+
+
+@dataclass(frozen=True)
+class LoggedRun:
+    """What a training run left in MLflow."""
+
+    run_id: str
+    experiment_id: str
+    model_name: str
+    version: str
+    tracking_uri: str
+
+
+def log_training_run(
+    result: TrainingResult,
+    cfg: Config,
+    *,
+    config_text: str,
+    data_summary: Mapping[str, Any],
+) -> LoggedRun:
+    """Log config, data summary, metrics and the model; register it as ``challenger``.
+
+    The run is marked FAILED and nothing is registered if anything raises before the
+    model is logged.
+    """
+    uri = configure(cfg)
+    experiment_id = _experiment_id(cfg, uri)
+    name = cfg.mlflow.registered_model_name
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.log_params(_flatten(cfg.model_dump(mode="json", exclude={"data"})))
+        mlflow.log_params(_flatten({"data": cfg.data.model_dump(mode="json")}))
+        mlflow.log_text(config_text, "config/config.yaml")
+        mlflow.log_dict(cfg.model_dump(mode="json"), "config/resolved.json")
+        mlflow.log_dict(dict(data_summary), "data/summary.json")
+        mlflow.log_text(result.snapshots.to_csv(index=False), "data/snapshots.csv")
+        mlflow.log_text(result.per_snapshot.to_csv(index=False), "metrics/per_snapshot.csv")
+        mlflow.log_dict(
+            {
+                "feature_names": result.model.feature_names,
+                "feature_spec": result.model.feature_spec.model_dump(mode="json"),
+            },
+            "model_schema/features.json",
+        )
+        mlflow.log_metrics(
+            {
+                f"test_{scorer}_{metric}": value
+                for scorer, values in result.metrics.items()
+                for metric, value in values.items()
+            }
+        )
+        mlflow.log_metric("best_iteration", result.model.metadata["best_iteration"])
+        with tempfile.TemporaryDirectory() as tmp:
+            bundle = result.model.save(Path(tmp) / _BUNDLE)
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=ChurnPyfunc(),
+                artifacts={_BUNDLE: str(bundle)},
+                pip_requirements=_pip_requirements(),
+                registered_model_name=name,
+            )
+        version = str(info.registered_model_version)
+        client = MlflowClient()
+        client.set_registered_model_alias(name, CHALLENGER, version)
+        mlflow.set_tag("churnkit.model_version", version)
+    return LoggedRun(run.info.run_id, experiment_id, name, version, uri)
+
+
+def champion_version(cfg: Config) -> str | None:
+    """The version behind alias ``champion``, or None when there is none."""
+    configure(cfg)
+    try:
+        return (
+            MlflowClient()
+            .get_model_version_by_alias(cfg.mlflow.registered_model_name, CHAMPION)
+            .version
+        )
+    except MlflowException:
+        return None
+
+
+def promote(cfg: Config, version: str, *, reason: str) -> None:
+    """Move alias ``champion`` to ``version`` and record why on the version."""
+    configure(cfg)
+    client = MlflowClient()
+    name = cfg.mlflow.registered_model_name
+    client.set_registered_model_alias(name, CHAMPION, version)
+    client.set_model_version_tag(name, version, "churnkit.promotion", reason)
+
+
+def load_model(cfg: Config, uri: str | None = None) -> ChurnModel:
+    """Load a model from a ``models:/`` URI, or from a bundle folder without MLflow.
+
+    ``uri`` defaults to ``scoring.model`` and then to ``models:/<name>@champion``.
+
+    Raises
+    ------
+    ModelNotFoundError
+        When the registry or the folder has no such model.
+    """
+    target = uri or cfg.scoring.model or f"models:/{cfg.mlflow.registered_model_name}@{CHAMPION}"
+    if not target.startswith(("models:/", "runs:/")):
+        path = Path(target)
+        if not path.is_absolute():
+            path = cfg.project_dir / path
+        return ChurnModel.load(path)
+    tracking_uri = configure(cfg)
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=target))
+    except MlflowException as err:
+        raise ModelNotFoundError(
+            f"no model at {target} in {tracking_uri}: {err.message.splitlines()[0]}. "
+            "Train one with `churnkit train CONFIG`, or set `scoring.model` to a bundle "
+            "folder under models/."
+        ) from err
+    model = ChurnModel.load(local / "artifacts" / _BUNDLE)
+    model.metadata.update(_registry_metadata(target))
+    return model
+
+
+def export_bundle(model: ChurnModel, models_dir: Path, name: str, version: str) -> Path:
+    """Write the bundle to ``models/<name>/v<version>/`` atomically (temp, then rename)."""
+    final = models_dir / name / f"v{version}"
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".v{version}-", dir=final.parent))
+    try:
+        model.save(tmp)
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return final
+
+
+def _registry_metadata(target: str) -> dict[str, str]:
+    if not target.startswith("models:/"):
+        return {}
+    name_alias = target.removeprefix("models:/")
+    client = MlflowClient()
+    if "@" in name_alias:
+        name, alias = name_alias.split("@", 1)
+        mv = client.get_model_version_by_alias(name, alias)
+    else:
+        name, version = name_alias.split("/", 1)
+        mv = client.get_model_version(name, version)
+    return {"model_name": mv.name, "model_version": str(mv.version), "run_id": mv.run_id or ""}
+
+
+def _experiment_id(cfg: Config, uri: str) -> str:
+    name = cfg.mlflow.experiment
+    try:
+        experiment = mlflow.get_experiment_by_name(name)
+    except MlflowException as err:
+        raise ConfigError(f"cannot reach the MLflow tracking store {uri}: {err.message}") from err
+    if experiment is not None:
+        return experiment.experiment_id
+    artifact_location = None
+    if uri.startswith("sqlite:"):
+        # the default would be ./mlruns relative to wherever the command runs
+        artifact_location = (cfg.project_dir / "mlruns").resolve().as_uri()
+    return mlflow.create_experiment(name, artifact_location=artifact_location)
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    flat: dict[str, str] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = json.dumps(value) if not isinstance(value, str) else value
+    return flat
+
+
+def _pip_requirements() -> list[str]:
+    return [f"{pkg}=={metadata.version(pkg)}" for pkg in _REQUIREMENTS] + [
+        f"mlflow=={metadata.version('mlflow')}"
+    ]

@@ -1,0 +1,86 @@
+"""Deterministic baselines the model has to beat, with the sklearn estimator contract."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+__all__ = ["CRRBaseline"]
+
+
+class CRRBaseline(ClassifierMixin, BaseEstimator):
+    """Churn probability = 1 - customer retention rate of the customer's segment.
+
+    ``fit`` computes, per segment over the training snapshots,
+    CRR = retained / active = 1 - churn rate, and the global CRR for segments it has
+    not seen. There is no randomness: like ``DummyClassifier``, it is a reference.
+
+    Parameters
+    ----------
+    segment_column
+        Column of ``X`` that names each customer's segment.
+
+    Attributes
+    ----------
+    crr_by_segment_ : dict[str, float]
+        Retention rate per segment seen in training.
+    active_by_segment_ : dict[str, int]
+        Active customers (rows) per segment in training.
+    global_crr_ : float
+        Retention rate over all training rows.
+    classes_ : ndarray
+        ``[0, 1]``; class 1 is ``churned``.
+    """
+
+    def __init__(self, segment_column: str = "segment") -> None:
+        self.segment_column = segment_column
+
+    def fit(self, X: pd.DataFrame, y: Any) -> CRRBaseline:
+        segments = self._segments(X)
+        churned = np.asarray(y, dtype=float)
+        if len(churned) != len(segments):
+            raise ValueError(f"X has {len(segments)} rows but y has {len(churned)}")
+        frame = pd.DataFrame({"segment": segments.to_numpy(), "retained": 1.0 - churned})
+        grouped = frame.groupby("segment", sort=True)["retained"].agg(["mean", "size"])
+        self.crr_by_segment_ = {str(k): float(v) for k, v in grouped["mean"].items()}
+        self.active_by_segment_ = {str(k): int(v) for k, v in grouped["size"].items()}
+        self.global_crr_ = float(frame["retained"].mean())
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Columns: P(retained), P(churned)."""
+        crr = self._segments(X).map(self.crr_by_segment_).astype(float)
+        retained = crr.fillna(self.global_crr_).to_numpy()
+        return np.column_stack([retained, 1.0 - retained])
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fitted table, for storing with a model."""
+        return {
+            "segment_column": self.segment_column,
+            "crr_by_segment": self.crr_by_segment_,
+            "active_by_segment": self.active_by_segment_,
+            "global_crr": self.global_crr_,
+        }
+
+    @classmethod
+    def from_dict(cls, table: dict[str, Any]) -> CRRBaseline:
+        baseline = cls(segment_column=table["segment_column"])
+        baseline.crr_by_segment_ = dict(table["crr_by_segment"])
+        baseline.active_by_segment_ = dict(table["active_by_segment"])
+        baseline.global_crr_ = float(table["global_crr"])
+        baseline.classes_ = np.array([0, 1])
+        return baseline
+
+    def _segments(self, X: pd.DataFrame) -> pd.Series:
+        if self.segment_column not in X:
+            raise ValueError(
+                f"CRRBaseline needs column {self.segment_column!r}; got {list(X.columns)}"
+            )
+        return X[self.segment_column].astype(str)

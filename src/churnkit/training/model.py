@@ -1,0 +1,160 @@
+"""The churn model: a LightGBM booster with its feature spec and CRR baseline.
+
+A :class:`ChurnModel` is what crosses from training to scoring. It is saved as a
+folder (a *bundle*): ``booster.txt`` in LightGBM's own text format and
+``model.json`` with the feature names, the feature spec and the baseline table. The
+MLflow pyfunc in :mod:`churnkit.tracking` wraps the same bundle.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from churnkit.config import ModelConfig
+from churnkit.errors import FeatureMismatchError, ModelNotFoundError
+from churnkit.features import ID_COLUMNS, INFO_COLUMNS, LABEL_COLUMN, FeatureSpec
+from churnkit.training.baselines import CRRBaseline
+
+__all__ = ["ChurnModel", "fit_booster", "lightgbm_params"]
+
+logger = logging.getLogger(__name__)
+
+BOOSTER_FILE = "booster.txt"
+META_FILE = "model.json"
+_KNOWN_NON_FEATURES = {*ID_COLUMNS, *INFO_COLUMNS, LABEL_COLUMN}
+
+
+def lightgbm_params(cfg: ModelConfig) -> dict[str, Any]:
+    """Deterministic LightGBM parameters for a binary churn model."""
+    return {
+        "objective": "binary",
+        "metric": "binary_logloss",
+        "learning_rate": cfg.learning_rate,
+        "num_leaves": cfg.num_leaves,
+        "min_data_in_leaf": cfg.min_child_samples,
+        "feature_fraction": cfg.feature_fraction,
+        "lambda_l2": cfg.lambda_l2,
+        "seed": cfg.seed,
+        "num_threads": cfg.num_threads,
+        "deterministic": True,
+        "force_row_wise": True,
+        "verbosity": -1,
+    }
+
+
+def fit_booster(
+    X_train: pd.DataFrame,
+    y_train: np.ndarray,
+    X_valid: pd.DataFrame,
+    y_valid: np.ndarray,
+    cfg: ModelConfig,
+) -> lgb.Booster:
+    """Fit LightGBM with early stopping on the (out-of-time) validation rows."""
+    train_set = lgb.Dataset(X_train, label=y_train, free_raw_data=True)
+    valid_set = lgb.Dataset(X_valid, label=y_valid, reference=train_set)
+    booster = lgb.train(
+        lightgbm_params(cfg),
+        train_set,
+        num_boost_round=cfg.max_rounds,
+        valid_sets=[valid_set],
+        valid_names=["validation"],
+        callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)],
+    )
+    logger.info("LightGBM stopped at iteration %d", booster.best_iteration)
+    return booster
+
+
+@dataclass
+class ChurnModel:
+    """A trained booster plus what scoring needs to use it safely.
+
+    ``predict_proba`` takes a features frame, checks its column names against the
+    training features (refusing a mismatch, listing both sides), reorders by name, and
+    returns churn probabilities.
+    """
+
+    booster: lgb.Booster
+    feature_names: list[str]
+    feature_spec: FeatureSpec
+    baseline: CRRBaseline
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        """Churn probability per row of ``features``."""
+        X = self.select_features(features)
+        return self.booster.predict(X, validate_features=True)
+
+    def baseline_proba(self, features: pd.DataFrame) -> np.ndarray:
+        """CRR-baseline churn probability per row of ``features``."""
+        return self.baseline.predict_proba(features)[:, 1]
+
+    def select_features(self, features: pd.DataFrame) -> pd.DataFrame:
+        """The model's feature columns of ``features``, in training order.
+
+        Raises
+        ------
+        FeatureMismatchError
+            When a feature is missing or an unknown column is present.
+        """
+        columns = list(features.columns)
+        missing = [c for c in self.feature_names if c not in columns]
+        unknown = [
+            c for c in columns if c not in self.feature_names and c not in _KNOWN_NON_FEATURES
+        ]
+        if missing or unknown:
+            raise FeatureMismatchError(
+                "the features do not match the model's: "
+                f"missing {missing}, unexpected {unknown}; the model expects "
+                f"{self.feature_names}. Rebuild features from the model's feature spec "
+                "(churnkit score does this) or score with the model they were built for."
+            )
+        return features[self.feature_names].astype("float64")
+
+    def save(self, path: Path) -> Path:
+        """Write the bundle folder: ``booster.txt`` and ``model.json``."""
+        path.mkdir(parents=True, exist_ok=True)
+        self.booster.save_model(
+            str(path / BOOSTER_FILE), num_iteration=self.booster.best_iteration or None
+        )
+        meta = {
+            "feature_names": self.feature_names,
+            "feature_spec": self.feature_spec.model_dump(mode="json"),
+            "baseline": self.baseline.to_dict(),
+            "metadata": self.metadata,
+        }
+        (path / META_FILE).write_text(
+            json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> ChurnModel:
+        """Read a bundle written by :meth:`save`.
+
+        Raises
+        ------
+        ModelNotFoundError
+            When the folder holds no bundle.
+        """
+        if not (path / BOOSTER_FILE).is_file() or not (path / META_FILE).is_file():
+            raise ModelNotFoundError(
+                f"no churnkit model bundle at {str(path)!r} (expected {BOOSTER_FILE} and "
+                f"{META_FILE}); train one with `churnkit train` or point `scoring.model` at "
+                "a models:/NAME@ALIAS URI"
+            )
+        meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+        return cls(
+            booster=lgb.Booster(model_file=str(path / BOOSTER_FILE)),
+            feature_names=list(meta["feature_names"]),
+            feature_spec=FeatureSpec.model_validate(meta["feature_spec"]),
+            baseline=CRRBaseline.from_dict(meta["baseline"]),
+            metadata=dict(meta.get("metadata", {})),
+        )
