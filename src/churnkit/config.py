@@ -219,11 +219,12 @@ class ScoringConfig(_Frozen):
 class Config(_Frozen):
     project_dir: ResolvedPath = Field(default=Path("."), validate_default=True)
     data: DataConfig
-    snapshots: SnapshotConfig = SnapshotConfig()
-    features: FeatureConfig = FeatureConfig()
-    model: ModelConfig = ModelConfig()
-    mlflow: MlflowConfig = MlflowConfig()
-    scoring: ScoringConfig = ScoringConfig()
+    # sections default to {} and are validated, so their paths resolve like given ones
+    snapshots: SnapshotConfig = Field(default_factory=dict, validate_default=True)
+    features: FeatureConfig = Field(default_factory=dict, validate_default=True)
+    model: ModelConfig = Field(default_factory=dict, validate_default=True)
+    mlflow: MlflowConfig = Field(default_factory=dict, validate_default=True)
+    scoring: ScoringConfig = Field(default_factory=dict, validate_default=True)
 
     @property
     def models_dir(self) -> Path:

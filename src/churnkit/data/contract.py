@@ -47,8 +47,16 @@ def validate_orders(raw: RawTable, cfg: DataConfig) -> pd.DataFrame:
         frame["status"] = frame["status"].map(mapping)
     else:
         frame["status"] = "completed"
+    negative = frame["amount"] < 0
     if cfg.on_negative_amount == "treat_as_return":
-        frame.loc[frame["amount"] < 0, "status"] = "returned"
+        frame.loc[negative, "status"] = "returned"
+    elif (negative & (frame["status"] != "returned")).any():
+        bad = frame.loc[negative & (frame["status"] != "returned"), "amount"]
+        problems.append(
+            f"orders.amount: {len(bad)} negative amount(s) on orders not marked as returns, "
+            f"e.g. {bad.head(_EXAMPLES).tolist()}; mark them in the status column or set "
+            "`data.on_negative_amount: treat_as_return`"
+        )
     frame["status"] = (
         frame["status"]
         .astype("category")
@@ -63,12 +71,7 @@ def validate_orders(raw: RawTable, cfg: DataConfig) -> pd.DataFrame:
     }
     if "order_id" in frame:
         columns["order_id"] = pa.Column(str, nullable=False, unique=True, report_duplicates="all")
-    negative_not_return = pa.Check(
-        lambda df: ~((df["amount"] < 0) & (df["status"] != "returned")),
-        error="negative amount on an order not marked as a return "
-        "(set `data.on_negative_amount: treat_as_return` to count them as returns)",
-    )
-    schema = pa.DataFrameSchema(columns, checks=[negative_not_return], strict=False, name="orders")
+    schema = pa.DataFrameSchema(columns, strict=False, name="orders")
     return _validate(raw.name, frame, schema, problems)
 
 
@@ -103,14 +106,15 @@ def _validate(
         try:
             frame = schema.validate(frame, lazy=True)
         except SchemaErrors as err:
-            problems += _summarise(name, err.failure_cases)
+            unparsable = {p.split(":")[0].split(".", 1)[-1] for p in problems}
+            problems += _summarise(name, err.failure_cases, unparsable)
     if problems:
         header = f"{name} breaks the data contract ({len(problems)} problem(s)):"
         raise DataError("\n  - ".join([header, *problems]))
     return frame
 
 
-def _summarise(name: str, cases: pd.DataFrame) -> list[str]:
+def _summarise(name: str, cases: pd.DataFrame, unparsable: set[str]) -> list[str]:
     lines = []
     cases = cases.assign(
         column=cases["column"].fillna("(table)").astype(str),
@@ -119,6 +123,8 @@ def _summarise(name: str, cases: pd.DataFrame) -> list[str]:
     for (column, check), group in cases.groupby(["column", "check"], sort=True, observed=True):
         examples = group["failure_case"].dropna().astype(str).unique()[:_EXAMPLES].tolist()
         what = _CHECK_WORDS.get(check.split("(")[0], check)
+        if what == "null values" and column in unparsable:
+            what = "null values (including the unparsable ones above)"
         where = f"{name}.{column}" if column != "(table)" and column != name else name
         rows = group["index"].dropna().unique()[:_EXAMPLES].tolist()
         example_text = f", e.g. {examples}" if examples else ""

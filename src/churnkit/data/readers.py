@@ -117,7 +117,11 @@ def _scan(
             return con.table(f"src.{_quote(source.table or '')}")
         target = str(path / "**" / "*.parquet") if path.is_dir() else str(path)
         if fmt == "csv":
-            return con.read_csv(target)
+            # Read text into a temp table and cast afterwards with TRY_CAST, so bad values
+            # are counted, not fatal: DuckDB pushes casts on a CSV scan down into the
+            # reader, where they become strict.
+            con.read_csv(target, all_varchar=True).create("csv_source")
+            return con.table("csv_source")
         return con.read_parquet(target, hive_partitioning=path.is_dir())
     except duckdb.Error as err:
         first_line = str(err).splitlines()[0]

@@ -1,0 +1,113 @@
+"""Shared fixtures: hand-written orders, a small generated data set, a fast MLflow store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+from churnkit.config import Config, load_config
+from churnkit.data.generator import generate_data, write_generated
+
+GENERATED_CUSTOMERS = 3000
+GENERATED_SEED = 3
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test runs in its own folder with no tracking URI from the environment."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+def ts(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text)
+
+
+@pytest.fixture
+def hand_orders() -> pd.DataFrame:
+    """Ten orders whose features at 2024-04-01 are worked out by hand in test_features."""
+    rows = [
+        ("A", "2024-01-01 10:00", 10.0, "completed"),
+        ("A", "2024-02-15 00:00", 20.0, "completed"),
+        ("A", "2024-03-20 12:00", 30.0, "completed"),
+        ("A", "2024-03-25 09:00", 40.0, "returned"),
+        ("A", "2024-04-01 00:00", 50.0, "completed"),  # exactly at as_of: label only
+        ("B", "2023-03-01 08:00", 100.0, "completed"),
+        ("B", "2024-03-31 23:59", 5.0, "completed"),
+        ("B", "2024-06-29 12:00", 8.0, "completed"),  # inside the label window
+        ("C", "2023-01-15 12:00", 60.0, "completed"),  # inactive: > 365 days before
+        ("D", "2024-03-01 12:00", 15.0, "cancelled"),  # no qualifying order
+        ("E", "2023-04-02 00:00", 70.0, "completed"),  # exactly as_of - 365 days: active
+        ("E", "2024-06-30 00:00", 10.0, "completed"),  # exactly at the label window's end
+    ]
+    frame = pd.DataFrame(rows, columns=["customer_id", "ordered_at", "amount", "status"])
+    frame["ordered_at"] = pd.to_datetime(frame["ordered_at"])
+    return frame
+
+
+HAND_AS_OF = dt.date(2024, 4, 1)
+
+
+@pytest.fixture(scope="session")
+def generated_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Orders, events and customers of a few thousand generated customers."""
+    out = tmp_path_factory.mktemp("generated")
+    write_generated(generate_data(GENERATED_CUSTOMERS, seed=GENERATED_SEED), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def _migrated_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow SQLite store migrated once; each test copies it (5 s -> 0.07 s)."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{path}")
+    MlflowClient().search_experiments()
+    mlflow.set_tracking_uri(previous)
+    return path
+
+
+def write_config(project: Path, data_dir: Path, **overrides: Any) -> Path:
+    """Write a training/scoring config for generated data into ``project``."""
+    raw: dict[str, Any] = {
+        "data": {"orders": {"path": str(data_dir / "orders.parquet")}},
+        "snapshots": {"horizon_days": 90, "activity_days": 365},
+        "model": {"seed": 11},
+        "mlflow": {"experiment": "tests", "registered_model_name": "churn-test"},
+        "scoring": {"output_dir": "scores"},
+    }
+    for section, values in overrides.items():
+        raw.setdefault(section, {}).update(values)
+    project.mkdir(parents=True, exist_ok=True)
+    path = project / "churnkit.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def project(tmp_path: Path, generated_dir: Path, _migrated_mlflow_db: Path) -> Config:
+    """A config on the generated data, with its own pre-migrated MLflow store."""
+    root = tmp_path / "project"
+    root.mkdir()
+    shutil.copy(_migrated_mlflow_db, root / "mlflow.db")
+    return load_config(write_config(root, generated_dir))
+
+
+@pytest.fixture
+def fresh_store(_migrated_mlflow_db: Path):
+    """Copy the migrated store into a folder; returns a function of the folder."""
+
+    def copy_into(folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        return Path(shutil.copy(_migrated_mlflow_db, folder / "mlflow.db"))
+
+    return copy_into

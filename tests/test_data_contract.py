@@ -1,0 +1,135 @@
+"""Reading and validating the data contract: one message with every problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from churnkit.config import config_from_dict
+from churnkit.data import load_data, load_orders
+from churnkit.errors import DataError
+
+
+def _orders_csv(tmp_path: Path, rows: list[tuple], header: str) -> Path:
+    path = tmp_path / "orders.csv"
+    lines = [header] + [",".join(str(v) for v in row) for row in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _cfg(tmp_path: Path, **data):
+    return config_from_dict({"data": data}, base_dir=tmp_path, config_file="train.yaml").data
+
+
+GOOD = [
+    ("o1", "c1", "2024-01-01 10:00:00", 10.5, "paid"),
+    ("o2", "c1", "2024-02-01 10:00:00", -3.0, "refund"),
+    ("o3", "c2", "2024-02-03 00:00:00", 7.0, "paid"),
+]
+
+
+def test_user_column_names_are_mapped_to_canonical_ones(tmp_path):
+    _orders_csv(tmp_path, GOOD, "id,cust,created,total,state")
+    cfg = _cfg(
+        tmp_path,
+        orders={
+            "path": "orders.csv",
+            "columns": {
+                "order_id": "id",
+                "customer_id": "cust",
+                "ordered_at": "created",
+                "amount": "total",
+                "status": "state",
+            },
+            "status_values": {"paid": "completed", "refund": "returned"},
+        },
+    )
+    orders = load_orders(cfg)
+    assert orders["customer_id"].tolist() == ["c1", "c1", "c2"]
+    assert orders["status"].astype(str).tolist() == ["completed", "returned", "completed"]
+    assert orders["amount"].tolist() == [10.5, -3.0, 7.0]
+    assert orders["ordered_at"].iloc[0] == pd.Timestamp("2024-01-01 10:00:00")
+
+
+def test_a_missing_mapped_column_names_the_column_and_the_config_key(tmp_path):
+    _orders_csv(tmp_path, [r[:4] for r in GOOD], "order_id,customer_id,ordered_at,total")
+    cfg = _cfg(tmp_path, orders={"path": "orders.csv"})
+    with pytest.raises(DataError) as info:
+        load_orders(cfg)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "orders is missing column 'amount'" in message
+    assert "got ['order_id', 'customer_id', 'ordered_at', 'total']" in message
+    assert "`data.orders.columns.amount` of train.yaml" in message
+
+
+def test_every_contract_violation_is_reported_at_once(tmp_path):
+    rows = [
+        ("o1", "c1", "2024-01-01", 10.0, "completed"),
+        ("o1", "c2", "2024-01-02", -5.0, "completed"),  # duplicate id, negative amount
+        ("o3", "", "not a date", "abc", "lost"),  # null id, bad date, bad amount, bad status
+    ]
+    _orders_csv(tmp_path, rows, "order_id,customer_id,ordered_at,amount,status")
+    cfg = _cfg(tmp_path, orders={"path": "orders.csv"})
+    with pytest.raises(DataError) as info:
+        load_orders(cfg)
+    message = str(info.value)
+    assert message.startswith("orders breaks the data contract")
+    assert "orders.ordered_at: 1 value(s) do not parse as timestamp, e.g. ['not a date']" in message
+    assert "orders.amount: 1 value(s) do not parse as double, e.g. ['abc']" in message
+    assert "['lost']" in message and "status_values" in message
+    assert "orders.order_id" in message and "duplicate" in message
+    assert "orders.customer_id" in message and "null" in message
+    assert "1 negative amount(s) on orders not marked as returns, e.g. [-5.0]" in message
+
+
+def test_negative_amounts_can_be_declared_returns(tmp_path):
+    rows = [("o1", "c1", "2024-01-01", 10.0), ("o2", "c1", "2024-01-05", -10.0)]
+    _orders_csv(tmp_path, rows, "order_id,customer_id,ordered_at,amount")
+    strict = _cfg(tmp_path, orders={"path": "orders.csv"})
+    with pytest.raises(DataError, match="treat_as_return"):
+        load_orders(strict)
+    lenient = _cfg(tmp_path, orders={"path": "orders.csv"}, on_negative_amount="treat_as_return")
+    assert load_orders(lenient)["status"].astype(str).tolist() == ["completed", "returned"]
+
+
+def test_naive_timestamps_are_read_in_the_configured_zone_and_stored_as_utc(tmp_path):
+    _orders_csv(
+        tmp_path,
+        [("o1", "c1", "2024-07-01 02:00:00", 1.0)],
+        "order_id,customer_id,ordered_at,amount",
+    )
+    cfg = _cfg(tmp_path, orders={"path": "orders.csv"}, timezone="Europe/Berlin")
+    # 02:00 in Berlin summer time is 00:00 UTC
+    assert load_orders(cfg)["ordered_at"].iloc[0] == pd.Timestamp("2024-07-01 00:00:00")
+
+
+def test_a_missing_file_names_the_config_key(tmp_path):
+    with pytest.raises(DataError, match=r"does not exist; check `data.orders.path`"):
+        load_orders(_cfg(tmp_path, orders={"path": "nowhere.parquet"}))
+
+
+def test_generated_tables_pass_the_contract(generated_dir):
+    cfg = _cfg(
+        generated_dir,
+        orders={"path": "orders.parquet"},
+        events={"path": "events.parquet"},
+        customers={"path": "customers.parquet", "attributes": ["loyalty_tier", "country"]},
+    )
+    tables = load_data(cfg)
+    assert len(tables.orders) > 10 * 1000
+    assert set(tables.orders["status"].astype(str)) == {"completed", "returned", "cancelled"}
+    assert {"session", "email_open", "support_ticket", "nps"} == set(tables.events["event_type"])
+    assert {"loyalty_tier", "country"} <= set(tables.customers.columns)
+
+
+def test_an_empty_events_table_is_refused(tmp_path):
+    (tmp_path / "events.csv").write_text("customer_id,occurred_at,event_type\n", encoding="utf-8")
+    _orders_csv(
+        tmp_path, [("o1", "c1", "2024-01-01", 1.0)], "order_id,customer_id,ordered_at,amount"
+    )
+    cfg = _cfg(tmp_path, orders={"path": "orders.csv"}, events={"path": "events.csv"})
+    with pytest.raises(DataError, match="(?s)events breaks the data contract.*no rows"):
+        load_data(cfg)
