@@ -65,14 +65,10 @@ def generated_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def _migrated_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An MLflow SQLite store migrated once; each test copies it (5 s -> 0.07 s)."""
-    import mlflow
     from mlflow.tracking import MlflowClient
 
     path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{path}")
-    MlflowClient().search_experiments()
-    mlflow.set_tracking_uri(previous)
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
     return path
 
 

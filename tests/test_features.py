@@ -7,9 +7,9 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from tests.conftest import HAND_AS_OF
 
 from churnkit.features import FeatureSpec, build_features, feature_names
-from tests.conftest import HAND_AS_OF
 
 SPEC = FeatureSpec(windows_days=(30, 90), activity_days=365)
 

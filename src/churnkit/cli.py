@@ -246,13 +246,17 @@ def demo(
     _report_training(outcome.training)
     _print_at_risk(outcome.scoring.ranked, 10)
     db = outcome.training.run.tracking_uri
-    out.print()
-    out.print(f"data      {outcome.data_dir}/")
-    out.print(f"config    {outcome.config_path}")
-    out.print(f"model     {outcome.training.export_dir}/")
-    out.print(f"scores    {outcome.scoring.partition}/")
-    out.print(f"MLflow UI mlflow ui --backend-store-uri {db}   (then open http://127.0.0.1:5000)")
-    out.print(f"next      churnkit score {outcome.config_path}")
+    lines = [
+        "",
+        f"data      {outcome.data_dir}/",
+        f"config    {outcome.config_path}",
+        f"model     {outcome.training.export_dir}/",
+        f"scores    {outcome.scoring.partition}/",
+        f"MLflow UI mlflow ui --backend-store-uri {db}   (then open http://127.0.0.1:5000)",
+        f"next      churnkit score {outcome.config_path}",
+    ]
+    for line in lines:
+        out.print(line, soft_wrap=True, highlight=False)
 
 
 def _report_training(outcome: Any) -> None:
@@ -285,7 +289,7 @@ def _report_training(outcome: Any) -> None:
         f"registered {outcome.run.model_name} v{outcome.run.version} as [bold]{alias}[/]: "
         f"{outcome.promotion_reason}"
     )
-    out.print(f"run {outcome.run.run_id} in {outcome.run.tracking_uri}")
+    out.print(f"run {outcome.run.run_id} in {outcome.run.tracking_uri}", soft_wrap=True)
 
 
 def _print_at_risk(ranked: Any, top: int) -> None:

@@ -10,6 +10,8 @@ Registry: each training run registers a version with alias ``challenger``; alias
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
@@ -67,8 +69,15 @@ def configure(cfg: Config) -> str:
     uri = resolve_tracking_uri(cfg.mlflow, cfg.project_dir, os.environ)
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    # MLflow 3 also writes the URI into $MLFLOW_TRACKING_URI; undo that, or the first
+    # store configured in a process would override every later config's own.
+    before = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
     return uri
 
 
@@ -135,7 +144,8 @@ def log_training_run(
             }
         )
         mlflow.log_metric("best_iteration", result.model.metadata["best_iteration"])
-        with tempfile.TemporaryDirectory() as tmp:
+        chatter = io.StringIO()  # MLflow prints registration notices to stderr
+        with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stderr(chatter):
             bundle = result.model.save(Path(tmp) / _BUNDLE)
             info = mlflow.pyfunc.log_model(
                 name="model",
@@ -144,6 +154,7 @@ def log_training_run(
                 pip_requirements=_pip_requirements(),
                 registered_model_name=name,
             )
+        logger.debug("mlflow: %s", chatter.getvalue().strip())
         version = str(info.registered_model_version)
         client = MlflowClient()
         client.set_registered_model_alias(name, CHALLENGER, version)

@@ -90,6 +90,8 @@ class ChurnModel:
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """Churn probability per row of ``features``."""
         X = self.select_features(features)
+        if X.empty:
+            return np.empty(0, dtype="float64")
         return self.booster.predict(X, validate_features=True)
 
     def baseline_proba(self, features: pd.DataFrame) -> np.ndarray:

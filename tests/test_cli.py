@@ -1,0 +1,115 @@
+"""The CLI is tested through its exit codes and what it prints."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+from tests.conftest import write_config
+from typer.testing import CliRunner
+
+from churnkit.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_help_lists_the_commands_and_exit_codes():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for command in ("generate", "validate", "train", "score", "demo"):
+        assert command in result.output
+    assert "quality gate (model does not beat the CRR baseline)" in " ".join(result.output.split())
+
+
+def test_python_dash_m_runs_the_same_app():
+    result = subprocess.run(
+        [sys.executable, "-m", "churnkit", "--version"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0
+    assert result.stdout.startswith("churnkit ")
+
+
+def test_train_on_data_missing_a_mapped_column_exits_2_with_one_line_and_registers_nothing(
+    tmp_path, generated_dir
+):
+    import pandas as pd
+
+    orders = pd.read_parquet(generated_dir / "orders.parquet").rename(columns={"amount": "total"})
+    orders.to_parquet(tmp_path / "orders.parquet")
+    config = write_config(tmp_path / "project", generated_dir)
+    raw = yaml.safe_load(config.read_text())
+    raw["data"]["orders"]["path"] = str(tmp_path / "orders.parquet")
+    config.write_text(yaml.safe_dump(raw))
+
+    result = invoke("train", config)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "missing column 'amount'" in lines[0]
+    assert "`data.orders.columns.amount`" in lines[0]
+    assert "Traceback" not in result.output + result.stderr
+    assert not (tmp_path / "project" / "mlflow.db").exists()
+    assert not (tmp_path / "project" / "models").exists()
+
+
+def test_a_config_with_an_unknown_key_exits_2_naming_it(tmp_path, generated_dir):
+    config = write_config(tmp_path, generated_dir, snapshots={"horizon": 30})
+    result = invoke("validate", config)
+    assert result.exit_code == 2
+    assert "`snapshots.horizon`: unknown key" in result.stderr
+
+
+def test_validate_summarises_the_data_and_the_snapshots(tmp_path, generated_dir):
+    result = invoke("validate", write_config(tmp_path, generated_dir))
+    assert result.exit_code == 0, result.stderr
+    assert "orders:" in result.output and "customers" in result.output
+    assert "validation 2025-08-01, test 2025-09-01, 2025-10-01" in result.output
+
+
+def test_scoring_without_a_trained_model_exits_2(tmp_path, generated_dir, fresh_store):
+    fresh_store(tmp_path / "p")
+    result = invoke("score", write_config(tmp_path / "p", generated_dir))
+    assert result.exit_code == 2
+    assert "no model at models:/churn-test@champion" in result.stderr
+
+
+def test_a_bad_date_exits_2(tmp_path, generated_dir):
+    result = invoke("score", write_config(tmp_path, generated_dir), "--as-of", "yesterday")
+    assert result.exit_code == 2
+    assert "--as-of 'yesterday' is not a date" in result.stderr
+
+
+def test_a_model_that_does_not_beat_the_baseline_exits_3_and_stays_challenger(
+    tmp_path, generated_dir, fresh_store
+):
+    from mlflow.tracking import MlflowClient
+
+    fresh_store(tmp_path / "p")
+    # one stump cannot rank customers as finely as the six-bucket CRR baseline
+    config = write_config(tmp_path / "p", generated_dir, model={"max_rounds": 1, "num_leaves": 2})
+    result = invoke("train", config)
+    assert result.exit_code == 3, result.output + result.stderr
+    assert "does not beat the CRR baseline" in result.stderr
+    assert "CRR baseline" in result.output  # the comparison table is printed
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'p' / 'mlflow.db'}")
+    assert {k: str(v) for k, v in client.get_registered_model("churn-test").aliases.items()} == {
+        "challenger": "1"
+    }
+
+
+@pytest.mark.parametrize("flag", ["--quiet", "--json"])
+def test_demo_runs_end_to_end(tmp_path, flag):
+    result = invoke(flag, "demo", "--dir", tmp_path / "demo", "--customers", "2000")
+    assert result.exit_code == 0, result.output + result.stderr
+    if flag == "--json":
+        assert '"promoted": true' in result.output
+    else:
+        assert "at-risk customers" in result.output
+        assert "mlflow ui --backend-store-uri sqlite:///" in result.output
+    assert list((tmp_path / "demo" / "scores").glob("as_of=*/at_risk.csv"))

@@ -1,0 +1,148 @@
+"""End to end on generated data: train into a temporary MLflow store, then score."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+from tests.conftest import write_config
+
+from churnkit import tracking
+from churnkit.config import load_config
+from churnkit.errors import FeatureMismatchError, PartitionLockedError, StaleDataError
+from churnkit.features import build_features
+from churnkit.pipelines import run_scoring, run_training
+from churnkit.scoring import SCORE_COLUMNS
+from churnkit.scoring.output import partition_lock
+from churnkit.training.model import ChurnModel
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, generated_dir, _migrated_mlflow_db):
+    """One training run and one scoring run shared by the read-only tests below."""
+    root = tmp_path_factory.mktemp("trained")
+    shutil.copy(_migrated_mlflow_db, root / "mlflow.db")
+    cfg = load_config(write_config(root, generated_dir))
+    outcome = run_training(cfg, config_text="model: {seed: 11}\n")
+    scoring = run_scoring(cfg)
+    return cfg, outcome, scoring
+
+
+def test_the_model_beats_the_crr_baseline_on_test_pr_auc(trained):
+    _, outcome, _ = trained
+    metrics = outcome.result.metrics
+    assert metrics["model"]["pr_auc"] > metrics["crr_baseline"]["pr_auc"]
+    assert metrics["model"]["lift_10"] > metrics["crr_baseline"]["lift_10"]
+    assert outcome.result.beats_baseline
+
+
+def test_the_first_model_is_registered_as_champion_and_challenger(trained):
+    cfg, outcome, _ = trained
+    tracking.configure(cfg)
+    client = MlflowClient()
+    aliases = client.get_registered_model("churn-test").aliases
+    assert aliases == {"champion": 1, "challenger": 1} or aliases == {
+        "champion": "1",
+        "challenger": "1",
+    }
+    run = client.get_run(outcome.run.run_id)
+    assert run.data.metrics["test_model_pr_auc"] == pytest.approx(
+        outcome.result.metrics["model"]["pr_auc"]
+    )
+    assert "test_crr_baseline_pr_auc" in run.data.metrics
+    assert outcome.promoted
+    assert (outcome.export_dir / "booster.txt").is_file()
+    assert outcome.export_dir == cfg.project_dir / "models" / "churn-test" / "v1"
+
+
+def test_the_registered_pyfunc_returns_the_bundle_probabilities(trained):
+    cfg, outcome, scoring = trained
+    tracking.configure(cfg)
+    pyfunc = mlflow.pyfunc.load_model("models:/churn-test@champion")
+    bundle = ChurnModel.load(outcome.export_dir)
+    features = build_features(
+        pd.read_parquet(cfg.data.orders.path),
+        [dt.date(2025, 6, 1)],
+        bundle.feature_spec,
+    )
+    assert len(features) > 500
+    np.testing.assert_allclose(pyfunc.predict(features).to_numpy(), bundle.predict_proba(features))
+    assert bundle.predict_proba(features.head(0)).shape == (0,)
+    with pytest.raises(FeatureMismatchError):
+        pyfunc.predict(features.rename(columns={"recency_days": "days_since"}))
+
+
+def test_scoring_writes_a_ranked_partition_with_a_manifest(trained):
+    cfg, _, scoring = trained
+    ranked = pd.read_parquet(scoring.partition / "scores.parquet")
+    assert list(ranked.columns) == SCORE_COLUMNS
+    assert scoring.partition.name == "as_of=2026-01-01"  # the day after the last order
+    assert ranked["rank"].tolist() == list(range(1, len(ranked) + 1))
+    assert ranked["churn_probability"].is_monotonic_decreasing
+    assert ranked["churn_probability"].between(0, 1).all()
+    assert (ranked["model_version"] == "1").all()
+    assert scoring.manifest["rows"] == len(ranked)
+    assert len(pd.read_csv(scoring.partition / "at_risk.csv")) == len(ranked)
+    leftovers = [p.name for p in cfg.scoring.output_dir.iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_rescoring_the_same_as_of_replaces_the_partition_with_the_same_bytes(trained):
+    cfg, _, first = trained
+    before = {n: (first.partition / n).read_bytes() for n in ("scores.parquet", "at_risk.csv")}
+    second = run_scoring(cfg, as_of=first.as_of)
+    assert second.partition == first.partition
+    for name, content in before.items():
+        assert (second.partition / name).read_bytes() == content
+
+
+def test_scoring_refuses_stale_data_naming_the_dates(trained):
+    cfg, _, _ = trained
+    with pytest.raises(
+        StaleDataError, match=r"data ends on 2025-12-31, 31 days before .* 2026-01-31"
+    ):
+        run_scoring(cfg, as_of=dt.date(2026, 1, 31))
+
+
+def test_a_locked_partition_is_refused_naming_the_holder(trained):
+    cfg, _, scoring = trained
+    with (
+        partition_lock(cfg.scoring.output_dir, scoring.as_of),
+        pytest.raises(PartitionLockedError, match="is being written by process"),
+    ):
+        run_scoring(cfg, as_of=scoring.as_of)
+
+
+def test_the_same_config_twice_gives_the_same_model_and_at_risk_file(
+    tmp_path, generated_dir, fresh_store
+):
+    files = []
+    for name in ("first", "second"):
+        fresh_store(tmp_path / name)
+        cfg = load_config(write_config(tmp_path / name, generated_dir))
+        outcome = run_training(cfg, config_text="")
+        scoring = run_scoring(cfg)
+        files.append(
+            (
+                (outcome.export_dir / "booster.txt").read_bytes(),
+                (scoring.partition / "at_risk.csv").read_bytes(),
+                (scoring.partition / "scores.parquet").read_bytes(),
+                outcome.result.metrics,
+            )
+        )
+    assert files[0] == files[1]
+
+
+def test_a_second_model_that_is_not_better_stays_challenger(project):
+    first = run_training(project, config_text="")
+    second = run_training(project, config_text="")  # same data and seed: not better
+    assert first.promoted and not second.promoted
+    assert "does not beat champion v1" in second.promotion_reason
+    client = MlflowClient()
+    aliases = {k: str(v) for k, v in client.get_registered_model("churn-test").aliases.items()}
+    assert aliases == {"champion": "1", "challenger": "2"}
