@@ -15,6 +15,7 @@ import datetime as dt
 import functools
 import json
 import logging
+import os
 import sys
 import traceback
 import warnings
@@ -96,6 +97,8 @@ def _main(
     )
     for noisy in ("mlflow", "alembic", "urllib3", "git"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.ERROR)
+    # MLflow resets its loggers when first imported, from this variable
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "DEBUG" if debug else "ERROR")
     if not debug:
         warnings.filterwarnings("ignore")
 
