@@ -133,3 +133,37 @@ def test_an_empty_events_table_is_refused(tmp_path):
     cfg = _cfg(tmp_path, orders={"path": "orders.csv"}, events={"path": "events.csv"})
     with pytest.raises(DataError, match="(?s)events breaks the data contract.*no rows"):
         load_data(cfg)
+
+
+def test_a_duckdb_table_is_read_with_its_own_column_names(tmp_path):
+    import duckdb
+
+    con = duckdb.connect(str(tmp_path / "shop.duckdb"))
+    con.execute(
+        "CREATE TABLE sales AS SELECT * FROM (VALUES "
+        "(1, TIMESTAMPTZ '2024-01-01 12:00:00+02:00', 9.5), "
+        "(2, TIMESTAMPTZ '2024-01-02 00:00:00+00:00', 3.0)) t(client, sold_at, price)"
+    )
+    con.close()
+    cfg = _cfg(
+        tmp_path,
+        orders={
+            "path": "shop.duckdb",
+            "table": "sales",
+            "columns": {"customer_id": "client", "ordered_at": "sold_at", "amount": "price"},
+        },
+    )
+    orders = load_orders(cfg)
+    assert orders["customer_id"].tolist() == ["1", "2"]
+    # zone-aware timestamps are converted to naive UTC
+    assert orders["ordered_at"].tolist() == [
+        pd.Timestamp("2024-01-01 10:00:00"),
+        pd.Timestamp("2024-01-02 00:00:00"),
+    ]
+
+
+def test_a_duckdb_source_without_a_table_is_a_config_error(tmp_path):
+    from churnkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="needs `table:`"):
+        _cfg(tmp_path, orders={"path": "shop.duckdb"})

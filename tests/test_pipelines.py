@@ -146,3 +146,19 @@ def test_a_second_model_that_is_not_better_stays_challenger(project):
     client = MlflowClient()
     aliases = {k: str(v) for k, v in client.get_registered_model("churn-test").aliases.items()}
     assert aliases == {"champion": "1", "challenger": "2"}
+
+
+def test_scoring_from_an_exported_bundle_needs_no_tracking_store(trained, tmp_path):
+    cfg, outcome, first = trained
+    bundle = tmp_path / "bundle"
+    shutil.copytree(outcome.export_dir, bundle)
+    raw = cfg.model_dump(mode="json")
+    raw["mlflow"] = {"tracking_uri": "sqlite:////nonexistent/dir/mlflow.db"}
+    raw["scoring"] = {"model": str(bundle), "output_dir": str(tmp_path / "scores")}
+    from churnkit.config import config_from_dict
+
+    offline = config_from_dict(raw, base_dir=tmp_path)
+    scoring = run_scoring(offline, as_of=first.as_of)
+    assert (scoring.partition / "at_risk.csv").read_bytes() == (
+        first.partition / "at_risk.csv"
+    ).read_bytes()
