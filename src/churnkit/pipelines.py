@@ -30,6 +30,7 @@ from churnkit.scoring import rank_at_risk, resolve_as_of, score_customers, write
 from churnkit.training import (
     CRR_BASELINE,
     MODEL,
+    SnapshotSplit,
     TrainingResult,
     split_snapshots,
     train_churn_model,
@@ -84,15 +85,7 @@ def run_validation(cfg: Config) -> dict[str, Any]:
     """Check the config's data against the contract; summarise tables and snapshots."""
     tables = load_data(cfg.data)
     orders = tables.orders
-    dates = observed_as_of_dates(
-        orders["ordered_at"].min().date(), data_end_date(orders), cfg.snapshots
-    )
-    split = split_snapshots(
-        dates,
-        horizon_days=cfg.snapshots.horizon_days,
-        n_validation=cfg.snapshots.validation_snapshots,
-        n_test=cfg.snapshots.test_snapshots,
-    )
+    split = _split(cfg, orders)
     summary: dict[str, Any] = {"orders": summarise_orders(orders)}
     for name in ("events", "customers"):
         table = getattr(tables, name)
@@ -115,15 +108,7 @@ def run_training(cfg: Config, *, config_text: str, on_step: Step = _quiet) -> Tr
     on_step("reading and validating data")
     orders = load_data(cfg.data).orders
     data_summary = summarise_orders(orders)
-    dates = observed_as_of_dates(
-        orders["ordered_at"].min().date(), data_end_date(orders), cfg.snapshots
-    )
-    split = split_snapshots(
-        dates,
-        horizon_days=cfg.snapshots.horizon_days,
-        n_validation=cfg.snapshots.validation_snapshots,
-        n_test=cfg.snapshots.test_snapshots,
-    )
+    split = _split(cfg, orders)
     spec = FeatureSpec.from_config(cfg)
     used = [*split.train, *split.validation, *split.test]
     on_step(f"building features for {len(used)} snapshots")
@@ -144,6 +129,18 @@ def run_training(cfg: Config, *, config_text: str, on_step: Step = _quiet) -> Tr
     if promoted:
         tracking.promote(cfg, run.version, reason=reason)
     return TrainingOutcome(result, run, promoted, reason, export_dir, data_summary)
+
+
+def _split(cfg: Config, orders: pd.DataFrame) -> SnapshotSplit:
+    dates = observed_as_of_dates(
+        orders["ordered_at"].min().date(), data_end_date(orders), cfg.snapshots
+    )
+    return split_snapshots(
+        dates,
+        horizon_days=cfg.snapshots.horizon_days,
+        n_validation=cfg.snapshots.validation_snapshots,
+        n_test=cfg.snapshots.test_snapshots,
+    )
 
 
 def _decide_promotion(
