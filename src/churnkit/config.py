@@ -174,14 +174,27 @@ class SnapshotConfig(_Frozen):
     test_snapshots: int = Field(default=2, ge=1)
 
 
-class FeatureConfig(_Frozen):
-    windows_days: tuple[int, ...] = (30, 90, 180, 365)
+FeatureFamily = Literal[
+    "rfm", "cadence", "trend", "returns", "breadth", "engagement", "attributes", "segments"
+]
 
-    @field_validator("windows_days")
+
+class FeatureConfig(_Frozen):
+    families: tuple[FeatureFamily, ...] | None = Field(
+        default=None, description="families to build; default: every one the data supports"
+    )
+    windows_days: tuple[int, ...] = (30, 90, 180, 365)
+    trend_days: int = Field(default=90, gt=0, description="last N days vs the N before")
+    engagement_windows_days: tuple[int, ...] = (30, 90)
+    event_types: tuple[str, ...] | None = Field(
+        default=None, description="event types to count; default: those in the data"
+    )
+
+    @field_validator("windows_days", "engagement_windows_days")
     @classmethod
     def _positive_sorted(cls, value: tuple[int, ...]) -> tuple[int, ...]:
         if not value or any(w <= 0 for w in value):
-            raise ValueError("windows_days needs at least one positive number of days")
+            raise ValueError("needs at least one positive number of days")
         return tuple(sorted(set(value)))
 
 

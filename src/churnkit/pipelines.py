@@ -21,10 +21,10 @@ import yaml
 
 from churnkit import tracking
 from churnkit.config import Config, load_config
-from churnkit.data import load_data, load_orders, summarise_orders
+from churnkit.data import Tables, load_data, summarise_orders
 from churnkit.data.generator import generate_data, write_generated
 from churnkit.errors import DataError
-from churnkit.features import FeatureSpec, build_features
+from churnkit.features import FeatureSpec, build_features, resolve_feature_spec
 from churnkit.features.snapshots import data_end_date, observed_as_of_dates
 from churnkit.scoring import rank_at_risk, resolve_as_of, score_customers, write_partition
 from churnkit.training import (
@@ -42,6 +42,7 @@ __all__ = [
     "ScoringOutcome",
     "TrainingOutcome",
     "run_demo",
+    "run_features",
     "run_scoring",
     "run_training",
     "run_validation",
@@ -106,13 +107,14 @@ def run_training(cfg: Config, *, config_text: str, on_step: Step = _quiet) -> Tr
     leaves no run and no model version behind.
     """
     on_step("reading and validating data")
-    orders = load_data(cfg.data).orders
+    tables = load_data(cfg.data)
+    orders = tables.orders
     data_summary = summarise_orders(orders)
     split = _split(cfg, orders)
-    spec = FeatureSpec.from_config(cfg)
+    spec = resolve_feature_spec(cfg, orders, tables.events, tables.customers)
     used = [*split.train, *split.validation, *split.test]
-    on_step(f"building features for {len(used)} snapshots")
-    dataset = build_features(orders, used, spec, horizon_days=cfg.snapshots.horizon_days)
+    on_step(f"building features for {len(used)} snapshots ({', '.join(spec.families)})")
+    dataset = _features(tables, used, spec, horizon_days=cfg.snapshots.horizon_days)
     on_step(f"training LightGBM on {int(dataset['as_of'].isin(split.train).sum())} rows")
     result = train_churn_model(dataset, split, cfg.model, spec)
     data_summary["snapshot_rows"] = len(dataset)
@@ -125,10 +127,53 @@ def run_training(cfg: Config, *, config_text: str, on_step: Step = _quiet) -> Tr
     )
     export_dir = tracking.export_bundle(result.model, cfg.models_dir, run.model_name, run.version)
 
-    promoted, reason = _decide_promotion(cfg, result, orders, champion)
+    promoted, reason = _decide_promotion(cfg, result, tables, champion)
     if promoted:
         tracking.promote(cfg, run.version, reason=reason)
     return TrainingOutcome(result, run, promoted, reason, export_dir, data_summary)
+
+
+def run_features(cfg: Config, *, as_of: dt.date | None, out: Path) -> tuple[pd.DataFrame, Path]:
+    """Write the feature table at ``as_of`` (default: the day after the latest order).
+
+    Parquet unless ``out`` ends in ``.csv``; written to a temporary file and renamed.
+    """
+    tables = load_data(cfg.data)
+    as_of = as_of or data_end_date(tables.orders)
+    spec = resolve_feature_spec(cfg, tables.orders, tables.events, tables.customers)
+    frame = _features(tables, [as_of], spec)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    if out.suffix.lower() == ".csv":
+        frame.to_csv(tmp, index=False)
+    else:
+        frame.to_parquet(tmp, index=False)
+    tmp.replace(out)
+    return frame, out
+
+
+def _features(
+    tables: Tables,
+    as_of_dates: list[dt.date],
+    spec: FeatureSpec,
+    *,
+    horizon_days: int | None = None,
+) -> pd.DataFrame:
+    needs = {"engagement": ("events", tables.events), "attributes": ("customers", tables.customers)}
+    for family, (table, frame) in needs.items():
+        if spec.has(family) and frame is None:
+            raise DataError(
+                f"the model uses {family} features, but the config has no `data.{table}` table; "
+                f"add it, or score with a model trained without {table}"
+            )
+    return build_features(
+        tables.orders,
+        as_of_dates,
+        spec,
+        events=tables.events,
+        customers=tables.customers,
+        horizon_days=horizon_days,
+    )
 
 
 def _split(cfg: Config, orders: pd.DataFrame) -> SnapshotSplit:
@@ -144,7 +189,7 @@ def _split(cfg: Config, orders: pd.DataFrame) -> SnapshotSplit:
 
 
 def _decide_promotion(
-    cfg: Config, result: TrainingResult, orders: pd.DataFrame, champion: str | None
+    cfg: Config, result: TrainingResult, tables: Tables, champion: str | None
 ) -> tuple[bool, str]:
     ours = result.metrics[MODEL]
     if not result.beats_baseline:
@@ -157,8 +202,8 @@ def _decide_promotion(
         return True, "first model that beats the CRR baseline"
     incumbent = tracking.load_model(cfg, f"models:/{cfg.mlflow.registered_model_name}/{champion}")
     test = result.test_predictions
-    features = build_features(
-        orders,
+    features = _features(
+        tables,
         sorted(set(test["as_of"])),
         incumbent.feature_spec,
         horizon_days=cfg.snapshots.horizon_days,
@@ -186,12 +231,13 @@ def run_scoring(
     started = time.perf_counter()
     on_step("loading the model")
     model = tracking.load_model(cfg)
-    on_step("reading and validating orders")
-    orders = load_orders(cfg.data)
+    on_step("reading and validating data")
+    tables = load_data(cfg.data)
+    orders = tables.orders
     data_end = data_end_date(orders)
     as_of = resolve_as_of(as_of, data_end, cfg.scoring.max_staleness_days)
     on_step(f"building features at {as_of}")
-    features = build_features(orders, [as_of], model.feature_spec)
+    features = _features(tables, [as_of], model.feature_spec)
     if features.empty:
         raise DataError(
             f"no customer has a qualifying order in the {model.feature_spec.activity_days} days "

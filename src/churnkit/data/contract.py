@@ -12,7 +12,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from churnkit.config import DataConfig
+from churnkit.config import ORDER_STATUSES, DataConfig
 from churnkit.data.readers import RawTable
 from churnkit.errors import DataError
 
@@ -22,11 +22,13 @@ _EXAMPLES = 3
 
 
 def validate_orders(raw: RawTable, cfg: DataConfig) -> pd.DataFrame:
-    """Check the orders table and return it with a canonical ``status`` column.
+    """Check the orders table and return it with canonical names and types.
 
     ``status`` is mapped through ``data.orders.status_values`` to completed, returned
-    or cancelled (all completed when the column is absent). Negative amounts must be
-    returns unless ``on_negative_amount: treat_as_return`` marks them so.
+    or cancelled. Without a status column every order counts as completed and the
+    returns features are off, unless ``on_negative_amount: treat_as_return`` is set:
+    then a status column is made, with negative amounts as returns. Otherwise negative
+    amounts must be marked as returns.
 
     Raises
     ------
@@ -45,29 +47,27 @@ def validate_orders(raw: RawTable, cfg: DataConfig) -> pd.DataFrame:
                 "`data.orders.status_values` does not map to completed/returned/cancelled"
             )
         frame["status"] = frame["status"].map(mapping)
-    else:
+    elif cfg.on_negative_amount == "treat_as_return":
         frame["status"] = "completed"
     negative = frame["amount"] < 0
     if cfg.on_negative_amount == "treat_as_return":
         frame.loc[negative, "status"] = "returned"
-    elif (negative & (frame["status"] != "returned")).any():
-        bad = frame.loc[negative & (frame["status"] != "returned"), "amount"]
-        problems.append(
-            f"orders.amount: {len(bad)} negative amount(s) on orders not marked as returns, "
-            f"e.g. {bad.head(_EXAMPLES).tolist()}; mark them in the status column or set "
-            "`data.on_negative_amount: treat_as_return`"
-        )
-    frame["status"] = (
-        frame["status"]
-        .astype("category")
-        .cat.set_categories(["completed", "returned", "cancelled"])
-    )
+    else:
+        marked = frame["status"] == "returned" if "status" in frame else False
+        bad = frame.loc[negative & ~marked, "amount"]
+        if len(bad):
+            problems.append(
+                f"orders.amount: {len(bad)} negative amount(s) on orders not marked as returns, "
+                f"e.g. {bad.head(_EXAMPLES).tolist()}; mark them in the status column or set "
+                "`data.on_negative_amount: treat_as_return`"
+            )
+    if "status" in frame:
+        frame["status"] = pd.Categorical(frame["status"], categories=list(ORDER_STATUSES))
 
     columns = {
         "customer_id": pa.Column(str, nullable=False),
         "ordered_at": pa.Column("datetime64[us]", nullable=False, coerce=True),
         "amount": pa.Column(float, nullable=False),
-        "status": pa.Column(nullable=True),
     }
     if "order_id" in frame:
         columns["order_id"] = pa.Column(str, nullable=False, unique=True, report_duplicates="all")

@@ -1,8 +1,24 @@
 """Point-in-time features, population and labels, written once as Ibis expressions.
 
-The public entry point is :func:`build_features`: orders in, one row per
-(customer, as_of) of the population out, with labels when a horizon is given. Time
-semantics are those of :mod:`churnkit.features.snapshots`.
+:func:`feature_table` builds one Ibis expression for any number of snapshot dates:
+the orders are joined once to the grid of ``as_of`` dates (``ordered_at < as_of``),
+and every order-based family (RFM, cadence, trend, returns, breadth) is computed in
+one aggregation over that join; engagement, attributes and segments are joined or
+windowed onto the population. :func:`build_features` runs it on DuckDB from pandas
+frames. Time semantics are those of :mod:`churnkit.features.snapshots`.
+
+Families and the value a missing window takes (each module's docstring has details):
+
+============  ==============================================================
+rfm           counts and revenue 0 outside the windows; lifetime always set
+cadence       null with a single order (no gap yet)
+trend         0
+returns       0 (rates 0 without returns)
+breadth       0 when every order lacks the column's value
+engagement    counts 0; ``days_since_last_*`` and ``last_nps`` null if none
+attributes    null when unknown (categorical), days_since_signup null too
+segments      always set (1..5 scores, a named segment)
+============  ==============================================================
 """
 
 from __future__ import annotations
@@ -11,50 +27,115 @@ import datetime as dt
 from collections.abc import Sequence
 
 import ibis
+import ibis.expr.types as ir
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
 
-from churnkit.config import Config
-from churnkit.features.rfm import build_rfm, rfm_feature_names
-from churnkit.features.segments import recency_bucket
+from churnkit.features import (
+    attributes,
+    breadth,
+    cadence,
+    engagement,
+    returns,
+    rfm,
+    segments,
+    trend,
+)
 from churnkit.features.snapshots import as_of_table, make_churn_labels
+from churnkit.features.spec import FAMILIES, FeatureSpec, resolve_feature_spec
 
 __all__ = [
+    "FAMILIES",
     "ID_COLUMNS",
     "INFO_COLUMNS",
     "LABEL_COLUMN",
     "FeatureSpec",
     "build_features",
     "feature_names",
+    "feature_table",
+    "resolve_feature_spec",
 ]
 
 ID_COLUMNS = ["customer_id", "as_of"]
 LABEL_COLUMN = "churned"
-INFO_COLUMNS = ["customer_value_365d", "segment"]
-_VALUE_WINDOW_DAYS = 365
+INFO_COLUMNS = ["customer_value_365d", "segment", "rfm_segment"]
 
-
-class FeatureSpec(BaseModel):
-    """Everything needed to rebuild a model's features; stored with the model."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    windows_days: tuple[int, ...]
-    activity_days: int
-    min_order_amount: float = 0.0
-
-    @classmethod
-    def from_config(cls, cfg: Config) -> FeatureSpec:
-        return cls(
-            windows_days=cfg.features.windows_days,
-            activity_days=cfg.snapshots.activity_days,
-            min_order_amount=cfg.data.min_order_amount,
-        )
+_MODULES = {
+    "rfm": rfm,
+    "cadence": cadence,
+    "trend": trend,
+    "returns": returns,
+    "breadth": breadth,
+    "engagement": engagement,
+    "attributes": attributes,
+    "segments": segments,
+}
+_ORDER_FAMILIES = ("rfm", "cadence", "trend", "returns", "breadth")
 
 
 def feature_names(spec: FeatureSpec) -> list[str]:
     """The model's input columns, in order."""
-    return rfm_feature_names(spec.windows_days)
+    return [name for family in spec.families for name in _MODULES[family].names(spec)]
+
+
+def categorical_features(spec: FeatureSpec) -> list[str]:
+    """Feature columns that are categorical (customer attributes)."""
+    return list(spec.attributes)
+
+
+def feature_table(
+    orders: ir.Table,
+    grid: ir.Table,
+    spec: FeatureSpec,
+    *,
+    events: ir.Table | None = None,
+    customers: ir.Table | None = None,
+    horizon_days: int | None = None,
+) -> ir.Table:
+    """The feature expression: one row per (customer, as_of) of the population.
+
+    Parameters
+    ----------
+    orders
+        ``customer_id``, ``ordered_at`` (naive UTC), ``amount``, and optionally
+        ``status``, ``category``, ``channel``.
+    grid
+        Snapshot dates from :func:`~churnkit.features.snapshots.as_of_table`.
+    spec
+        Families, windows and the columns they use.
+    events, customers
+        Needed when the spec has engagement or attribute features.
+    horizon_days
+        When given, adds ``churned`` for the label window ``[as_of, as_of + horizon)``.
+    """
+    prepared = _prepare_orders(orders, spec)
+    history = prepared.join(grid, prepared.ordered_at < grid.as_of_ts)
+    aggs: dict[str, ir.Scalar] = {}
+    order_families = [f for f in _ORDER_FAMILIES if spec.has(f)]
+    for family in order_families:
+        aggs.update(_MODULES[family].aggregates(history, spec))
+    table = history.group_by(["customer_id", "as_of", "as_of_ts"]).aggregate(**aggs)
+    table = rfm.population(table, spec)
+    for family in order_families:
+        table = table.mutate(**_MODULES[family].derive(table, spec))
+
+    if spec.has("engagement"):
+        if events is None:
+            raise ValueError("the spec has engagement features but no events table was given")
+        table = engagement.add_engagement(table, engagement.event_table(events), grid, spec)
+    if spec.has("attributes"):
+        if customers is None:
+            raise ValueError("the spec has attribute features but no customers table was given")
+        table = attributes.add_attributes(table, customers, spec)
+    if spec.has("segments"):
+        table = segments.add_segments(table)
+
+    extra = []
+    if horizon_days is not None:
+        qualifying = prepared.filter(prepared.qualifying)
+        table = make_churn_labels(qualifying, table, horizon_days)
+        extra = [LABEL_COLUMN]
+    info = ["customer_value_365d", *(["rfm_segment"] if spec.has("segments") else [])]
+    return table.select(*ID_COLUMNS, *feature_names(spec), *info, *extra)
 
 
 def build_features(
@@ -62,19 +143,22 @@ def build_features(
     as_of_dates: Sequence[dt.date],
     spec: FeatureSpec,
     *,
+    events: pd.DataFrame | None = None,
+    customers: pd.DataFrame | None = None,
     horizon_days: int | None = None,
 ) -> pd.DataFrame:
-    """Features for the population at each ``as_of``, and labels when asked.
+    """Features for the population at each ``as_of``, and labels when asked, on DuckDB.
 
     Parameters
     ----------
     orders
-        Validated orders with canonical columns (``customer_id``, ``ordered_at``,
-        ``amount``, ``status``).
+        Validated orders with canonical columns.
     as_of_dates
         Snapshot dates; all are computed in one query.
     spec
-        Windows, activity window and the qualifying-order threshold.
+        See :func:`resolve_feature_spec`.
+    events, customers
+        Validated optional tables, needed for engagement and attribute features.
     horizon_days
         When given, adds ``churned`` for the label window ``[as_of, as_of + horizon)``.
 
@@ -82,8 +166,9 @@ def build_features(
     -------
     pandas.DataFrame
         ``customer_id``, ``as_of``, the columns of :func:`feature_names`,
-        ``customer_value_365d``, ``segment`` (recency bucket) and, with a horizon,
-        ``churned``; sorted by ``as_of`` then ``customer_id``.
+        ``customer_value_365d``, ``segment`` (recency bucket), ``rfm_segment`` when
+        segments are on, and ``churned`` with a horizon; sorted by ``as_of`` then
+        ``customer_id``.
 
     Examples
     --------
@@ -91,23 +176,54 @@ def build_features(
     >>> build_features(orders, [dt.date(2025, 1, 1)], spec)  # doctest: +SKIP
     """
     con = ibis.duckdb.connect()
-    table = ibis.memtable(orders[["customer_id", "ordered_at", "amount", "status"]])
-    qualifying = table.filter(
-        (table.status == "completed") & (table.amount >= spec.min_order_amount)
+    expr = feature_table(
+        _memtable(orders, ["customer_id", "ordered_at", "amount", "status", "category", "channel"]),
+        as_of_table(as_of_dates),
+        spec,
+        events=_memtable(events, ["customer_id", "occurred_at", "event_type", "value"]),
+        customers=_memtable(customers, ["customer_id", "signed_up_at", *spec.attributes]),
+        horizon_days=horizon_days,
     )
-    windows = sorted(set(spec.windows_days) | {_VALUE_WINDOW_DAYS})
-    rfm = build_rfm(qualifying, as_of_table(as_of_dates), windows)
-    population = rfm.filter(
-        rfm.last_order_at >= rfm.as_of_ts - ibis.interval(days=spec.activity_days)
-    ).mutate(customer_value_365d=rfm[f"revenue_{_VALUE_WINDOW_DAYS}d"])
-    names = feature_names(spec)
-    extra = [LABEL_COLUMN] if horizon_days is not None else []
-    if horizon_days is not None:
-        population = make_churn_labels(qualifying, population, horizon_days)
-    expr = population.select(*ID_COLUMNS, *names, "customer_value_365d", *extra).order_by(
-        ["as_of", "customer_id"]
-    )
-    frame = con.execute(expr)
+    frame = con.execute(expr.order_by(["as_of", "customer_id"]))
+    return finish_frame(frame, spec)
+
+
+def finish_frame(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
+    """Engine output to churnkit's dtypes: dates, categoricals, the recency segment."""
     frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
-    frame["segment"] = recency_bucket(frame["recency_days"])
-    return frame[[*ID_COLUMNS, *names, *INFO_COLUMNS, *extra]].reset_index(drop=True)
+    for name in categorical_features(spec):
+        frame[name] = frame[name].astype("category")
+    position = frame.columns.get_loc("customer_value_365d") + 1
+    frame.insert(position, "segment", segments.recency_bucket(frame["recency_days"]))
+    return frame.reset_index(drop=True)
+
+
+def _memtable(frame: pd.DataFrame | None, columns: list[str]) -> ir.Table | None:
+    if frame is None:
+        return None
+    return ibis.memtable(frame[[c for c in columns if c in frame.columns]])
+
+
+def _prepare_orders(orders: ir.Table, spec: FeatureSpec) -> ir.Table:
+    """Orders with a ``qualifying`` flag and, on qualifying ones, the gap to the previous."""
+    completed = orders.status == "completed" if "status" in orders.columns else ibis.literal(True)
+    columns = {
+        "customer_id": orders.customer_id,
+        "ordered_at": orders.ordered_at.cast("timestamp"),
+        "amount": orders.amount.cast("float64"),
+        "qualifying": completed.fill_null(False) & (orders.amount >= spec.min_order_amount),
+    }
+    if spec.has("returns"):
+        columns["status"] = orders.status
+    for column in spec.breadth_columns:
+        columns[column] = orders[column]
+    table = orders.select(**columns)
+    qualifying = table.filter(table.qualifying)
+    previous = qualifying.ordered_at.lag().over(
+        ibis.window(group_by="customer_id", order_by="ordered_at")
+    )
+    qualifying = qualifying.mutate(
+        gap_days=qualifying.ordered_at.date().delta(previous.date(), unit="day")
+    )
+    others = table.filter(~table.qualifying).mutate(gap_days=ibis.null("int64"))
+    return qualifying.union(others)

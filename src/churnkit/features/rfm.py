@@ -1,26 +1,27 @@
-"""RFM and cadence features: recency, tenure, counts and revenue in windows, gaps.
+"""RFM: recency, tenure, orders and revenue in windows and over the lifetime.
 
-Every feature at ``as_of`` is computed from qualifying orders with
-``ordered_at < as_of`` only. Windows are half-open: ``orders_30d`` counts orders in
-``[as_of - 30 days, as_of)``. Day counts are whole calendar days between order dates
-and ``as_of``, so an order on the day before ``as_of`` has ``recency_days = 1``.
+Computed from qualifying orders (completed, amount at least ``min_order_amount``)
+with ``ordered_at < as_of``. Windows are half-open: ``orders_30d`` counts orders in
+``[as_of - 30 days, as_of)``. Day counts are whole calendar days between an order's
+date and ``as_of``, so an order on the day before ``as_of`` has ``recency_days = 1``.
 
 Missing values: window counts and revenue are 0 when the customer had no order in the
-window; ``mean_days_between_orders`` is null for a customer with one order.
+window. Every customer of the population has at least one order, so the lifetime
+values are always defined.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import ibis.expr.types as ir
 
-import ibis
+from churnkit.features._exprs import count_if, days_since, exact_sum, window_start
+from churnkit.features.spec import FeatureSpec
 
-__all__ = ["build_rfm", "rfm_feature_names"]
+VALUE_WINDOW_DAYS = 365  # customer_value_365d, always computed
 
 
-def rfm_feature_names(windows_days: Sequence[int]) -> list[str]:
-    """The RFM feature columns, in the order :func:`build_rfm` returns them."""
-    windowed = [f"{kind}_{w}d" for w in windows_days for kind in ("orders", "revenue")]
+def names(spec: FeatureSpec) -> list[str]:
+    windowed = [f"{kind}_{w}d" for w in spec.windows_days for kind in ("orders", "revenue")]
     return [
         "recency_days",
         "tenure_days",
@@ -29,53 +30,34 @@ def rfm_feature_names(windows_days: Sequence[int]) -> list[str]:
         "revenue_lifetime",
         "mean_order_value",
         "max_order_value",
-        "mean_days_between_orders",
     ]
 
 
-def build_rfm(qualifying: ibis.Table, grid: ibis.Table, windows_days: Sequence[int]) -> ibis.Table:
-    """One row per (customer, as_of) for every customer with an order before ``as_of``.
+def aggregates(h: ir.Table, spec: FeatureSpec) -> dict[str, ir.Scalar]:
+    q = h.qualifying
+    out = {
+        "first_order_at": h.ordered_at.min(where=q),
+        "last_order_at": h.ordered_at.max(where=q),
+        "orders_lifetime": count_if(q),
+        "revenue_lifetime": exact_sum(q.ifelse(h.amount, 0.0)),
+        "max_order_value": h.amount.max(where=q),
+    }
+    for w in sorted(set(spec.windows_days) | {VALUE_WINDOW_DAYS}):
+        inside = q & (h.ordered_at >= window_start(h.as_of_ts, w))
+        out[f"orders_{w}d"] = count_if(inside)
+        out[f"revenue_{w}d"] = exact_sum(inside.ifelse(h.amount, 0.0))
+    return out
 
-    Parameters
-    ----------
-    qualifying
-        Qualifying orders: ``customer_id``, ``ordered_at`` (naive UTC), ``amount``.
-    grid
-        Snapshot dates from :func:`~churnkit.features.snapshots.as_of_table`.
-    windows_days
-        Window lengths for ``orders_<w>d`` and ``revenue_<w>d``.
 
-    Returns
-    -------
-    ibis.Table
-        ``customer_id``, ``as_of``, ``as_of_ts``, ``last_order_at`` and the columns of
-        :func:`rfm_feature_names`.
-    """
-    history = qualifying.join(grid, qualifying.ordered_at < grid.as_of_ts)
-    windowed = {}
-    for w in windows_days:
-        inside = history.ordered_at >= history.as_of_ts - ibis.interval(days=w)
-        windowed[f"orders_{w}d"] = inside.cast("int64").sum()
-        windowed[f"revenue_{w}d"] = inside.ifelse(history.amount, 0.0).sum()
-    agg = history.group_by(["customer_id", "as_of", "as_of_ts"]).aggregate(
-        first_order_at=history.ordered_at.min(),
-        last_order_at=history.ordered_at.max(),
-        orders_lifetime=history.count(),
-        revenue_lifetime=history.amount.sum(),
-        max_order_value=history.amount.max(),
-        **windowed,
-    )
-    recency = agg.as_of.delta(agg.last_order_at.date(), unit="day")
-    tenure = agg.as_of.delta(agg.first_order_at.date(), unit="day")
-    gaps = agg.orders_lifetime - 1
-    features = agg.mutate(
-        recency_days=recency,
-        tenure_days=tenure,
-        mean_order_value=agg.revenue_lifetime / agg.orders_lifetime,
-        mean_days_between_orders=ibis.ifelse(
-            gaps > 0, (tenure - recency).cast("float64") / gaps, ibis.null("float64")
-        ),
-    )
-    return features.select(
-        "customer_id", "as_of", "as_of_ts", "last_order_at", *rfm_feature_names(windows_days)
-    )
+def derive(t: ir.Table, spec: FeatureSpec) -> dict[str, ir.Value]:
+    return {
+        "recency_days": days_since(t.as_of, t.last_order_at),
+        "tenure_days": days_since(t.as_of, t.first_order_at),
+        "mean_order_value": t.revenue_lifetime / t.orders_lifetime,
+        "customer_value_365d": t[f"revenue_{VALUE_WINDOW_DAYS}d"],
+    }
+
+
+def population(t: ir.Table, spec: FeatureSpec) -> ir.Table:
+    """Customers with a qualifying order in ``[as_of - activity_days, as_of)``."""
+    return t.filter(t.last_order_at >= window_start(t.as_of_ts, spec.activity_days))

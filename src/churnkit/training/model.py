@@ -118,7 +118,9 @@ class ChurnModel:
                 f"{self.feature_names}. Rebuild features from the model's feature spec "
                 "(churnkit score does this) or score with the model they were built for."
             )
-        return features[self.feature_names].astype("float64")
+        X = features[self.feature_names]
+        numeric = [c for c in self.feature_names if not isinstance(X[c].dtype, pd.CategoricalDtype)]
+        return X.astype(dict.fromkeys(numeric, "float64"))
 
     def save(self, path: Path) -> Path:
         """Write the bundle folder: ``booster.txt`` and ``model.json``."""

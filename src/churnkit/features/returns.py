@@ -1,0 +1,42 @@
+"""Returns and refunds, when the orders have a status column.
+
+Counted over all orders before ``as_of`` whatever their amount: ``returns_lifetime``
+and ``cancellations_lifetime`` (orders), ``return_rate`` = returned / (completed +
+returned) orders, ``refunded_revenue_share`` = returned revenue / (completed + returned
+revenue), using absolute amounts so negative refund rows count as refunds.
+Missing values: 0 (no returns); the rates are 0 when the customer has no completed or
+returned order (cannot happen in the population).
+"""
+
+from __future__ import annotations
+
+import ibis
+import ibis.expr.types as ir
+
+from churnkit.features._exprs import count_if, exact_sum
+from churnkit.features.spec import FeatureSpec
+
+
+def names(spec: FeatureSpec) -> list[str]:
+    return ["returns_lifetime", "cancellations_lifetime", "return_rate", "refunded_revenue_share"]
+
+
+def aggregates(h: ir.Table, spec: FeatureSpec) -> dict[str, ir.Scalar]:
+    returned = h.status == "returned"
+    completed = h.status == "completed"
+    return {
+        "returns_lifetime": count_if(returned),
+        "cancellations_lifetime": count_if(h.status == "cancelled"),
+        "_completed_orders": count_if(completed),
+        "_returned_revenue": exact_sum(returned.fill_null(False).ifelse(h.amount.abs(), 0.0)),
+        "_completed_revenue": exact_sum(completed.fill_null(False).ifelse(h.amount.abs(), 0.0)),
+    }
+
+
+def derive(t: ir.Table, spec: FeatureSpec) -> dict[str, ir.Value]:
+    orders = t.returns_lifetime + t._completed_orders
+    revenue = t._returned_revenue + t._completed_revenue
+    return {
+        "return_rate": ibis.ifelse(orders > 0, t.returns_lifetime.cast("float64") / orders, 0.0),
+        "refunded_revenue_share": ibis.ifelse(revenue > 0, t._returned_revenue / revenue, 0.0),
+    }
