@@ -24,11 +24,14 @@ segments      always set (1..5 scores, a named segment)
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 
+import duckdb
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
+import pyarrow as pa
 
 from churnkit.features import (
     attributes,
@@ -40,7 +43,7 @@ from churnkit.features import (
     segments,
     trend,
 )
-from churnkit.features.snapshots import as_of_table, make_churn_labels
+from churnkit.features.snapshots import make_churn_labels
 from churnkit.features.spec import FAMILIES, FeatureSpec, resolve_feature_spec
 
 __all__ = [
@@ -175,33 +178,123 @@ def build_features(
     >>> spec = FeatureSpec(windows_days=(30, 90), activity_days=365)
     >>> build_features(orders, [dt.date(2025, 1, 1)], spec)  # doctest: +SKIP
     """
-    con = ibis.duckdb.connect()
-    expr = feature_table(
-        _memtable(orders, ["customer_id", "ordered_at", "amount", "status", "category", "channel"]),
-        as_of_table(as_of_dates),
-        spec,
-        events=_memtable(events, ["customer_id", "occurred_at", "event_type", "value"]),
-        customers=_memtable(customers, ["customer_id", "signed_up_at", *spec.attributes]),
-        horizon_days=horizon_days,
-    )
-    frame = con.execute(expr.order_by(["as_of", "customer_id"]))
+    inputs = {
+        "orders": _input(orders, _ORDER_TYPES),
+        "events": _input(events, _EVENT_TYPES) if spec.has("engagement") else None,
+        "customers": (_input(customers, _customer_types(spec)) if spec.has("attributes") else None),
+    }
+    schemas = tuple((name, _schema_key(table)) for name, table in inputs.items())
+    sql = _duckdb_sql(spec, horizon_days, schemas)
+    con = duckdb.connect()
+    try:
+        for name, table in inputs.items():
+            if table is not None:
+                con.register(f"churnkit_{name}", table)
+        con.register("churnkit_grid", _grid(as_of_dates))
+        frame = con.execute(sql).df()
+    finally:
+        con.close()
     return finish_frame(frame, spec)
+
+
+_ORDER_TYPES = {
+    "customer_id": pa.string(),
+    "ordered_at": pa.timestamp("us"),
+    "amount": pa.float64(),
+    "status": pa.string(),
+    "category": pa.string(),
+    "channel": pa.string(),
+}
+_EVENT_TYPES = {
+    "customer_id": pa.string(),
+    "occurred_at": pa.timestamp("us"),
+    "event_type": pa.string(),
+    "value": pa.float64(),
+}
+
+
+def _customer_types(spec: FeatureSpec) -> dict[str, pa.DataType]:
+    types = {"customer_id": pa.string(), "signed_up_at": pa.timestamp("us")}
+    return types | dict.fromkeys(spec.attributes, pa.string())
+
+
+def _input(frame: pd.DataFrame | None, types: dict[str, pa.DataType]) -> pa.Table | None:
+    """The columns churnkit uses, as an Arrow table with fixed types."""
+    if frame is None:
+        return None
+    columns = [c for c in types if c in frame.columns]
+    arrays = []
+    for column in columns:
+        values = frame[column]
+        if pa.types.is_string(types[column]):
+            values = (
+                values.astype(object)
+                .where(values.notna(), None)
+                .map(lambda v: v if v is None else str(v))
+            )
+        arrays.append(pa.array(values, type=types[column], from_pandas=True))
+    return pa.table(dict(zip(columns, arrays, strict=True)))
+
+
+def _plain_numeric(values: pd.Series) -> pd.Series:
+    """NumPy dtypes only: int64 without nulls, float64 (NaN) with them."""
+    if values.dtype == object:  # an all-null column comes back untyped
+        values = pd.to_numeric(values)
+    if pd.api.types.is_integer_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+        return values.astype("float64") if values.isna().any() else values.astype("int64")
+    return values.astype("float64")
+
+
+def _schema_key(table: pa.Table | None) -> tuple[tuple[str, str], ...] | None:
+    if table is None:
+        return None
+    schema = ibis.Schema.from_pyarrow(table.schema)
+    return tuple((name, str(dtype)) for name, dtype in schema.items())
+
+
+def _grid(as_of_dates: Sequence[dt.date]) -> pa.Table:
+    dates = sorted(set(as_of_dates))
+    midnights = [dt.datetime.combine(d, dt.time()) for d in dates]
+    return pa.table(
+        {"as_of": pa.array(dates, pa.date32()), "as_of_ts": pa.array(midnights, pa.timestamp("us"))}
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _duckdb_sql(spec: FeatureSpec, horizon_days: int | None, schemas: tuple) -> str:
+    """The feature query as DuckDB SQL over the registered ``churnkit_*`` tables.
+
+    Compiling the Ibis expression costs far more than running it on small inputs, so
+    the SQL is built once per spec, horizon and input schemas.
+    """
+    tables = {
+        name: None if schema is None else ibis.table(dict(schema), name=f"churnkit_{name}")
+        for name, schema in schemas
+    }
+    grid = ibis.table({"as_of": "date", "as_of_ts": "timestamp"}, name="churnkit_grid")
+    expr = feature_table(
+        tables["orders"],
+        grid,
+        spec,
+        events=tables["events"],
+        customers=tables["customers"],
+        horizon_days=horizon_days,
+    ).order_by(["as_of", "customer_id"])
+    return ibis.to_sql(expr, dialect="duckdb")
 
 
 def finish_frame(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
     """Engine output to churnkit's dtypes: dates, categoricals, the recency segment."""
     frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
-    for name in categorical_features(spec):
-        frame[name] = frame[name].astype("category")
+    categorical = categorical_features(spec)
+    for name in feature_names(spec):
+        if name in categorical:
+            frame[name] = frame[name].astype("category")
+        else:
+            frame[name] = _plain_numeric(frame[name])
     position = frame.columns.get_loc("customer_value_365d") + 1
     frame.insert(position, "segment", segments.recency_bucket(frame["recency_days"]))
     return frame.reset_index(drop=True)
-
-
-def _memtable(frame: pd.DataFrame | None, columns: list[str]) -> ir.Table | None:
-    if frame is None:
-        return None
-    return ibis.memtable(frame[[c for c in columns if c in frame.columns]])
 
 
 def _prepare_orders(orders: ir.Table, spec: FeatureSpec) -> ir.Table:

@@ -43,7 +43,10 @@ def derive(t: ir.Table, spec: FeatureSpec) -> dict[str, ir.Value]:
     variance = safe_ratio(t._gap_squares, t._gaps) - mean * mean
     return {
         "mean_days_between_orders": mean,
-        "std_days_between_orders": ibis.greatest(variance, 0.0).sqrt(),
+        # GREATEST skips nulls in SQL, so keep the null of a single-order customer
+        "std_days_between_orders": ibis.ifelse(
+            variance.isnull(), ibis.null("float64"), ibis.greatest(variance, 0.0).sqrt()
+        ),
         "overdue_ratio": safe_ratio(t.recency_days, mean),
         "expected_next_order_in_days": mean - t.recency_days,
     }
