@@ -113,3 +113,46 @@ def test_demo_runs_end_to_end(tmp_path, flag):
         assert "at-risk customers" in result.output
         assert "mlflow ui --backend-store-uri sqlite:///" in result.output
     assert list((tmp_path / "demo" / "scores").glob("as_of=*/at_risk.csv"))
+
+
+def test_features_writes_the_table_for_analysts(tmp_path, generated_dir):
+    import pandas as pd
+
+    config = write_config(
+        tmp_path,
+        generated_dir,
+        data={
+            "orders": {"path": str(generated_dir / "orders.parquet")},
+            "events": {"path": str(generated_dir / "events.parquet")},
+        },
+    )
+    out = tmp_path / "out" / "features.csv"
+    result = invoke("features", config, "--as-of", "2025-03-01", "--out", out)
+    assert result.exit_code == 0, result.stderr
+    frame = pd.read_csv(out)
+    assert (frame["as_of"] == "2025-03-01").all()
+    assert {"recency_days", "overdue_ratio", "session_events_30d", "rfm_segment"} <= set(frame)
+    assert not list(out.parent.glob(".*"))  # no temporary file left behind
+
+
+def test_an_events_table_breaking_the_contract_exits_2_naming_table_and_columns(
+    tmp_path, generated_dir
+):
+    (tmp_path / "events.csv").write_text(
+        "customer_id,occurred_at,event_type\nC0000001,2024-01-01,session\n,someday,\n",
+        encoding="utf-8",
+    )
+    config = write_config(
+        tmp_path,
+        generated_dir,
+        data={
+            "orders": {"path": str(generated_dir / "orders.parquet")},
+            "events": {"path": str(tmp_path / "events.csv")},
+        },
+    )
+    result = invoke("validate", config)
+    assert result.exit_code == 2
+    assert "events breaks the data contract" in result.stderr
+    assert "events.occurred_at" in result.stderr and "events.customer_id" in result.stderr
+    assert "events.event_type" in result.stderr
+    assert "Traceback" not in result.stderr

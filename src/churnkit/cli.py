@@ -234,6 +234,37 @@ def score(
 
 @app.command()
 @_handles_errors
+def features(
+    config: ConfigArg,
+    out_path: Annotated[Path, typer.Option("--out", help="output file: .parquet or .csv")],
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of", help="snapshot date YYYY-MM-DD; default: the day after the latest order"
+        ),
+    ] = None,
+) -> None:
+    """Write the feature table at AS_OF for the config's data, for analysts to explore."""
+    from churnkit.pipelines import run_features
+
+    cfg = _load(config)
+    requested = _date(as_of, "--as-of") if as_of else None
+    with _Progress() as step:
+        step("building features")
+        frame, path = run_features(cfg, as_of=requested, out=out_path)
+    if _state["json"]:
+        summary = {"path": str(path), "rows": len(frame), "columns": list(frame.columns)}
+        out.print_json(json.dumps(summary))
+        return
+    out.print(
+        f"wrote {len(frame):,} customers x {frame.shape[1]} columns at as_of "
+        f"{frame['as_of'].iloc[0] if len(frame) else requested} to {path}",
+        soft_wrap=True,
+    )
+
+
+@app.command()
+@_handles_errors
 def demo(
     directory: Annotated[
         Path, typer.Option("--dir", help="folder for data, MLflow and scores")

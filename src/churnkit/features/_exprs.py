@@ -13,7 +13,9 @@ def window_start(as_of_ts: ir.TimestampValue, days: int) -> ir.TimestampValue:
 
 def count_if(condition: ir.BooleanValue) -> ir.IntegerScalar:
     """Rows where ``condition`` holds (nulls count as false)."""
-    return condition.fill_null(False).cast("int64").sum()
+    # COUNT ... FILTER is BIGINT; a SUM of BIGINT becomes HUGEINT (float in pandas) on DuckDB
+    holds = condition.fill_null(False)
+    return holds.count(where=holds)
 
 
 def days_since(as_of: ir.DateValue, moment: ir.TimestampValue) -> ir.IntegerValue:
