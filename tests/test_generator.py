@@ -31,3 +31,26 @@ def test_generated_customers_behave_like_a_shop():
     nps = events.loc[events["event_type"] == "nps", "value"]
     assert nps.between(0, 10).all() and len(nps) > 100
     assert events["customer_id"].nunique() > 0.8 * 4000
+
+
+def test_large_sizes_are_written_in_parts_with_unique_ids(tmp_path):
+    import pandas as pd
+
+    from churnkit.data.generator import generate_files, parquet_rows
+
+    paths = generate_files(250, tmp_path, seed=4, chunk_customers=100)
+    assert sorted(p.name for p in paths["orders"].iterdir()) == [
+        "part-00000.parquet",
+        "part-00001.parquet",
+        "part-00002.parquet",
+    ]
+    orders = pd.read_parquet(paths["orders"])
+    customers = pd.read_parquet(paths["customers"])
+    assert len(orders) == parquet_rows(paths["orders"])
+    assert orders["order_id"].is_unique
+    assert customers["customer_id"].is_unique and len(customers) == 250
+    assert set(orders["customer_id"]) == set(customers["customer_id"])
+    # the first part is what the unchunked generator draws for the same seed
+    small = generate_files(100, tmp_path / "small", seed=4, chunk_customers=100)
+    first = pd.read_parquet(paths["orders"] / "part-00000.parquet")
+    pd.testing.assert_frame_equal(first, pd.read_parquet(small["orders"]))

@@ -139,21 +139,20 @@ def generate(
     end: Annotated[str, typer.Option(help="last order day, YYYY-MM-DD")] = "2025-12-31",
 ) -> None:
     """Generate orders, events and customers (Parquet) that behave like real ones."""
-    from churnkit.data.generator import generate_data, write_generated
+    from churnkit.data.generator import generate_files, parquet_rows
 
     with _Progress() as step:
         step(f"generating {customers} customers")
-        data = generate_data(
-            customers, seed=seed, start=_date(start, "--start"), end=_date(end, "--end")
+        paths = generate_files(
+            customers, out_dir, seed=seed, start=_date(start, "--start"), end=_date(end, "--end")
         )
-        paths = write_generated(data, out_dir)
     if _state["json"]:
         out.print_json(json.dumps({k: str(v) for k, v in paths.items()}))
         return
-    out.print(
-        f"wrote {data.orders.num_rows:,} orders, {data.events.num_rows:,} events and "
-        f"{data.customers.num_rows:,} customers to {out_dir}/"
-    )
+    for name, path in paths.items():
+        out.print(
+            f"{name:<10} {parquet_rows(path):>12,} rows  {path}", soft_wrap=True, highlight=False
+        )
 
 
 @app.command()

@@ -15,6 +15,7 @@ truth (rates, dropout day) is written too, for the oracle of the accuracy benchm
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,13 +24,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-__all__ = ["GeneratedData", "generate_data", "write_generated"]
+__all__ = [
+    "CHUNK_CUSTOMERS",
+    "GeneratedData",
+    "generate_data",
+    "generate_files",
+    "parquet_rows",
+    "write_generated",
+]
 
 _DAY_S = 86_400
 _CATEGORIES = np.array(["apparel", "beauty", "electronics", "grocery", "home", "sports"])
 _CHANNELS = np.array(["web", "app", "store"])
 _TIERS = np.array(["bronze", "silver", "gold"])
 _COUNTRIES = np.array(["DE", "FR", "GB", "NL", "US"])
+CHUNK_CUSTOMERS = 1_000_000  # larger sizes are generated and written in parts of this many
+_TABLES = ("orders", "events", "customers", "truth")
 _FADE_DAYS = 75.0  # purchases slow down over this many days before dropout
 _ENGAGEMENT_FADE_DAYS = 100.0  # engagement fades earlier than purchases
 
@@ -47,14 +57,17 @@ class GeneratedData:
 def generate_data(
     n_customers: int,
     *,
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
     start: dt.date = dt.date(2023, 1, 1),
     end: dt.date = dt.date(2025, 12, 31),
+    first_customer: int = 0,
+    first_order: int = 0,
 ) -> GeneratedData:
     """Draw orders, events, customers and the hidden truth for ``n_customers``.
 
-    Orders fall on days ``start`` to ``end`` inclusive. About 9 orders per customer on
-    average, and about 2 events per order.
+    Orders fall on days ``start`` to ``end`` inclusive. About 10 orders per customer on
+    average, and about 2 events per order. ``seed`` may be an int or a sequence of ints;
+    ids start after ``first_customer`` and ``first_order``.
     """
     if n_customers < 1:
         raise ValueError("n_customers must be at least 1")
@@ -65,7 +78,7 @@ def generate_data(
     n = n_customers
 
     signup = rng.uniform(0, n_days - 1, n)
-    rate = rng.gamma(2.0, 1 / 56.0, n)  # orders per day; mean one per 28 days
+    rate = rng.gamma(2.0, 1 / 42.0, n)  # orders per day; mean one per 21 days
     spend = rng.gamma(2.5, 24.0, n)  # typical order value
     return_prob = rng.beta(1.0, 12.0, n)
     one_and_done = rng.random(n) < 0.2
@@ -93,8 +106,8 @@ def generate_data(
     order = np.lexsort((cust, seconds))
     orders = pa.table(
         {
-            "order_id": _ids("O", np.arange(n_orders), 9),
-            "customer_id": _ids("C", cust[order], 7),
+            "order_id": _ids("O", first_order + np.arange(n_orders), 9),
+            "customer_id": _ids("C", first_customer + cust[order], 7),
             "ordered_at": _timestamps(start, seconds[order]),
             "amount": pa.array(amount[order]),
             "status": pa.array(np.array(["completed", "returned", "cancelled"])[status[order]]),
@@ -102,10 +115,12 @@ def generate_data(
             "channel": pa.array(_CHANNELS[channel[cust[order]]]),
         }
     )
-    events = _events(rng, start, n_days, rate, engagement, signup, dropout, return_prob)
+    events = _events(
+        rng, start, n_days, rate, engagement, signup, dropout, return_prob, first_customer
+    )
     customers = pa.table(
         {
-            "customer_id": _ids("C", np.arange(n), 7),
+            "customer_id": _ids("C", first_customer + np.arange(n), 7),
             "signed_up_at": _timestamps(
                 start, (np.maximum(signup - rng.uniform(0, 14, n), 0) * _DAY_S).astype(np.int64)
             ),
@@ -116,7 +131,7 @@ def generate_data(
     )
     truth = pa.table(
         {
-            "customer_id": _ids("C", np.arange(n), 7),
+            "customer_id": _ids("C", first_customer + np.arange(n), 7),
             "purchase_rate_per_day": pa.array(rate),
             "signup_day": pa.array(signup),
             "dropout_day": pa.array(dropout),
@@ -131,11 +146,58 @@ def write_generated(data: GeneratedData, out_dir: Path) -> dict[str, Path]:
     """Write the tables as ``orders.parquet`` etc. into ``out_dir``; return the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for name in ("orders", "events", "customers", "truth"):
+    for name in _TABLES:
         path = out_dir / f"{name}.parquet"
         pq.write_table(getattr(data, name), path, compression="zstd", row_group_size=1 << 20)
         paths[name] = path
     return paths
+
+
+def generate_files(
+    n_customers: int,
+    out_dir: Path,
+    *,
+    seed: int = 0,
+    start: dt.date = dt.date(2023, 1, 1),
+    end: dt.date = dt.date(2025, 12, 31),
+    chunk_customers: int = CHUNK_CUSTOMERS,
+) -> dict[str, Path]:
+    """Generate and write ``n_customers`` in parts of ``chunk_customers``, bounding memory.
+
+    Up to ``chunk_customers`` this is :func:`generate_data` then :func:`write_generated`
+    (``orders.parquet`` ...). Beyond, each table is a folder of parts
+    (``orders/part-00000.parquet`` ...), part ``k`` drawn with seed ``[seed, k]``.
+    """
+    if n_customers <= chunk_customers:
+        return write_generated(generate_data(n_customers, seed=seed, start=start, end=end), out_dir)
+    paths = {name: out_dir / name for name in _TABLES}
+    for path in paths.values():
+        path.mkdir(parents=True, exist_ok=True)
+    first_order = 0
+    for part, first in enumerate(range(0, n_customers, chunk_customers)):
+        data = generate_data(
+            min(chunk_customers, n_customers - first),
+            seed=[seed, part],
+            start=start,
+            end=end,
+            first_customer=first,
+            first_order=first_order,
+        )
+        first_order += data.orders.num_rows
+        for name in _TABLES:
+            pq.write_table(
+                getattr(data, name),
+                paths[name] / f"part-{part:05d}.parquet",
+                compression="zstd",
+                row_group_size=1 << 20,
+            )
+    return paths
+
+
+def parquet_rows(path: Path) -> int:
+    """Rows of a Parquet file or of the parts in a folder, from their metadata."""
+    files = [path] if path.is_file() else sorted(path.glob("*.parquet"))
+    return sum(pq.read_metadata(f).num_rows for f in files)
 
 
 def _season(day: np.ndarray) -> np.ndarray:
@@ -176,6 +238,7 @@ def _events(
     signup: np.ndarray,
     dropout: np.ndarray,
     return_prob: np.ndarray,
+    first_customer: int,
 ) -> pa.Table:
     after_dropout = np.minimum(dropout + 120.0, n_days)  # a few visits after they stop
     kinds, custs, days, values = [], [], [], []
@@ -242,7 +305,7 @@ def _events(
     names = np.array(["session", "email_open", "support_ticket", "nps"])
     return pa.table(
         {
-            "customer_id": _ids("C", cust[order], 7),
+            "customer_id": _ids("C", first_customer + cust[order], 7),
             "occurred_at": _timestamps(start, seconds[order]),
             "event_type": pa.array(names[kind[order]]),
             "value": pa.array(value[order], mask=np.isnan(value[order])),

@@ -32,6 +32,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
+from ibis.backends.sql.datatypes import DuckDBType
 
 from churnkit.features import (
     attributes,
@@ -56,6 +57,7 @@ __all__ = [
     "feature_names",
     "feature_table",
     "resolve_feature_spec",
+    "run_feature_query",
 ]
 
 ID_COLUMNS = ["customer_id", "as_of"]
@@ -183,17 +185,40 @@ def build_features(
         "events": _input(events, _EVENT_TYPES) if spec.has("engagement") else None,
         "customers": (_input(customers, _customer_types(spec)) if spec.has("attributes") else None),
     }
-    schemas = tuple((name, _schema_key(table)) for name, table in inputs.items())
-    sql = _duckdb_sql(spec, horizon_days, schemas)
     con = duckdb.connect()
     try:
         for name, table in inputs.items():
             if table is not None:
-                con.register(f"churnkit_{name}", table)
-        con.register("churnkit_grid", _grid(as_of_dates))
-        frame = con.execute(sql).df()
+                con.register(f"{TABLE_PREFIX}{name}", table)
+        return run_feature_query(con, as_of_dates, spec, horizon_days=horizon_days)
     finally:
         con.close()
+
+
+TABLE_PREFIX = "churnkit_"
+
+
+def run_feature_query(
+    con: duckdb.DuckDBPyConnection,
+    as_of_dates: Sequence[dt.date],
+    spec: FeatureSpec,
+    *,
+    horizon_days: int | None = None,
+) -> pd.DataFrame:
+    """Run the feature query on a DuckDB connection that holds the input tables.
+
+    The connection must have ``churnkit_orders`` (and ``churnkit_events`` or
+    ``churnkit_customers`` when the spec uses them) with canonical column names: tables,
+    views over files, or registered Arrow tables. This is how large data stays in DuckDB
+    (out of core with a ``memory_limit``) instead of passing through pandas.
+    """
+    schemas = tuple((name, _schema_key(con, name)) for name in ("orders", "events", "customers"))
+    sql = _duckdb_sql(spec, horizon_days, schemas)
+    con.register(f"{TABLE_PREFIX}grid", _grid(as_of_dates))
+    try:
+        frame = con.execute(sql).df()
+    finally:
+        con.unregister(f"{TABLE_PREFIX}grid")
     return finish_frame(frame, spec)
 
 
@@ -245,11 +270,15 @@ def _plain_numeric(values: pd.Series) -> pd.Series:
     return values.astype("float64")
 
 
-def _schema_key(table: pa.Table | None) -> tuple[tuple[str, str], ...] | None:
-    if table is None:
+def _schema_key(con: duckdb.DuckDBPyConnection, name: str) -> tuple[tuple[str, str], ...] | None:
+    try:
+        relation = con.table(f"{TABLE_PREFIX}{name}")
+    except duckdb.CatalogException:
         return None
-    schema = ibis.Schema.from_pyarrow(table.schema)
-    return tuple((name, str(dtype)) for name, dtype in schema.items())
+    return tuple(
+        (column, str(DuckDBType.from_string(str(dtype))))
+        for column, dtype in zip(relation.columns, relation.dtypes, strict=True)
+    )
 
 
 def _grid(as_of_dates: Sequence[dt.date]) -> pa.Table:
@@ -268,10 +297,10 @@ def _duckdb_sql(spec: FeatureSpec, horizon_days: int | None, schemas: tuple) -> 
     the SQL is built once per spec, horizon and input schemas.
     """
     tables = {
-        name: None if schema is None else ibis.table(dict(schema), name=f"churnkit_{name}")
+        name: None if schema is None else ibis.table(dict(schema), name=f"{TABLE_PREFIX}{name}")
         for name, schema in schemas
     }
-    grid = ibis.table({"as_of": "date", "as_of_ts": "timestamp"}, name="churnkit_grid")
+    grid = ibis.table({"as_of": "date", "as_of_ts": "timestamp"}, name=f"{TABLE_PREFIX}grid")
     expr = feature_table(
         tables["orders"],
         grid,
