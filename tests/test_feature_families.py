@@ -213,3 +213,27 @@ def test_families_can_be_switched_off(orders):
     assert "mean_days_between_orders" not in frame and "r_score" not in frame
     assert "rfm_segment" not in frame
     assert feature_names(spec)[0] == "recency_days"
+
+
+def test_views_over_parquet_files_give_the_same_features_as_pandas_frames(
+    orders, events, customers, tmp_path
+):
+    import duckdb
+
+    from churnkit.features import copy_features, run_feature_query
+
+    expected = build_features(orders, [HAND_AS_OF], SPEC, events=events, customers=customers)
+    con = duckdb.connect()
+    for name, frame in (("orders", orders), ("events", events), ("customers", customers)):
+        frame.to_parquet(tmp_path / f"{name}.parquet")
+        con.execute(
+            f"CREATE VIEW churnkit_{name} AS SELECT * FROM read_parquet('{tmp_path / name}.parquet')"
+        )
+    from_files = run_feature_query(con, [HAND_AS_OF], SPEC)
+    pd.testing.assert_frame_equal(from_files, expected)
+
+    rows = copy_features(con, [HAND_AS_OF], SPEC, tmp_path / "features.parquet")
+    copied = pd.read_parquet(tmp_path / "features.parquet")
+    assert rows == 3
+    assert copied["customer_id"].tolist() == ["A", "B", "E"]
+    assert copied["r_score"].tolist() == expected["r_score"].tolist()

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
+from churnkit._duckdb import connect
 from churnkit.config import TableSource
 from churnkit.errors import DataError
 
@@ -76,7 +77,7 @@ def read_table(
     DataError
         When the source does not exist or lacks a required or mapped column.
     """
-    con = duckdb.connect()
+    con = connect()
     relation = _scan(con, source, name)
     available = list(relation.columns)
     _check_columns(source, name, available, config_file, extra_columns)

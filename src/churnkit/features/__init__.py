@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Sequence
+from pathlib import Path
 
 import duckdb
 import ibis
@@ -34,6 +35,7 @@ import pandas as pd
 import pyarrow as pa
 from ibis.backends.sql.datatypes import DuckDBType
 
+from churnkit._duckdb import connect
 from churnkit.features import (
     attributes,
     breadth,
@@ -44,6 +46,7 @@ from churnkit.features import (
     segments,
     trend,
 )
+from churnkit.features._exprs import money_micros
 from churnkit.features.snapshots import make_churn_labels
 from churnkit.features.spec import FAMILIES, FeatureSpec, resolve_feature_spec
 
@@ -54,6 +57,7 @@ __all__ = [
     "LABEL_COLUMN",
     "FeatureSpec",
     "build_features",
+    "copy_features",
     "feature_names",
     "feature_table",
     "resolve_feature_spec",
@@ -123,6 +127,8 @@ def feature_table(
     for family in order_families:
         table = table.mutate(**_MODULES[family].derive(table, spec))
 
+    if spec.has("breadth"):
+        table = breadth.add_breadth(table, prepared, grid, spec)
     if spec.has("engagement"):
         if events is None:
             raise ValueError("the spec has engagement features but no events table was given")
@@ -185,7 +191,7 @@ def build_features(
         "events": _input(events, _EVENT_TYPES) if spec.has("engagement") else None,
         "customers": (_input(customers, _customer_types(spec)) if spec.has("attributes") else None),
     }
-    con = duckdb.connect()
+    con = connect()
     try:
         for name, table in inputs.items():
             if table is not None:
@@ -312,6 +318,36 @@ def _duckdb_sql(spec: FeatureSpec, horizon_days: int | None, schemas: tuple) -> 
     return ibis.to_sql(expr, dialect="duckdb")
 
 
+def copy_features(
+    con: duckdb.DuckDBPyConnection,
+    as_of_dates: Sequence[dt.date],
+    spec: FeatureSpec,
+    out: Path,
+    *,
+    horizon_days: int | None = None,
+) -> int:
+    """Like :func:`run_feature_query`, but DuckDB writes the result to Parquet itself.
+
+    Nothing passes through pandas, so with a ``memory_limit`` and a ``temp_directory``
+    DuckDB can build features for more data than fits in memory. Returns the row count.
+    The recency ``segment`` column, which is computed in pandas, is not included.
+    """
+    schemas = tuple((name, _schema_key(con, name)) for name in ("orders", "events", "customers"))
+    sql = _duckdb_sql(spec, horizon_days, schemas)
+    con.register(f"{TABLE_PREFIX}grid", _grid(as_of_dates))
+    try:
+        con.execute(f"COPY ({sql}) TO '{_sql_text(str(out))}' (FORMAT parquet, COMPRESSION zstd)")
+    finally:
+        con.unregister(f"{TABLE_PREFIX}grid")
+    return con.execute(f"SELECT count(*) FROM read_parquet('{_sql_text(str(out))}')").fetchall()[0][
+        0
+    ]
+
+
+def _sql_text(text: str) -> str:
+    return text.replace("'", "''")
+
+
 def finish_frame(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
     """Engine output to churnkit's dtypes: dates, categoricals, the recency segment."""
     frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
@@ -327,25 +363,25 @@ def finish_frame(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
 
 
 def _prepare_orders(orders: ir.Table, spec: FeatureSpec) -> ir.Table:
-    """Orders with a ``qualifying`` flag and, on qualifying ones, the gap to the previous."""
+    """Orders with a ``qualifying`` flag, amounts in integer micro-units, and the gap to
+    the previous qualifying order (on qualifying orders, when cadence is on)."""
     completed = orders.status == "completed" if "status" in orders.columns else ibis.literal(True)
+    amount = orders.amount.cast("float64")
     columns = {
         "customer_id": orders.customer_id,
         "ordered_at": orders.ordered_at.cast("timestamp"),
-        "amount": orders.amount.cast("float64"),
-        "qualifying": completed.fill_null(False) & (orders.amount >= spec.min_order_amount),
+        "amount": amount,
+        "amount_micros": money_micros(amount),
+        "qualifying": completed.fill_null(False) & (amount >= spec.min_order_amount),
     }
     if spec.has("returns"):
         columns["status"] = orders.status
     for column in spec.breadth_columns:
         columns[column] = orders[column]
     table = orders.select(**columns)
-    qualifying = table.filter(table.qualifying)
-    previous = qualifying.ordered_at.lag().over(
-        ibis.window(group_by="customer_id", order_by="ordered_at")
-    )
-    qualifying = qualifying.mutate(
-        gap_days=qualifying.ordered_at.date().delta(previous.date(), unit="day")
-    )
-    others = table.filter(~table.qualifying).mutate(gap_days=ibis.null("int64"))
-    return qualifying.union(others)
+    if not spec.has("cadence"):
+        return table
+    # partitioning by the flag too keeps the previous order a qualifying one
+    window = ibis.window(group_by=["customer_id", "qualifying"], order_by="ordered_at")
+    gap = table.ordered_at.date().delta(table.ordered_at.lag().over(window).date(), unit="day")
+    return table.mutate(gap_days=ibis.ifelse(table.qualifying, gap, ibis.null("int64")))

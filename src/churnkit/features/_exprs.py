@@ -33,11 +33,15 @@ def safe_ratio(numerator: ir.NumericValue, denominator: ir.NumericValue) -> ir.F
 _MICROS = 1_000_000
 
 
-def exact_sum(values: ir.NumericValue) -> ir.FloatingScalar:
-    """Sum of money values, exact to a millionth and independent of summation order.
+def money_micros(amount: ir.NumericValue) -> ir.IntegerValue:
+    """An amount in integer millionths, so that sums are exact and order-independent.
 
     Parallel engines add floats in whatever order their threads finish, which changes
-    the last bits of a float sum from run to run; integer micro-units add exactly.
+    the last bits of a float sum from run to run; integers add exactly.
     """
-    micros = (values.cast("float64") * _MICROS).round().cast("int64")
+    return (amount.cast("float64") * _MICROS).round().cast("int64")
+
+
+def money_sum(micros: ir.IntegerValue) -> ir.FloatingScalar:
+    """Sum of micro-unit amounts, back in currency units."""
     return micros.sum().cast("float64") / _MICROS

@@ -19,8 +19,31 @@ def names(spec: FeatureSpec) -> list[str]:
 
 
 def aggregates(h: ir.Table, spec: FeatureSpec) -> dict[str, ir.Scalar]:
-    return {_NAMES[c]: h[c].nunique(where=h.qualifying) for c in spec.breadth_columns}
+    return {}
 
 
 def derive(t: ir.Table, spec: FeatureSpec) -> dict[str, ir.Value]:
     return {}
+
+
+def add_breadth(
+    population: ir.Table, orders: ir.Table, grid: ir.Table, spec: FeatureSpec
+) -> ir.Table:
+    """Left-join the distinct counts onto ``population``.
+
+    A value counts at ``as_of`` when its first qualifying order is before ``as_of``;
+    working from first-purchase dates keeps this one small join instead of a distinct
+    count over every order of every snapshot.
+    """
+    for column in spec.breadth_columns:
+        values = orders.filter(orders.qualifying & orders[column].notnull())
+        firsts = values.group_by(["customer_id", column]).aggregate(
+            first_at=values.ordered_at.min()
+        )
+        seen = firsts.join(grid, firsts.first_at < grid.as_of_ts)
+        counts = seen.group_by(["customer_id", "as_of"]).aggregate(**{_NAMES[column]: seen.count()})
+        population = population.left_join(counts, ["customer_id", "as_of"]).drop(
+            "customer_id_right", "as_of_right"
+        )
+        population = population.mutate(**{_NAMES[column]: population[_NAMES[column]].fill_null(0)})
+    return population

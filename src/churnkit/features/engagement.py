@@ -18,6 +18,7 @@ from churnkit.features._exprs import count_if, days_since, window_start
 from churnkit.features.spec import FeatureSpec
 
 NPS = "nps"
+_SEPARATORS = (" ", "-", ".", "/")
 
 
 def names(spec: FeatureSpec) -> list[str]:
@@ -74,6 +75,9 @@ def _add_last_nps(population: ir.Table, events: ir.Table, grid: ir.Table) -> ir.
 
 def event_table(events: ir.Table) -> ir.Table:
     """Events with event types turned into identifiers, as the spec names them."""
-    kind = events.event_type.lower().re_replace(r"[^0-9a-z]+", "_").re_replace(r"^_+|_+$", "")
+    # plain replaces, not a regex: this runs on every event (see spec.identifier)
+    kind = events.event_type.strip().lower()
+    for character in _SEPARATORS:
+        kind = kind.replace(character, "_")
     value = events.value.cast("float64") if "value" in events.columns else ibis.null("float64")
     return events.select("customer_id", "occurred_at", event_type=kind, value=value)

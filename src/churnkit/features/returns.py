@@ -13,7 +13,7 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from churnkit.features._exprs import count_if, exact_sum
+from churnkit.features._exprs import count_if, money_sum
 from churnkit.features.spec import FeatureSpec
 
 
@@ -28,8 +28,10 @@ def aggregates(h: ir.Table, spec: FeatureSpec) -> dict[str, ir.Scalar]:
         "returns_lifetime": count_if(returned),
         "cancellations_lifetime": count_if(h.status == "cancelled"),
         "_completed_orders": count_if(completed),
-        "_returned_revenue": exact_sum(returned.fill_null(False).ifelse(h.amount.abs(), 0.0)),
-        "_completed_revenue": exact_sum(completed.fill_null(False).ifelse(h.amount.abs(), 0.0)),
+        "_returned_revenue": money_sum(returned.fill_null(False).ifelse(h.amount_micros.abs(), 0)),
+        "_completed_revenue": money_sum(
+            completed.fill_null(False).ifelse(h.amount_micros.abs(), 0)
+        ),
     }
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ibis.expr.types as ir
 
-from churnkit.features._exprs import count_if, days_since, exact_sum, window_start
+from churnkit.features._exprs import count_if, days_since, money_sum, window_start
 from churnkit.features.spec import FeatureSpec
 
 VALUE_WINDOW_DAYS = 365  # customer_value_365d, always computed
@@ -39,13 +39,13 @@ def aggregates(h: ir.Table, spec: FeatureSpec) -> dict[str, ir.Scalar]:
         "first_order_at": h.ordered_at.min(where=q),
         "last_order_at": h.ordered_at.max(where=q),
         "orders_lifetime": count_if(q),
-        "revenue_lifetime": exact_sum(q.ifelse(h.amount, 0.0)),
+        "revenue_lifetime": money_sum(q.ifelse(h.amount_micros, 0)),
         "max_order_value": h.amount.max(where=q),
     }
     for w in sorted(set(spec.windows_days) | {VALUE_WINDOW_DAYS}):
         inside = q & (h.ordered_at >= window_start(h.as_of_ts, w))
         out[f"orders_{w}d"] = count_if(inside)
-        out[f"revenue_{w}d"] = exact_sum(inside.ifelse(h.amount, 0.0))
+        out[f"revenue_{w}d"] = money_sum(inside.ifelse(h.amount_micros, 0))
     return out
 
 

@@ -44,8 +44,12 @@ class FeatureSpec(BaseModel):
 
 
 def identifier(text: str) -> str:
-    """A column-name-safe version of an event type (``Email Open`` -> ``email_open``)."""
-    return re.sub(r"[^0-9a-z]+", "_", str(text).lower()).strip("_") or "unnamed"
+    """The column-name form of an event type: lower case, separators as ``_``.
+
+    ``Email Open`` -> ``email_open``. The same rule runs in SQL on every event
+    (:func:`churnkit.features.engagement.event_table`).
+    """
+    return re.sub(r"[ ./-]", "_", str(text).strip().lower())
 
 
 def resolve_feature_spec(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ibis.expr.types as ir
 
-from churnkit.features._exprs import count_if, exact_sum, window_start
+from churnkit.features._exprs import count_if, money_sum, window_start
 from churnkit.features.spec import FeatureSpec
 
 
@@ -29,9 +29,9 @@ def aggregates(h: ir.Table, spec: FeatureSpec) -> dict[str, ir.Scalar]:
     )
     return {
         "_trend_orders_last": count_if(last),
-        "_trend_revenue_last": exact_sum(last.ifelse(h.amount, 0.0)),
+        "_trend_revenue_last": money_sum(last.ifelse(h.amount_micros, 0)),
         f"orders_prev_{d}d": count_if(prev),
-        f"revenue_prev_{d}d": exact_sum(prev.ifelse(h.amount, 0.0)),
+        f"revenue_prev_{d}d": money_sum(prev.ifelse(h.amount_micros, 0)),
     }
 
 
