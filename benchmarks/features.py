@@ -87,7 +87,8 @@ con.execute("SET enable_progress_bar = false")
 frame = con.execute(f'''
     WITH qualifying AS (
         SELECT customer_id, ordered_at, amount,
-               date_diff('day', lag(ordered_at::DATE) OVER (PARTITION BY customer_id ORDER BY ordered_at),
+               date_diff('day',
+                         lag(ordered_at::DATE) OVER (PARTITION BY customer_id ORDER BY ordered_at),
                          ordered_at::DATE) AS gap
         FROM read_parquet('{src('orders')}')
         WHERE status = 'completed' AND ordered_at < DATE '{as_ofs[0]}'

@@ -24,7 +24,11 @@ data = generate_data(n, seed=0)
 write_generated(data, out)
 print(json.dumps({
     "seconds": time.perf_counter() - start,
-    "peak_rss_mib": next(int(l.split()[1]) / 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:")),
+    "peak_rss_mib": next(
+        int(line.split()[1]) / 1024
+        for line in open("/proc/self/status")
+        if line.startswith("VmHWM:")
+    ),
     "orders": data.orders.num_rows,
     "events": data.events.num_rows,
 }))
