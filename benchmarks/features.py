@@ -35,7 +35,8 @@ SETUP = """
 import datetime as dt, json, sys, time
 from pathlib import Path
 import duckdb
-data, as_ofs, memory_limit, out = Path(sys.argv[1]), sys.argv[2].split(","), sys.argv[3], sys.argv[4]
+data, as_ofs = Path(sys.argv[1]), sys.argv[2].split(",")
+memory_limit, out = sys.argv[3], sys.argv[4]
 dates = [dt.date.fromisoformat(d) for d in as_ofs]
 def src(name):
     p = data / name

@@ -225,10 +225,9 @@ def test_views_over_parquet_files_give_the_same_features_as_pandas_frames(
     expected = build_features(orders, [HAND_AS_OF], SPEC, events=events, customers=customers)
     con = duckdb.connect()
     for name, frame in (("orders", orders), ("events", events), ("customers", customers)):
-        frame.to_parquet(tmp_path / f"{name}.parquet")
-        con.execute(
-            f"CREATE VIEW churnkit_{name} AS SELECT * FROM read_parquet('{tmp_path / name}.parquet')"
-        )
+        path = tmp_path / f"{name}.parquet"
+        frame.to_parquet(path)
+        con.execute(f"CREATE VIEW churnkit_{name} AS SELECT * FROM read_parquet('{path}')")
     from_files = run_feature_query(con, [HAND_AS_OF], SPEC)
     pd.testing.assert_frame_equal(from_files, expected)
 
