@@ -156,3 +156,34 @@ def test_an_events_table_breaking_the_contract_exits_2_naming_table_and_columns(
     assert "events.occurred_at" in result.stderr and "events.customer_id" in result.stderr
     assert "events.event_type" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_kpis_prints_the_table_with_the_activity_definition_and_writes_files(
+    tmp_path, generated_dir
+):
+    import pandas as pd
+
+    config = write_config(tmp_path, generated_dir)
+    result = invoke(
+        "kpis",
+        config,
+        "--period",
+        "quarter",
+        "--out",
+        tmp_path / "k.csv",
+        "--cohorts",
+        tmp_path / "c.parquet",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "a qualifying order in the 365 days before the date" in result.output
+    assert "CRR %" in result.output and "n/a" in result.output
+    kpis = pd.read_csv(tmp_path / "k.csv")
+    assert len(kpis) == 12 and kpis["crr_pct"].iloc[-1] > 0
+    cohorts = pd.read_parquet(tmp_path / "c.parquet")
+    assert (cohorts["0"] == 1.0).all()
+
+
+def test_kpis_refuses_an_unknown_period(tmp_path, generated_dir):
+    result = invoke("kpis", write_config(tmp_path, generated_dir), "--period", "week")
+    assert result.exit_code == 2
+    assert "--period 'week' is not one of month, quarter, year" in result.stderr

@@ -264,6 +264,62 @@ def features(
 
 @app.command()
 @_handles_errors
+def kpis(
+    config: ConfigArg,
+    period: Annotated[str, typer.Option(help="month, quarter or year")] = "month",
+    out_path: Annotated[
+        Path | None, typer.Option("--out", help="write the KPI table (.csv or .parquet)")
+    ] = None,
+    cohorts_path: Annotated[
+        Path | None, typer.Option("--cohorts", help="write the cohort table (.csv or .parquet)")
+    ] = None,
+) -> None:
+    """Retention KPIs per period (CRR, churn, repeat rate, AOV, value, CLV) and cohorts."""
+    from churnkit.kpis import PERIODS
+    from churnkit.pipelines import run_kpis
+
+    if period not in PERIODS:
+        raise ChurnkitError(f"--period {period!r} is not one of {', '.join(PERIODS)}")
+    cfg = _load(config)
+    with _Progress() as step:
+        step("computing retention KPIs")
+        table, cohorts = run_kpis(cfg, period=period, out=out_path, cohorts_out=cohorts_path)
+    activity = cfg.snapshots.activity_days
+    if _state["json"]:
+        out.print_json(table.to_json(orient="records", date_format="iso"))
+        return
+    shown = Table(title=f"retention KPIs per {period}")
+    columns = {
+        "period_start": ("period", "{}"),
+        "customers_start": ("S", "{:,}"),
+        "new_customers": ("N", "{:,}"),
+        "customers_end": ("E", "{:,}"),
+        "crr_pct": ("CRR %", "{:.1f}"),
+        "churn_pct": ("churn %", "{:.1f}"),
+        "repeat_customer_rate_pct": ("repeat %", "{:.1f}"),
+        "purchase_frequency": ("orders/cust", "{:.2f}"),
+        "aov": ("AOV", "{:,.2f}"),
+        "customer_value": ("value/cust", "{:,.2f}"),
+        "clv_estimate": ("CLV est.", "{:,.0f}"),
+    }
+    for label, _ in columns.values():
+        shown.add_column(label, justify="right")
+    for row in table.itertuples(index=False):
+        shown.add_row(*(_cell(getattr(row, name), fmt) for name, (_, fmt) in columns.items()))
+    out.print(shown)
+    out.print(
+        f"active customer = a qualifying order in the {activity} days before the date "
+        f"(`snapshots.activity_days`); CRR = (E - N) / S * 100; CLV est. = value / churn rate",
+        soft_wrap=True,
+    )
+    out.print("reference: e-commerce CRR averages about 38 %; 40-80 % is usually called good")
+    for label, path in (("KPIs", out_path), ("cohorts", cohorts_path)):
+        if path is not None:
+            out.print(f"wrote {label} to {path}", soft_wrap=True)
+
+
+@app.command()
+@_handles_errors
 def demo(
     directory: Annotated[
         Path, typer.Option("--dir", help="folder for data, MLflow and scores")
@@ -344,6 +400,12 @@ def _print_at_risk(ranked: Any, top: int) -> None:
             f"{row.expected_value_at_risk:,.2f}",
         )
     out.print(table)
+
+
+def _cell(value: Any, fmt: str) -> str:
+    if isinstance(value, float) and value != value:  # NaN: undefined, e.g. no customers at start
+        return "n/a"
+    return fmt.format(value)
 
 
 def _date(text: str, option: str) -> dt.date:

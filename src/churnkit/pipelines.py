@@ -21,11 +21,12 @@ import yaml
 
 from churnkit import tracking
 from churnkit.config import Config, load_config
-from churnkit.data import Tables, load_data, summarise_orders
+from churnkit.data import Tables, load_data, load_orders, summarise_orders
 from churnkit.data.generator import generate_data, write_generated
 from churnkit.errors import DataError
 from churnkit.features import FeatureSpec, build_features, resolve_feature_spec
 from churnkit.features.snapshots import data_end_date, observed_as_of_dates
+from churnkit.kpis import cohort_retention, period_kpis
 from churnkit.scoring import rank_at_risk, resolve_as_of, score_customers, write_partition
 from churnkit.training import (
     CRR_BASELINE,
@@ -43,6 +44,7 @@ __all__ = [
     "TrainingOutcome",
     "run_demo",
     "run_features",
+    "run_kpis",
     "run_scoring",
     "run_training",
     "run_validation",
@@ -142,6 +144,31 @@ def run_features(cfg: Config, *, as_of: dt.date | None, out: Path) -> tuple[pd.D
     as_of = as_of or data_end_date(tables.orders)
     spec = resolve_feature_spec(cfg, tables.orders, tables.events, tables.customers)
     frame = _features(tables, [as_of], spec)
+    _write_table(frame, out)
+    return frame, out
+
+
+def run_kpis(
+    cfg: Config, *, period: str, out: Path | None = None, cohorts_out: Path | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Retention KPIs per period and the cohort table; optionally written to files."""
+    orders = load_orders(cfg.data)
+    table = period_kpis(
+        orders,
+        period=period,
+        activity_days=cfg.snapshots.activity_days,
+        min_order_amount=cfg.data.min_order_amount,
+    )
+    cohorts = cohort_retention(orders, min_order_amount=cfg.data.min_order_amount)
+    if out is not None:
+        _write_table(table, out)
+    if cohorts_out is not None:
+        _write_table(cohorts.reset_index().rename(columns=str), cohorts_out)
+    return table, cohorts
+
+
+def _write_table(frame: pd.DataFrame, out: Path) -> None:
+    """CSV or Parquet by suffix, written to a temporary file and renamed into place."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     if out.suffix.lower() == ".csv":
@@ -149,7 +176,6 @@ def run_features(cfg: Config, *, as_of: dt.date | None, out: Path) -> tuple[pd.D
     else:
         frame.to_parquet(tmp, index=False)
     tmp.replace(out)
-    return frame, out
 
 
 def _features(

@@ -1,0 +1,124 @@
+"""Retention KPIs: the worked examples of RETENTION_METRICS.md and a hand-computed table."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churnkit.kpis import (
+    average_order_value,
+    churn_rate,
+    cohort_retention,
+    customer_retention_rate,
+    customer_value,
+    period_kpis,
+    purchase_frequency,
+    repeat_customer_rate,
+    retention_rate,
+)
+
+
+def test_crr_worked_example_500_start_50_new_450_end_is_80_percent():
+    assert customer_retention_rate(start=500, new=50, end=450) == 80.0
+
+
+def test_retention_and_churn_worked_example_100_start_90_retained():
+    assert retention_rate(retained_from_start=90, start=100) == 90.0
+    assert churn_rate(lost_from_start=10, start=100) == 10.0
+    assert retention_rate(90, 100) + churn_rate(10, 100) == 100.0
+
+
+def test_rates_of_an_empty_start_are_undefined_not_zero():
+    assert math.isnan(customer_retention_rate(0, 5, 5))
+    assert math.isnan(retention_rate(0, 0))
+
+
+def test_frequency_aov_and_value_are_the_right_way_up():
+    frequency = purchase_frequency(orders=30, customers=10)
+    aov = average_order_value(revenue=600.0, orders=30)
+    assert (frequency, aov) == (3.0, 20.0)
+    assert customer_value(frequency, aov) == 60.0  # revenue per customer
+    assert repeat_customer_rate(customers_with_repeat=4, customers=10) == 40.0
+
+
+@pytest.fixture
+def ten_orders() -> pd.DataFrame:
+    rows = [
+        ("A", "2024-01-05", 10.0, "completed"),
+        ("A", "2024-01-20", 20.0, "completed"),
+        ("B", "2024-01-25", 30.0, "completed"),
+        ("A", "2024-02-10", 40.0, "completed"),
+        ("C", "2024-02-15", 50.0, "completed"),
+        ("C", "2024-02-16", 10.0, "completed"),
+        ("B", "2024-03-05", 60.0, "completed"),
+        ("D", "2024-03-10", 20.0, "completed"),
+        ("A", "2024-03-28", 40.0, "completed"),
+        ("C", "2024-03-30", 15.0, "returned"),  # does not qualify
+    ]
+    frame = pd.DataFrame(rows, columns=["customer_id", "ordered_at", "amount", "status"])
+    frame["ordered_at"] = pd.to_datetime(frame["ordered_at"])
+    return frame
+
+
+def test_monthly_kpis_of_ten_orders_match_hand_computation(ten_orders):
+    kpis = period_kpis(
+        ten_orders, period="month", activity_days=30, data_end=dt.date(2024, 4, 1)
+    ).set_index("period_start")
+    assert list(kpis.index) == [dt.date(2024, 1, 1), dt.date(2024, 2, 1), dt.date(2024, 3, 1)]
+    jan, feb, mar = (kpis.loc[dt.date(2024, m, 1)] for m in (1, 2, 3))
+
+    # January: nobody active at 01-01; A and B are new and active at 02-01
+    assert (jan["customers_start"], jan["new_customers"], jan["customers_end"]) == (0, 2, 2)
+    assert math.isnan(jan["crr_pct"])
+    assert (jan["customers"], jan["orders"], jan["revenue"]) == (2, 3, 60.0)
+    assert jan["repeat_customer_rate_pct"] == 50.0  # A ordered twice
+    assert (jan["purchase_frequency"], jan["aov"], jan["customer_value"]) == (1.5, 20.0, 30.0)
+
+    # February: S = {A, B}; active at 03-01 (orders since 01-31): {A, C}; C is new
+    assert (feb["customers_start"], feb["new_customers"], feb["customers_end"]) == (2, 1, 2)
+    assert feb["crr_pct"] == 50.0  # (2 - 1) / 2
+    assert (feb["retained"], feb["lost"]) == (1, 1)
+    assert (feb["retention_pct"], feb["churn_pct"]) == (50.0, 50.0)
+    assert (feb["orders"], feb["revenue"], feb["repeat_customer_rate_pct"]) == (3, 100.0, 50.0)
+    assert feb["aov"] == pytest.approx(100 / 3)
+    assert feb["customer_value"] == pytest.approx(50.0)
+    assert feb["clv_estimate"] == pytest.approx(100.0)  # 50 per month / 50 % churn
+
+    # March: S = {A, C}; active at 04-01: {A, B, D} (C's return does not count); D is new.
+    # CRR counts B's return to buying, the cohort retention does not.
+    assert (mar["customers_start"], mar["new_customers"], mar["customers_end"]) == (2, 1, 3)
+    assert mar["crr_pct"] == 100.0  # (3 - 1) / 2
+    assert (mar["retention_pct"], mar["churn_pct"]) == (50.0, 50.0)
+    assert (mar["customers"], mar["orders"], mar["revenue"]) == (3, 3, 120.0)
+    assert (mar["repeat_customer_rate_pct"], mar["aov"], mar["clv_estimate"]) == (0.0, 40.0, 80.0)
+
+
+def test_quarters_and_years_only_report_fully_observed_periods(ten_orders):
+    quarters = period_kpis(
+        ten_orders, period="quarter", activity_days=30, data_end=dt.date(2024, 4, 1)
+    )
+    assert quarters["period_start"].tolist() == [dt.date(2024, 1, 1)]
+    assert quarters["orders"].tolist() == [9]
+    years = period_kpis(ten_orders, period="year", activity_days=30, data_end=dt.date(2024, 4, 1))
+    assert years.empty
+
+
+def test_cohort_table_of_ten_orders(ten_orders):
+    table = cohort_retention(ten_orders, data_end=dt.date(2024, 4, 1))
+    expected = pd.DataFrame(
+        [[1.0, 0.5, 1.0], [1.0, 0.0, np.nan], [1.0, np.nan, np.nan]],
+        index=pd.Index(["2024-01", "2024-02", "2024-03"], name="cohort"),
+        columns=pd.Index([0, 1, 2], name="months_since_first_order"),
+    )
+    pd.testing.assert_frame_equal(table, expected, check_dtype=False)
+
+
+def test_a_partial_last_month_is_not_observed(ten_orders):
+    # data ends mid-March: March cells are unknown
+    table = cohort_retention(ten_orders[ten_orders["ordered_at"] < "2024-03-15"])
+    assert table.loc["2024-01", 1] == 0.5
+    assert np.isnan(table.loc["2024-01", 2])
