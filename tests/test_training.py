@@ -16,7 +16,9 @@ from churnkit.errors import DataError, FeatureMismatchError, ModelNotFoundError
 from churnkit.features import FeatureSpec, feature_names
 from churnkit.features.snapshots import make_as_of_grid
 from churnkit.training import CRRBaseline, split_snapshots
-from churnkit.training.metrics import lift_at, score_metrics
+from churnkit.training.baselines import ScoreBaseline
+from churnkit.training.calibration import Calibration, fit_calibration
+from churnkit.training.metrics import expected_calibration_error, lift_at, score_metrics
 from churnkit.training.model import ChurnModel, fit_booster
 
 
@@ -85,14 +87,54 @@ def test_crr_baseline_follows_the_sklearn_contract_and_round_trips():
         fitted.predict_proba(pd.DataFrame({"segment": ["a"]}))
 
 
-def test_lift_at_ten_percent_by_hand():
+def test_lift_capture_and_precision_at_the_top_by_hand():
     y = np.array([1, 0, 1, 0, 0, 0, 0, 0, 0, 0])  # base rate 0.2
-    scores = np.linspace(1.0, 0.1, 10)  # the top 10 % is the first row, a churner
-    assert lift_at(y, scores, 0.10) == pytest.approx(5.0)
-    assert lift_at(y, scores, 0.20) == pytest.approx(2.5)  # 1 of 2 churned: 0.5 / 0.2
+    scores = np.arange(10, 0, -1) / 10  # the first row scores highest
     metrics = score_metrics(y, scores)
+    # top 5 % and 10 %: one row, a churner; top 20 %: two rows, one churner
+    assert (metrics["lift_5"], metrics["capture_5"], metrics["precision_5"]) == (5.0, 0.5, 1.0)
+    assert (metrics["lift_10"], metrics["capture_10"], metrics["precision_10"]) == (5.0, 0.5, 1.0)
+    assert (metrics["lift_20"], metrics["capture_20"], metrics["precision_20"]) == (2.5, 0.5, 0.5)
+    assert lift_at(y, scores, 0.20) == pytest.approx(2.5)
     assert metrics["roc_auc"] == pytest.approx(0.9375)  # 15 of 16 pairs ranked right
-    assert set(metrics) == {"roc_auc", "pr_auc", "lift_10"}
+
+
+def test_calibration_error_and_brier_by_hand():
+    y = np.array([0, 1, 1, 1])
+    p = np.array([0.05, 0.05, 0.95, 0.95])
+    # bin 0: churn rate 0.5 vs 0.05 on half the rows; bin 9: 1.0 vs 0.95 on the other half
+    assert expected_calibration_error(y, p) == pytest.approx(0.5 * 0.45 + 0.5 * 0.05)
+    assert score_metrics(y, p)["brier"] == pytest.approx((0.05**2 + 0.95**2 + 2 * 0.05**2) / 4)
+
+
+def test_isotonic_calibration_makes_probabilities_match_churn_rates():
+    rng = np.random.default_rng(1)
+    raw = rng.random(20_000)
+    churned = (rng.random(20_000) < raw**3).astype(int)  # raw scores overstate churn
+    fit, holdout = slice(0, 10_000), slice(10_000, None)
+    calibration = fit_calibration(raw[fit], churned[fit])
+    before = expected_calibration_error(churned[holdout], raw[holdout])
+    after = expected_calibration_error(churned[holdout], calibration.apply(raw[holdout]))
+    assert before > 0.15 and after < 0.02
+    restored = Calibration.from_dict(calibration.to_dict())
+    np.testing.assert_array_equal(restored.apply(raw[:50]), calibration.apply(raw[:50]))
+    assert calibration.apply(np.array([-1.0, 2.0])).tolist() == [
+        pytest.approx(calibration.y_thresholds[0], abs=1e-4),
+        pytest.approx(calibration.y_thresholds[-1], abs=1e-4),
+    ]
+
+
+def test_score_baselines_are_monotone_in_their_signal():
+    X = pd.DataFrame({"recency_days": [1, 5, 30, 60, 200, 300], "r_score": [5, 5, 4, 3, 1, 1]})
+    y = [0, 0, 0, 1, 1, 1]
+    recency = ScoreBaseline(("recency_days",)).fit(X, y).predict_proba(X)[:, 1]
+    assert list(recency) == sorted(recency) and recency[0] == 0.0 and recency[-1] == 1.0
+    rfm = ScoreBaseline(("r_score",), increasing=False).fit(X, y).predict_proba(X)[:, 1]
+    assert list(rfm) == sorted(rfm)
+    assert clone(ScoreBaseline(("a", "b"), increasing=False)).get_params() == {
+        "columns": ("a", "b"),
+        "increasing": False,
+    }
 
 
 @pytest.fixture
@@ -106,7 +148,8 @@ def small_model() -> tuple[ChurnModel, pd.DataFrame]:
     booster = fit_booster(X[:300], y[:300], X[300:], y[300:], cfg)
     frame = X.assign(segment=np.where(X["recency_days"] > 20, "old", "new"))
     baseline = CRRBaseline().fit(frame, y)
-    return ChurnModel(booster, names, spec, baseline, {"model_name": "m"}), frame
+    calibration = fit_calibration(booster.predict(X[300:]), y[300:])
+    return ChurnModel(booster, names, spec, baseline, {"model_name": "m"}, calibration), frame
 
 
 def test_saved_model_loads_and_predicts_the_same(small_model, tmp_path):
@@ -114,6 +157,8 @@ def test_saved_model_loads_and_predicts_the_same(small_model, tmp_path):
     model.save(tmp_path / "bundle")
     loaded = ChurnModel.load(tmp_path / "bundle")
     np.testing.assert_array_equal(loaded.predict_proba(frame), model.predict_proba(frame))
+    np.testing.assert_array_equal(loaded.predict_raw(frame), model.predict_raw(frame))
+    assert loaded.calibration == model.calibration
     np.testing.assert_array_equal(loaded.baseline_proba(frame), model.baseline_proba(frame))
     assert loaded.feature_spec == model.feature_spec
     assert loaded.metadata["model_name"] == "m"

@@ -367,11 +367,29 @@ def _report_training(outcome: Any) -> None:
         return
     table = Table(title="test snapshots " + ", ".join(result.model.metadata["test_as_of"]))
     table.add_column("scorer")
-    for metric in ("ROC-AUC", "PR-AUC", "lift@10%"):
-        table.add_column(metric, justify="right")
-    for scorer, label in (("model", "LightGBM"), ("crr_baseline", "CRR baseline (recency bucket)")):
-        m = result.metrics[scorer]
-        table.add_row(label, f"{m['roc_auc']:.4f}", f"{m['pr_auc']:.4f}", f"{m['lift_10']:.3f}")
+    headers = {
+        "roc_auc": "ROC-AUC",
+        "pr_auc": "PR-AUC",
+        "lift_10": "lift@10%",
+        "capture_10": "capture@10%",
+        "brier": "Brier",
+        "ece": "ECE",
+    }
+    for header in headers.values():
+        table.add_column(header, justify="right")
+    by_rfm = result.model.baseline.segment_column == "rfm_segment"
+    labels = {
+        "model": "LightGBM (calibrated)",
+        "model_uncalibrated": "LightGBM (raw)",
+        "crr_baseline": f"CRR baseline (per {'RFM segment' if by_rfm else 'recency bucket'})",
+        "recency_baseline": "recency alone",
+        "rfm_baseline": "RFM score",
+    }
+    for scorer, label in labels.items():
+        if scorer in result.metrics:
+            m = result.metrics[scorer]
+            cells = (f"{m[key]:.3f}" if key == "lift_10" else f"{m[key]:.4f}" for key in headers)
+            table.add_row(label, *cells)
     out.print(table)
     alias = "champion" if outcome.promoted else "challenger"
     out.print(

@@ -42,7 +42,9 @@ def score_customers(model: ChurnModel, features: pd.DataFrame) -> pd.DataFrame:
         When ``features`` does not have the model's feature columns.
     """
     scored = features[["as_of", "customer_id", "segment", "customer_value_365d"]].copy()
-    scored["churn_probability"] = model.predict_proba(features)
+    raw = model.predict_raw(features)
+    scored["churn_probability"] = raw if model.calibration is None else model.calibration.apply(raw)
+    scored["_raw_score"] = raw  # breaks the ties that calibration steps create
     scored["baseline_churn_probability"] = model.baseline_proba(features)
     scored["expected_value_at_risk"] = (
         scored["churn_probability"] * scored["customer_value_365d"]
@@ -53,9 +55,15 @@ def score_customers(model: ChurnModel, features: pd.DataFrame) -> pd.DataFrame:
 
 
 def rank_at_risk(scored: pd.DataFrame) -> pd.DataFrame:
-    """Sort by churn probability (highest first, ties by ``customer_id``) and add ``rank``."""
+    """Sort by churn probability, highest first, and add ``rank``.
+
+    Ties (isotonic calibration maps ranges of raw scores to one probability) are broken
+    by the model's raw score, then by ``customer_id``.
+    """
     ranked = scored.sort_values(
-        ["churn_probability", "customer_id"], ascending=[False, True], kind="stable"
+        ["churn_probability", "_raw_score", "customer_id"],
+        ascending=[False, False, True],
+        kind="stable",
     ).reset_index(drop=True)
     ranked["rank"] = np.arange(1, len(ranked) + 1, dtype="int64")
     return ranked[SCORE_COLUMNS]

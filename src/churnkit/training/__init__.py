@@ -15,7 +15,8 @@ import pandas as pd
 from churnkit.config import ModelConfig
 from churnkit.errors import DataError
 from churnkit.features import LABEL_COLUMN, FeatureSpec, feature_names
-from churnkit.training.baselines import CRRBaseline
+from churnkit.training.baselines import CRRBaseline, ScoreBaseline
+from churnkit.training.calibration import fit_calibration
 from churnkit.training.metrics import score_metrics
 from churnkit.training.model import ChurnModel, fit_booster
 from churnkit.training.splits import SnapshotSplit, split_snapshots
@@ -32,7 +33,11 @@ __all__ = [
 ]
 
 MODEL = "model"
+UNCALIBRATED = "model_uncalibrated"
 CRR_BASELINE = "crr_baseline"
+RECENCY_BASELINE = "recency_baseline"
+RFM_BASELINE = "rfm_baseline"
+BASELINES = (CRR_BASELINE, RECENCY_BASELINE, RFM_BASELINE)
 _MIN_PER_CLASS = 20
 
 
@@ -45,6 +50,17 @@ class TrainingResult:
     per_snapshot: pd.DataFrame
     snapshots: pd.DataFrame
     test_predictions: pd.DataFrame
+
+    @property
+    def baselines_beaten(self) -> dict[str, bool]:
+        """For each baseline evaluated: does the model beat it on PR-AUC and lift at 10 %?"""
+        model = self.metrics[MODEL]
+        return {
+            name: model["pr_auc"] > self.metrics[name]["pr_auc"]
+            and model["lift_10"] > self.metrics[name]["lift_10"]
+            for name in BASELINES
+            if name in self.metrics
+        }
 
     @property
     def beats_baseline(self) -> bool:
@@ -111,12 +127,17 @@ def train_churn_model(
         valid[LABEL_COLUMN].to_numpy(),
         cfg,
     )
-    baseline = CRRBaseline().fit(train, train[LABEL_COLUMN])
+    # the CRR baseline segments by RFM segment when there is one, else by recency bucket
+    segment = "rfm_segment" if "rfm_segment" in train else "segment"
+    baseline = CRRBaseline(segment_column=segment).fit(train, train[LABEL_COLUMN])
+    uncalibrated = ChurnModel(booster, names, spec, baseline)
+    calibration = fit_calibration(uncalibrated.predict_raw(valid), valid[LABEL_COLUMN].to_numpy())
     model = ChurnModel(
         booster=booster,
         feature_names=names,
         feature_spec=spec,
         baseline=baseline,
+        calibration=calibration,
         metadata={
             "best_iteration": int(booster.best_iteration),
             "train_as_of": [d.isoformat() for d in split.train],
@@ -124,10 +145,15 @@ def train_churn_model(
             "test_as_of": [d.isoformat() for d in split.test],
         },
     )
-    predictions = test[["customer_id", "as_of", LABEL_COLUMN]].assign(
-        **{MODEL: model.predict_proba(test), CRR_BASELINE: model.baseline_proba(test)}
-    )
-    pooled, per_snapshot = evaluate_scores(predictions, [MODEL, CRR_BASELINE])
+    scores = {
+        MODEL: model.predict_proba(test),
+        UNCALIBRATED: model.predict_raw(test),
+        CRR_BASELINE: model.baseline_proba(test),
+    }
+    for name, other in _score_baselines(spec).items():
+        scores[name] = other.fit(train, train[LABEL_COLUMN]).predict_proba(test)[:, 1]
+    predictions = test[["customer_id", "as_of", LABEL_COLUMN]].assign(**scores)
+    pooled, per_snapshot = evaluate_scores(predictions, list(scores))
     return TrainingResult(
         model=model,
         metrics=pooled,
@@ -135,6 +161,13 @@ def train_churn_model(
         snapshots=snapshot_table(dataset, split),
         test_predictions=predictions.reset_index(drop=True),
     )
+
+
+def _score_baselines(spec: FeatureSpec) -> dict[str, ScoreBaseline]:
+    baselines = {RECENCY_BASELINE: ScoreBaseline(("recency_days",), increasing=True)}
+    if spec.has("segments"):
+        baselines[RFM_BASELINE] = ScoreBaseline(("r_score", "f_score", "m_score"), increasing=False)
+    return baselines
 
 
 def _check_classes(name: str, labels: pd.Series) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-__all__ = ["CRRBaseline"]
+__all__ = ["CRRBaseline", "ScoreBaseline"]
 
 
 class CRRBaseline(ClassifierMixin, BaseEstimator):
@@ -84,3 +84,47 @@ class CRRBaseline(ClassifierMixin, BaseEstimator):
                 f"CRRBaseline needs column {self.segment_column!r}; got {list(X.columns)}"
             )
         return X[self.segment_column].astype(str)
+
+
+class ScoreBaseline(ClassifierMixin, BaseEstimator):
+    """Churn probability from one score (the sum of ``columns``), by isotonic regression.
+
+    The baseline of a single signal: ``ScoreBaseline(("recency_days",))`` is recency alone
+    (more days, more churn); ``ScoreBaseline(("r_score", "f_score", "m_score"),
+    increasing=False)`` is the RFM score (higher score, less churn). Fitted on the training
+    snapshots; deterministic.
+
+    Attributes
+    ----------
+    x_thresholds_, y_thresholds_ : ndarray
+        The fitted monotone map from score to churn rate.
+    """
+
+    def __init__(
+        self, columns: tuple[str, ...] = ("recency_days",), increasing: bool = True
+    ) -> None:
+        self.columns = columns
+        self.increasing = increasing
+
+    def fit(self, X: pd.DataFrame, y: Any) -> ScoreBaseline:
+        from sklearn.isotonic import IsotonicRegression
+
+        isotonic = IsotonicRegression(increasing=self.increasing, out_of_bounds="clip")
+        isotonic.fit(self._score(X), np.asarray(y, dtype=float))
+        self.x_thresholds_ = isotonic.X_thresholds_
+        self.y_thresholds_ = isotonic.y_thresholds_
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        churn = np.interp(self._score(X), self.x_thresholds_, self.y_thresholds_)
+        return np.column_stack([1.0 - churn, churn])
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+
+    def _score(self, X: pd.DataFrame) -> np.ndarray:
+        missing = [c for c in self.columns if c not in X]
+        if missing:
+            raise ValueError(f"ScoreBaseline needs columns {missing}; got {list(X.columns)}")
+        return X[list(self.columns)].astype(float).sum(axis=1).to_numpy()

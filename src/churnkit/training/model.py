@@ -22,6 +22,7 @@ from churnkit.config import ModelConfig
 from churnkit.errors import FeatureMismatchError, ModelNotFoundError
 from churnkit.features import ID_COLUMNS, INFO_COLUMNS, LABEL_COLUMN, FeatureSpec
 from churnkit.training.baselines import CRRBaseline
+from churnkit.training.calibration import Calibration
 
 __all__ = ["ChurnModel", "fit_booster", "lightgbm_params"]
 
@@ -78,7 +79,8 @@ class ChurnModel:
 
     ``predict_proba`` takes a features frame, checks its column names against the
     training features (refusing a mismatch, listing both sides), reorders by name, and
-    returns churn probabilities.
+    returns churn probabilities, calibrated on out-of-time data when the model has a
+    calibration.
     """
 
     booster: lgb.Booster
@@ -86,9 +88,15 @@ class ChurnModel:
     feature_spec: FeatureSpec
     baseline: CRRBaseline
     metadata: dict[str, Any] = field(default_factory=dict)
+    calibration: Calibration | None = None
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
-        """Churn probability per row of ``features``."""
+        """Calibrated churn probability per row of ``features``."""
+        raw = self.predict_raw(features)
+        return raw if self.calibration is None else self.calibration.apply(raw)
+
+    def predict_raw(self, features: pd.DataFrame) -> np.ndarray:
+        """The booster's own (uncalibrated) churn score per row of ``features``."""
         X = self.select_features(features)
         if X.empty:
             return np.empty(0, dtype="float64")
@@ -132,6 +140,7 @@ class ChurnModel:
             "feature_names": self.feature_names,
             "feature_spec": self.feature_spec.model_dump(mode="json"),
             "baseline": self.baseline.to_dict(),
+            "calibration": self.calibration.to_dict() if self.calibration else None,
             "metadata": self.metadata,
         }
         (path / META_FILE).write_text(
@@ -161,4 +170,7 @@ class ChurnModel:
             feature_spec=FeatureSpec.model_validate(meta["feature_spec"]),
             baseline=CRRBaseline.from_dict(meta["baseline"]),
             metadata=dict(meta.get("metadata", {})),
+            calibration=Calibration.from_dict(meta["calibration"])
+            if meta.get("calibration")
+            else None,
         )
