@@ -236,3 +236,27 @@ def test_views_over_parquet_files_give_the_same_features_as_pandas_frames(
     assert rows == 3
     assert copied["customer_id"].tolist() == ["A", "B", "E"]
     assert copied["r_score"].tolist() == expected["r_score"].tolist()
+
+
+def test_the_plain_ibis_expression_gives_the_same_features_as_the_compiled_sql(
+    orders, events, customers
+):
+    # the engine-agnostic path, as another Ibis backend (Spark) would run it
+    import ibis
+
+    from churnkit.features import feature_table, finish_frame
+    from churnkit.features.snapshots import as_of_table
+
+    expr = feature_table(
+        ibis.memtable(orders),
+        as_of_table([HAND_AS_OF]),
+        SPEC,
+        events=ibis.memtable(events),
+        customers=ibis.memtable(customers),
+        horizon_days=90,
+    ).order_by(["as_of", "customer_id"])
+    via_ibis = finish_frame(ibis.duckdb.connect().execute(expr), SPEC)
+    expected = build_features(
+        orders, [HAND_AS_OF], SPEC, events=events, customers=customers, horizon_days=90
+    )
+    pd.testing.assert_frame_equal(via_ibis, expected, check_dtype=False)
