@@ -23,9 +23,10 @@ segments      always set (1..5 scores, a named segment)
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import duckdb
@@ -218,14 +219,26 @@ def run_feature_query(
     views over files, or registered Arrow tables. This is how large data stays in DuckDB
     (out of core with a ``memory_limit``) instead of passing through pandas.
     """
+    with _feature_sql(con, as_of_dates, spec, horizon_days) as sql:
+        frame = con.execute(sql).df()
+    return finish_frame(frame, spec)
+
+
+@contextlib.contextmanager
+def _feature_sql(
+    con: duckdb.DuckDBPyConnection,
+    as_of_dates: Sequence[dt.date],
+    spec: FeatureSpec,
+    horizon_days: int | None,
+) -> Iterator[str]:
+    """The cached feature SQL for ``con``'s input tables, with the grid registered."""
     schemas = tuple((name, _schema_key(con, name)) for name in ("orders", "events", "customers"))
     sql = _duckdb_sql(spec, horizon_days, schemas)
     con.register(f"{TABLE_PREFIX}grid", _grid(as_of_dates))
     try:
-        frame = con.execute(sql).df()
+        yield sql
     finally:
         con.unregister(f"{TABLE_PREFIX}grid")
-    return finish_frame(frame, spec)
 
 
 _ORDER_TYPES = {
@@ -258,11 +271,7 @@ def _input(frame: pd.DataFrame | None, types: dict[str, pa.DataType]) -> pa.Tabl
     for column in columns:
         values = frame[column]
         if pa.types.is_string(types[column]):
-            values = (
-                values.astype(object)
-                .where(values.notna(), None)
-                .map(lambda v: v if v is None else str(v))
-            )
+            values = values.astype("str")  # vectorised; missing values stay missing
         arrays.append(pa.array(values, type=types[column], from_pandas=True))
     return pa.table(dict(zip(columns, arrays, strict=True)))
 
@@ -332,13 +341,8 @@ def copy_features(
     DuckDB can build features for more data than fits in memory. Returns the row count.
     The recency ``segment`` column, which is computed in pandas, is not included.
     """
-    schemas = tuple((name, _schema_key(con, name)) for name in ("orders", "events", "customers"))
-    sql = _duckdb_sql(spec, horizon_days, schemas)
-    con.register(f"{TABLE_PREFIX}grid", _grid(as_of_dates))
-    try:
+    with _feature_sql(con, as_of_dates, spec, horizon_days) as sql:
         con.execute(f"COPY ({sql}) TO '{_sql_text(str(out))}' (FORMAT parquet, COMPRESSION zstd)")
-    finally:
-        con.unregister(f"{TABLE_PREFIX}grid")
     return con.execute(f"SELECT count(*) FROM read_parquet('{_sql_text(str(out))}')").fetchall()[0][
         0
     ]
