@@ -107,3 +107,20 @@ def fresh_store(_migrated_mlflow_db: Path):
         return Path(shutil.copy(_migrated_mlflow_db, folder / "mlflow.db"))
 
     return copy_into
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory, generated_dir: Path, _migrated_mlflow_db):
+    """One training run and one scoring run (at the data's end) shared by read-only tests.
+
+    Returns ``(config, TrainingOutcome, ScoringOutcome)``. Tests that write must write
+    to other partitions or folders, or rewrite the same bytes.
+    """
+    from churnkit.pipelines import run_scoring, run_training
+
+    root = tmp_path_factory.mktemp("trained")
+    shutil.copy(_migrated_mlflow_db, root / "mlflow.db")
+    cfg = load_config(write_config(root, generated_dir))
+    outcome = run_training(cfg, config_text="model: {seed: 11}\n")
+    scoring = run_scoring(cfg)
+    return cfg, outcome, scoring

@@ -22,9 +22,12 @@ def invoke(*args: str):
 def test_help_lists_the_commands_and_exit_codes():
     result = invoke("--help")
     assert result.exit_code == 0
-    for command in ("generate", "validate", "train", "score", "demo"):
+    for command in ("generate", "validate", "train", "score", "at-risk", "evaluate", "demo"):
         assert command in result.output
-    assert "quality gate (model does not beat the CRR baseline)" in " ".join(result.output.split())
+    assert (
+        "quality gate (model does not beat the CRR baseline, or the scored population drifted)"
+        in " ".join(result.output.split())
+    )
 
 
 def test_python_dash_m_runs_the_same_app():
@@ -112,7 +115,38 @@ def test_demo_runs_end_to_end(tmp_path, flag):
     else:
         assert "at-risk customers" in result.output
         assert "mlflow ui --backend-store-uri sqlite:///" in result.output
+        _pull_lists_as_readme_shows(tmp_path)
     assert list((tmp_path / "demo" / "scores").glob("as_of=*/at_risk.csv"))
+
+
+def _pull_lists_as_readme_shows(tmp_path):
+    """The `churnkit at-risk` examples of README, run on the demo's output."""
+    import json
+
+    import pandas as pd
+
+    config = "demo/churnkit.yaml"  # the tests run in tmp_path, like README in the repo
+    table = invoke("at-risk", config)
+    assert table.exit_code == 0, table.stderr
+    assert "20 customers" in table.output and "top reason" in table.output
+    csv = invoke("at-risk", config, "--tier", "high", "--min-value", "200", "--format", "csv")
+    frame = pd.read_csv(pd.io.common.StringIO(csv.stdout))
+    assert len(frame) > 0 and (frame["customer_value_365d"] >= 200).all()
+    vip = invoke(
+        "at-risk",
+        config,
+        "--segment",
+        "cannot lose",
+        "--top",
+        "50",
+        "--format",
+        "json",
+        "--out",
+        "vip.json",
+    )
+    assert vip.exit_code == 0, vip.stderr
+    records = json.loads((tmp_path / "vip.json").read_text())
+    assert 0 < len(records) <= 50 and {r["segment"] for r in records} == {"Cannot Lose"}
 
 
 def test_features_writes_the_table_for_analysts(tmp_path, generated_dir):

@@ -22,17 +22,6 @@ from churnkit.scoring.output import partition_lock
 from churnkit.training.model import ChurnModel
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, generated_dir, _migrated_mlflow_db):
-    """One training run and one scoring run shared by the read-only tests below."""
-    root = tmp_path_factory.mktemp("trained")
-    shutil.copy(_migrated_mlflow_db, root / "mlflow.db")
-    cfg = load_config(write_config(root, generated_dir))
-    outcome = run_training(cfg, config_text="model: {seed: 11}\n")
-    scoring = run_scoring(cfg)
-    return cfg, outcome, scoring
-
-
 def test_the_model_beats_every_baseline_on_test_pr_auc(trained):
     _, outcome, _ = trained
     metrics = outcome.result.metrics

@@ -6,7 +6,8 @@ The only place that reads the clock, sets up logging and maps errors to exit cod
 * 1  a bug (traceback printed)
 * 2  a problem you can fix: bad config, bad or stale data, model/feature mismatch
      (one line, no traceback; ``--debug`` shows it)
-* 3  quality gate: the model does not beat the CRR baseline; nothing was promoted
+* 3  quality gate: the model does not beat the CRR baseline (nothing promoted), or the
+     scored population drifted from training (nothing written; ``--allow-drift``)
 """
 
 from __future__ import annotations
@@ -28,14 +29,15 @@ from rich.console import Console
 from rich.table import Table
 
 from churnkit import __version__
-from churnkit.errors import ChurnkitError, QualityGateError
+from churnkit.errors import ChurnkitError, DriftError, QualityGateError
 
 app = typer.Typer(
     name="churnkit",
     help=(
         "Predict which customers are about to stop buying, next to a deterministic "
         "retention-rate baseline.\n\nExit codes: 0 ok; 1 bug; 2 fixable problem (config, "
-        "data, model mismatch); 3 quality gate (model does not beat the CRR baseline)."
+        "data, model mismatch); 3 quality gate (model does not beat the CRR baseline, or the "
+        "scored population drifted)."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -63,7 +65,8 @@ def _handles_errors(command: F) -> F:
             err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
             raise typer.Exit(error.exit_code) from None
         except QualityGateError as error:
-            err.print(f"[bold yellow]quality gate:[/] {error}", highlight=False, soft_wrap=True)
+            label = "drift" if isinstance(error, DriftError) else "quality gate"
+            err.print(f"[bold yellow]{label}:[/] {error}", highlight=False, soft_wrap=True)
             raise typer.Exit(QualityGateError.exit_code) from None
         except Exception:  # noqa: BLE001 - anything else is a bug: show it, exit 1
             traceback.print_exc()
@@ -201,34 +204,176 @@ def train(config: ConfigArg) -> None:
         )
 
 
+AsOfOption = Annotated[
+    str | None,
+    typer.Option("--as-of", help="score date YYYY-MM-DD; default: the day after the latest order"),
+]
+
+
 @app.command()
 @_handles_errors
 def score(
     config: ConfigArg,
-    as_of: Annotated[
-        str | None,
-        typer.Option(
-            "--as-of", help="score date YYYY-MM-DD; default: the day after the latest order"
-        ),
-    ] = None,
+    as_of: AsOfOption = None,
     top: Annotated[int | None, typer.Option(help="rows of the at-risk list to print")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="score and check drift, but write nothing")
+    ] = False,
+    allow_drift: Annotated[
+        bool,
+        typer.Option("--allow-drift", help="write the list even when the population drifted"),
+    ] = False,
 ) -> None:
-    """Score the active customers at AS_OF and write the ranked at-risk list."""
+    """Score the active customers at AS_OF and write the ranked, explained at-risk list."""
     from churnkit.pipelines import run_scoring
 
     cfg = _load(config)
     requested = _date(as_of, "--as-of") if as_of else None
     with _Progress() as step:
-        outcome = run_scoring(cfg, as_of=requested, on_step=step)
-    if _state["json"]:
-        out.print_json(
-            json.dumps({"partition": str(outcome.partition), **outcome.manifest}, default=str)
+        outcome = run_scoring(
+            cfg, as_of=requested, dry_run=dry_run, allow_drift=allow_drift, on_step=step
         )
+    if _state["json"]:
+        summary = {"partition": str(outcome.partition), "written": outcome.written}
+        out.print_json(json.dumps({**summary, **outcome.manifest}, default=str))
         return
     if requested is None:
         out.print(f"as_of {outcome.as_of} (the day after the latest order)")
     _print_at_risk(outcome.ranked, top or cfg.scoring.top)
-    out.print(f"wrote {len(outcome.ranked):,} scored customers to {outcome.partition}/")
+    _print_drift(outcome.manifest["drift"])
+    if outcome.written:
+        out.print(f"wrote {len(outcome.ranked):,} scored customers to {outcome.partition}/")
+    else:
+        out.print(f"dry run: would write {len(outcome.ranked):,} customers to {outcome.partition}/")
+
+
+ListFormat = Annotated[str, typer.Option("--format", help="table, csv or json")]
+
+
+@app.command("at-risk")
+@_handles_errors
+def at_risk(
+    config: ConfigArg,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="partition date YYYY-MM-DD; default: the latest"),
+    ] = None,
+    top: Annotated[
+        int | None,
+        typer.Option(min=1, help="first N customers; default: scoring.top for a table, all else"),
+    ] = None,
+    segment: Annotated[
+        str | None, typer.Option(help="only this segment (case-insensitive)")
+    ] = None,
+    tier: Annotated[
+        str | None, typer.Option(help="only this risk tier: high, medium or low")
+    ] = None,
+    min_value: Annotated[
+        float | None, typer.Option("--min-value", help="only customers with 365-day value >= V")
+    ] = None,
+    fmt: ListFormat = "table",
+    out_path: Annotated[
+        Path | None, typer.Option("--out", help="write csv or json to this file, not stdout")
+    ] = None,
+) -> None:
+    """Pull the at-risk list of a scored night, filtered, as a table, CSV or JSON."""
+    from churnkit.scoring.output import read_partition
+
+    if fmt not in ("table", "csv", "json"):
+        raise ChurnkitError(f"--format {fmt!r} is not one of table, csv, json")
+    if fmt == "table" and out_path is not None:
+        raise ChurnkitError("--out needs --format csv or json")
+    cfg = _load(config)
+    scored, manifest = read_partition(
+        cfg.scoring.output_dir, _date(as_of, "--as-of") if as_of else None
+    )
+    selected = _filter_at_risk(scored, segment=segment, tier=tier, min_value=min_value)
+    if top is None and fmt == "table":
+        top = cfg.scoring.top
+    if top is not None:
+        selected = selected.head(top)
+    selected = selected.assign(as_of=selected["as_of"].astype(str))  # dates, not epoch ms
+    if fmt == "table":
+        out.print(
+            f"as_of {manifest['as_of']}, model {manifest['model_name']} "
+            f"v{manifest['model_version']}: {len(scored):,} customers scored",
+            highlight=False,
+        )
+        _print_at_risk(selected, len(selected), title=f"{len(selected):,} customers")
+        return
+    text = (
+        selected.to_csv(index=False, float_format="%.6f", lineterminator="\n")
+        if fmt == "csv"
+        else selected.to_json(orient="records", indent=1) + "\n"
+    )
+    if out_path is None:
+        sys.stdout.write(text)
+        return
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out_path)
+    err.print(f"wrote {len(selected):,} customers to {out_path}", highlight=False)
+
+
+def _filter_at_risk(
+    scored: Any, *, segment: str | None, tier: str | None, min_value: float | None
+) -> Any:
+    keep = scored.index == scored.index
+    if segment is not None:
+        segments = sorted(scored["segment"].unique())
+        if segment.lower() not in {s.lower() for s in segments}:
+            raise ChurnkitError(
+                f"--segment {segment!r} is not in this list; segments: {', '.join(segments)}"
+            )
+        keep &= scored["segment"].str.lower() == segment.lower()
+    if tier is not None:
+        if tier not in ("high", "medium", "low"):
+            raise ChurnkitError(f"--tier {tier!r} is not one of high, medium, low")
+        keep &= scored["risk_tier"] == tier
+    if min_value is not None:
+        keep &= scored["customer_value_365d"] >= min_value
+    return scored[keep]
+
+
+@app.command()
+@_handles_errors
+def evaluate(
+    config: ConfigArg,
+    as_of: Annotated[str, typer.Option("--as-of", help="the scored night to backtest")],
+) -> None:
+    """Backtest a night's list once its horizon has passed; log it to MLflow."""
+    from churnkit.pipelines import run_evaluation
+
+    cfg = _load(config)
+    with _Progress() as step:
+        outcome = run_evaluation(cfg, as_of=_date(as_of, "--as-of"), on_step=step)
+    if _state["json"]:
+        payload = {
+            "as_of": outcome.as_of.isoformat(),
+            "rows": outcome.rows,
+            "run_id": outcome.run_id,
+            "metrics": outcome.metrics,
+            "tiers": outcome.tiers.to_dict(orient="records"),
+        }
+        out.print_json(json.dumps(payload))
+        return
+    rows = {
+        "the list's model": outcome.metrics["model"],
+        "CRR baseline": outcome.metrics["crr_baseline"],
+    }
+    headers = ("roc_auc", "pr_auc", "lift_10", "precision_10", "ece")
+    title = f"backtest of the list for {outcome.as_of} ({outcome.rows:,} customers)"
+    out.print(_metrics_table(title, rows, headers))
+    tiers = Table(title="risk tiers: predicted vs actual churn")
+    for column in ("tier", "customers", "predicted", "churned"):
+        tiers.add_column(column, justify="left" if column == "tier" else "right")
+    for row in outcome.tiers.itertuples(index=False):
+        tiers.add_row(
+            row.risk_tier, f"{int(row.customers):,}", f"{row.predicted:.1%}", f"{row.churned:.1%}"
+        )
+    out.print(tiers)
+    out.print(f"logged monitoring run {outcome.run_id}", highlight=False)
 
 
 @app.command()
@@ -365,18 +510,6 @@ def _report_training(outcome: Any) -> None:
             )
         )
         return
-    table = Table(title="test snapshots " + ", ".join(result.model.metadata["test_as_of"]))
-    table.add_column("scorer")
-    headers = {
-        "roc_auc": "ROC-AUC",
-        "pr_auc": "PR-AUC",
-        "lift_10": "lift@10%",
-        "capture_10": "capture@10%",
-        "brier": "Brier",
-        "ece": "ECE",
-    }
-    for header in headers.values():
-        table.add_column(header, justify="right")
     by_rfm = result.model.baseline.segment_column == "rfm_segment"
     labels = {
         "model": "LightGBM (calibrated)",
@@ -385,12 +518,10 @@ def _report_training(outcome: Any) -> None:
         "recency_baseline": "recency alone",
         "rfm_baseline": "RFM score",
     }
-    for scorer, label in labels.items():
-        if scorer in result.metrics:
-            m = result.metrics[scorer]
-            cells = (f"{m[key]:.3f}" if key == "lift_10" else f"{m[key]:.4f}" for key in headers)
-            table.add_row(label, *cells)
-    out.print(table)
+    rows = {label: result.metrics[s] for s, label in labels.items() if s in result.metrics}
+    headers = ("roc_auc", "pr_auc", "lift_10", "capture_10", "brier", "ece")
+    title = "test snapshots " + ", ".join(result.model.metadata["test_as_of"])
+    out.print(_metrics_table(title, rows, headers))
     alias = "champion" if outcome.promoted else "challenger"
     out.print(
         f"registered {outcome.run.model_name} v{outcome.run.version} as [bold]{alias}[/]: "
@@ -399,25 +530,78 @@ def _report_training(outcome: Any) -> None:
     out.print(f"run {outcome.run.run_id} in {outcome.run.tracking_uri}", soft_wrap=True)
 
 
-def _print_at_risk(ranked: Any, top: int) -> None:
+_METRIC_HEADERS = {
+    "roc_auc": "ROC-AUC",
+    "pr_auc": "PR-AUC",
+    "lift_10": "lift@10%",
+    "capture_10": "capture@10%",
+    "precision_10": "precision@10%",
+    "brier": "Brier",
+    "ece": "ECE",
+}
+
+
+def _metrics_table(
+    title: str, rows: dict[str, dict[str, float]], metrics: tuple[str, ...]
+) -> Table:
+    """One row per scorer, one column per metric; lifts with 3 decimals, the rest 4."""
+    table = Table(title=title)
+    table.add_column("scorer")
+    for metric in metrics:
+        table.add_column(_METRIC_HEADERS[metric], justify="right")
+    for label, values in rows.items():
+        cells = (
+            f"{values[m]:.3f}" if m.startswith("lift") else f"{values[m]:.4f}" for m in metrics
+        )
+        table.add_row(label, *cells)
+    return table
+
+
+def _print_at_risk(ranked: Any, top: int, title: str | None = None) -> None:
     if _state["json"]:
         return
-    table = Table(title=f"top {min(top, len(ranked))} at-risk customers of {len(ranked):,}")
-    for column in ("rank", "customer", "churn p", "CRR p", "recency", "value 365d", "at risk"):
-        table.add_column(
-            column, justify="left" if column in ("customer", "recency") else "right", no_wrap=True
-        )
-    for row in ranked.head(top).itertuples(index=False):
+    shown = ranked.head(top)
+    table = Table(title=title or f"top {len(shown)} at-risk customers of {len(ranked):,}")
+    columns = (
+        ("rank", "right"),
+        ("customer", "left"),
+        ("churn p", "right"),
+        ("tier", "left"),
+        ("CRR p", "right"),
+        ("segment", "left"),
+        ("at risk", "right"),
+        ("top reason", "left"),
+        ("action", "left"),
+    )
+    for column, justify in columns:
+        table.add_column(column, justify=justify, no_wrap=column not in ("top reason", "action"))
+    for row in shown.itertuples(index=False):
         table.add_row(
             str(row.rank),
             row.customer_id,
             f"{row.churn_probability:.3f}",
+            row.risk_tier,
             f"{row.baseline_churn_probability:.3f}",
             row.segment,
-            f"{row.customer_value_365d:,.2f}",
             f"{row.expected_value_at_risk:,.2f}",
+            row.reason_1,
+            row.recommended_action.split(":")[0],
         )
     out.print(table)
+
+
+def _print_drift(drift: dict[str, Any]) -> None:
+    if not drift.get("checked"):
+        out.print("drift: not checked (the model has no drift reference)")
+        return
+    over = drift["over_threshold"]
+    line = (
+        f"drift (PSI vs training): score {drift['score_psi']:.3f}, largest feature "
+        f"{drift['max_feature_psi']:.3f}; threshold {drift['threshold']}"
+    )
+    if over:
+        line += f"; over it: {', '.join(over)} (--allow-drift)"
+    out.print(line, highlight=False, soft_wrap=True)
 
 
 def _cell(value: Any, fmt: str) -> str:

@@ -30,12 +30,14 @@ from churnkit.errors import ConfigError
 __all__ = [
     "Config",
     "CustomersSource",
+    "DriftConfig",
     "DataConfig",
     "EventsSource",
     "FeatureConfig",
     "MlflowConfig",
     "ModelConfig",
     "OrdersSource",
+    "RiskTierConfig",
     "ScoringConfig",
     "SnapshotConfig",
     "TableSource",
@@ -219,6 +221,45 @@ class MlflowConfig(_Frozen):
     registered_model_name: str = "churnkit"
 
 
+class RiskTierConfig(_Frozen):
+    """How churn probabilities become the tiers ``high``, ``medium`` and ``low``.
+
+    ``method: probability``: ``high`` and ``medium`` are the lowest churn probabilities
+    of each tier. ``method: top``: they are the numbers of customers, counted from the
+    top of the ranking, that fall into ``high`` and into ``high`` plus ``medium``.
+    """
+
+    method: Literal["probability", "top"] = "probability"
+    high: float = Field(default=0.7, gt=0)
+    medium: float = Field(default=0.4, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RiskTierConfig:
+        if self.method == "probability":
+            if not (0 < self.medium <= self.high <= 1):
+                raise ValueError(
+                    "with method 'probability', need 0 < medium <= high <= 1 "
+                    f"(got high={self.high}, medium={self.medium})"
+                )
+        elif self.high != int(self.high) or self.medium != int(self.medium):
+            raise ValueError("with method 'top', high and medium are numbers of customers")
+        elif self.medium < self.high:
+            raise ValueError(
+                "with method 'top', medium counts from the top too, so it must be >= high "
+                f"(got high={int(self.high)}, medium={int(self.medium)})"
+            )
+        return self
+
+
+class DriftConfig(_Frozen):
+    """Population stability (PSI) of the features and the score against training."""
+
+    psi_threshold: float = Field(
+        default=0.25, gt=0, description="a PSI above this stops scoring (exit 3)"
+    )
+    bins: int = Field(default=10, ge=2, le=100)
+
+
 class ScoringConfig(_Frozen):
     output_dir: ResolvedPath = Field(default=Path("scores"), validate_default=True)
     model: str | None = Field(
@@ -227,6 +268,14 @@ class ScoringConfig(_Frozen):
     )
     max_staleness_days: int = Field(default=7, ge=0)
     top: int = Field(default=20, ge=1, description="rows printed after scoring")
+    risk_tiers: RiskTierConfig = Field(default_factory=dict, validate_default=True)
+    high_value_share: float = Field(
+        default=0.2,
+        gt=0,
+        le=1,
+        description="the top share of customers by 365-day value treated as high value",
+    )
+    drift: DriftConfig = Field(default_factory=dict, validate_default=True)
 
 
 class Config(_Frozen):

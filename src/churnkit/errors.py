@@ -9,7 +9,8 @@ The tree, and the exit code the CLI maps each branch to::
     +-- FeatureMismatchError      features do not match what the model was trained on
     +-- ModelNotFoundError        no model at the given URI or path
     +-- PartitionLockedError      another run is writing the same scoring partition
-    QualityGateError              the model does not beat the baseline (exit 3)
+    QualityGateError              a quality check failed on purpose (exit 3)
+    +-- DriftError                the scored population drifted from training
 
 Anything else that escapes is a bug (exit 1).
 """
@@ -20,6 +21,7 @@ __all__ = [
     "ChurnkitError",
     "ConfigError",
     "DataError",
+    "DriftError",
     "FeatureMismatchError",
     "ModelNotFoundError",
     "PartitionLockedError",
@@ -59,6 +61,10 @@ class PartitionLockedError(ChurnkitError):
 
 
 class QualityGateError(Exception):
-    """The trained model does not beat the CRR baseline; nothing was promoted."""
+    """A quality check failed: e.g. the model does not beat the CRR baseline."""
 
     exit_code = 3
+
+
+class DriftError(QualityGateError):
+    """The population being scored has drifted from training beyond the PSI threshold."""

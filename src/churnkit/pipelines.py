@@ -23,11 +23,12 @@ from churnkit import tracking
 from churnkit.config import Config, load_config
 from churnkit.data import Tables, load_data, load_orders, summarise_orders
 from churnkit.data.generator import generate_data, write_generated
-from churnkit.errors import DataError
+from churnkit.errors import DataError, DriftError
 from churnkit.features import FeatureSpec, build_features, resolve_feature_spec
 from churnkit.features.snapshots import data_end_date, observed_as_of_dates
 from churnkit.kpis import cohort_retention, period_kpis
-from churnkit.scoring import rank_at_risk, resolve_as_of, score_customers, write_partition
+from churnkit.scoring import resolve_as_of, score_customers, write_partition
+from churnkit.scoring.output import partition_dir, read_partition
 from churnkit.training import (
     CRR_BASELINE,
     MODEL,
@@ -36,13 +37,17 @@ from churnkit.training import (
     split_snapshots,
     train_churn_model,
 )
+from churnkit.training.drift import SCORE as DRIFT_SCORE
+from churnkit.training.drift import population_stability
 from churnkit.training.metrics import score_metrics
 
 __all__ = [
     "DemoOutcome",
+    "EvaluationOutcome",
     "ScoringOutcome",
     "TrainingOutcome",
     "run_demo",
+    "run_evaluation",
     "run_features",
     "run_kpis",
     "run_scoring",
@@ -73,6 +78,7 @@ class ScoringOutcome:
     as_of: dt.date
     ranked: pd.DataFrame
     manifest: dict[str, Any]
+    written: bool = True
 
 
 @dataclass(frozen=True)
@@ -118,7 +124,7 @@ def run_training(cfg: Config, *, config_text: str, on_step: Step = _quiet) -> Tr
     on_step(f"building features for {len(used)} snapshots ({', '.join(spec.families)})")
     dataset = _features(tables, used, spec, horizon_days=cfg.snapshots.horizon_days)
     on_step(f"training LightGBM on {int(dataset['as_of'].isin(split.train).sum())} rows")
-    result = train_churn_model(dataset, split, cfg.model, spec)
+    result = train_churn_model(dataset, split, cfg.model, spec, drift_bins=cfg.scoring.drift.bins)
     data_summary["snapshot_rows"] = len(dataset)
 
     on_step("logging the run and registering the model in MLflow")
@@ -247,12 +253,20 @@ def _decide_promotion(
 
 
 def run_scoring(
-    cfg: Config, *, as_of: dt.date | None = None, on_step: Step = _quiet
+    cfg: Config,
+    *,
+    as_of: dt.date | None = None,
+    dry_run: bool = False,
+    allow_drift: bool = False,
+    on_step: Step = _quiet,
 ) -> ScoringOutcome:
     """Score the population at ``as_of`` with the configured model; write the partition.
 
     ``as_of`` defaults to the day after the latest order. A requested ``as_of`` more
-    than ``scoring.max_staleness_days`` after the data's end is refused.
+    than ``scoring.max_staleness_days`` after the data's end is refused. When the
+    population has drifted from training (a PSI above ``scoring.drift.psi_threshold``)
+    nothing is written and :class:`DriftError` is raised, unless ``allow_drift``.
+    ``dry_run`` does everything but write.
     """
     started = time.perf_counter()
     on_step("loading the model")
@@ -270,21 +284,134 @@ def run_scoring(
             f"before {as_of}; the data runs from {orders['ordered_at'].min().date()} to "
             f"{data_end - dt.timedelta(days=1)}. Choose an --as-of inside that range."
         )
-    on_step(f"scoring {len(features)} customers")
-    ranked = rank_at_risk(score_customers(model, features))
+    on_step(f"scoring and explaining {len(features):,} customers")
+    ranked = score_customers(
+        model,
+        features,
+        tiers=cfg.scoring.risk_tiers,
+        high_value_share=cfg.scoring.high_value_share,
+    )
+    drift = _drift_summary(model, features, ranked, cfg.scoring.drift.psi_threshold)
+    drift["allowed"] = allow_drift
     manifest = {
         "as_of": as_of.isoformat(),
         "model_name": model.metadata.get("model_name", ""),
         "model_version": model.metadata.get("model_version", ""),
         "run_id": model.metadata.get("run_id", ""),
         "feature_schema_hash": _schema_hash(model.feature_names, model.feature_spec),
+        "feature_spec": model.feature_spec.model_dump(mode="json"),
         "rows": len(ranked),
+        "risk_tiers": {
+            "config": cfg.scoring.risk_tiers.model_dump(mode="json"),
+            "counts": {t: int((ranked["risk_tier"] == t).sum()) for t in ("high", "medium", "low")},
+        },
+        "drift": drift,
         "data": {**summarise_orders(orders), "data_end": data_end.isoformat()},
         "seconds": round(time.perf_counter() - started, 3),
     }
+    if drift["over_threshold"] and not allow_drift:
+        raise DriftError(_drift_message(drift, as_of))
+    partition = partition_dir(cfg.scoring.output_dir, as_of)
+    if dry_run:
+        return ScoringOutcome(partition, as_of, ranked, manifest, written=False)
     on_step("writing the partition")
     partition = write_partition(ranked, cfg.scoring.output_dir, as_of=as_of, manifest=manifest)
     return ScoringOutcome(partition, as_of, ranked, manifest)
+
+
+def _drift_summary(
+    model: Any, features: pd.DataFrame, ranked: pd.DataFrame, threshold: float
+) -> dict[str, Any]:
+    if not model.drift_reference:
+        return {"checked": False, "over_threshold": [], "threshold": threshold}
+    psi = population_stability(
+        model.drift_reference, features, ranked["churn_probability"].to_numpy()
+    )
+    worst = sorted(psi.items(), key=lambda item: (-item[1], item[0]))
+    return {
+        "checked": True,
+        "threshold": threshold,
+        "score_psi": round(psi[DRIFT_SCORE], 4),
+        "max_feature_psi": round(max(v for k, v in psi.items() if k != DRIFT_SCORE), 4),
+        "over_threshold": [name for name, value in worst if value > threshold],
+        "top": {name: round(value, 4) for name, value in worst[:10]},
+    }
+
+
+def _drift_message(drift: dict[str, Any], as_of: dt.date) -> str:
+    over = drift["over_threshold"]
+    shown = ", ".join(f"{name} {drift['top'].get(name, float('nan')):.2f}" for name in over[:5])
+    more = f" and {len(over) - 5} more" if len(over) > 5 else ""
+    return (
+        f"the population at {as_of} has drifted from training: PSI above "
+        f"{drift['threshold']} for {shown}{more}. Nothing was written. Check the data, retrain, "
+        "or score anyway with --allow-drift (recorded in the manifest); the threshold is "
+        "`scoring.drift.psi_threshold`."
+    )
+
+
+@dataclass(frozen=True)
+class EvaluationOutcome:
+    as_of: dt.date
+    metrics: dict[str, dict[str, float]]
+    tiers: pd.DataFrame
+    rows: int
+    run_id: str
+
+
+def run_evaluation(cfg: Config, *, as_of: dt.date, on_step: Step = _quiet) -> EvaluationOutcome:
+    """Backtest the list written for ``as_of`` against what its customers then did.
+
+    Needs the label window ``[as_of, as_of + horizon_days)`` to have passed in the data.
+    Logs the result to MLflow as a monitoring run.
+    """
+    on_step(f"reading the partition for {as_of}")
+    scored, manifest = read_partition(cfg.scoring.output_dir, as_of)
+    on_step("reading and validating data")
+    tables = load_data(cfg.data)
+    horizon = cfg.snapshots.horizon_days
+    data_end = data_end_date(tables.orders)
+    window_end = as_of + dt.timedelta(days=horizon)
+    if data_end < window_end:
+        raise DataError(
+            f"the {horizon}-day label window of {as_of} runs to {window_end - dt.timedelta(days=1)}"
+            f", but the data ends on {data_end - dt.timedelta(days=1)}; evaluate once orders up "
+            f"to {window_end - dt.timedelta(days=1)} are loaded"
+        )
+    on_step("labelling what the customers did")
+    spec = FeatureSpec.model_validate(manifest.get("feature_spec") or {})
+    labels = _features(
+        tables, [as_of], spec.model_copy(update={"families": ("rfm",)}), horizon_days=horizon
+    )[["customer_id", "churned"]]
+    joined = scored.merge(labels, on="customer_id", how="left", validate="one_to_one")
+    unknown = int(joined["churned"].isna().sum())
+    if unknown:
+        raise DataError(
+            f"{unknown} scored customers of {as_of} are not in the population the data gives "
+            "for that date; was the partition scored from other data or another "
+            "`snapshots.activity_days`?"
+        )
+    y = joined["churned"].astype("int64").to_numpy()
+    metrics = {
+        MODEL: score_metrics(y, joined["churn_probability"].to_numpy()),
+        CRR_BASELINE: score_metrics(y, joined["baseline_churn_probability"].to_numpy()),
+    }
+    tiers = (
+        joined.groupby("risk_tier", sort=False)
+        .agg(
+            customers=("churned", "size"),
+            predicted=("churn_probability", "mean"),
+            churned=("churned", "mean"),
+        )
+        .reindex(["high", "medium", "low"])
+        .dropna(how="all")
+        .reset_index()
+    )
+    on_step("logging the monitoring run to MLflow")
+    run_id = tracking.log_monitoring_run(
+        cfg, as_of=as_of.isoformat(), metrics=metrics, manifest=manifest, tiers=tiers
+    )
+    return EvaluationOutcome(as_of, metrics, tiers, len(joined), run_id)
 
 
 def run_demo(

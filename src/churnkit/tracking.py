@@ -42,6 +42,7 @@ __all__ = [
     "champion_version",
     "configure",
     "load_model",
+    "log_monitoring_run",
     "log_training_run",
     "promote",
     "resolve_tracking_uri",
@@ -160,6 +161,44 @@ def log_training_run(
         client.set_registered_model_alias(name, CHALLENGER, version)
         mlflow.set_tag("churnkit.model_version", version)
     return LoggedRun(run.info.run_id, experiment_id, name, version, uri)
+
+
+def log_monitoring_run(
+    cfg: Config,
+    *,
+    as_of: str,
+    metrics: Mapping[str, Mapping[str, float]],
+    manifest: Mapping[str, Any],
+    tiers: pd.DataFrame,
+) -> str:
+    """Log a backtest of one night's list as a run tagged ``churnkit.run_type=monitoring``.
+
+    Metrics are named ``backtest_<scorer>_<metric>``; the run records the partition's
+    as_of, model name, version and training run id.
+    """
+    uri = configure(cfg)
+    experiment_id = _experiment_id(cfg, uri)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"backtest {as_of}") as run:
+        mlflow.set_tags(
+            {
+                "churnkit.run_type": "monitoring",
+                "churnkit.as_of": as_of,
+                "churnkit.model_name": str(manifest.get("model_name", "")),
+                "churnkit.model_version": str(manifest.get("model_version", "")),
+                "churnkit.training_run_id": str(manifest.get("run_id", "")),
+            }
+        )
+        mlflow.log_params({"as_of": as_of, "horizon_days": cfg.snapshots.horizon_days})
+        mlflow.log_metrics(
+            {
+                f"backtest_{scorer}_{metric}": value
+                for scorer, values in metrics.items()
+                for metric, value in values.items()
+            }
+        )
+        mlflow.log_text(tiers.to_csv(index=False), "backtest/tiers.csv")
+        mlflow.log_dict(dict(manifest), "backtest/manifest.json")
+    return run.info.run_id
 
 
 def champion_version(cfg: Config) -> str | None:

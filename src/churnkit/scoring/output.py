@@ -9,7 +9,9 @@ second run from writing the same partition at the same time.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import datetime as dt
+import functools
 import json
 import os
 import shutil
@@ -22,9 +24,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from churnkit.errors import PartitionLockedError
+from churnkit.errors import DataError, PartitionLockedError
 
-__all__ = ["partition_dir", "partition_lock", "write_partition"]
+__all__ = [
+    "list_partitions",
+    "partition_dir",
+    "partition_lock",
+    "read_partition",
+    "write_partition",
+]
 
 SCORES_FILE = "scores.parquet"
 AT_RISK_FILE = "at_risk.csv"
@@ -34,6 +42,48 @@ MANIFEST_FILE = "manifest.json"
 def partition_dir(output_dir: Path, as_of: dt.date) -> Path:
     """The folder of one ``as_of`` partition."""
     return output_dir / f"as_of={as_of.isoformat()}"
+
+
+def list_partitions(output_dir: Path) -> list[dt.date]:
+    """The ``as_of`` dates of the complete partitions under ``output_dir``, oldest first.
+
+    Temporary and lock files of running (or killed) writes start with a dot and are
+    never listed.
+    """
+    if not output_dir.is_dir():
+        return []
+    dates = []
+    for child in output_dir.iterdir():
+        if child.name.startswith("as_of=") and (child / MANIFEST_FILE).is_file():
+            try:
+                dates.append(dt.date.fromisoformat(child.name.removeprefix("as_of=")))
+            except ValueError:
+                continue
+    return sorted(dates)
+
+
+def read_partition(
+    output_dir: Path, as_of: dt.date | None = None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The scores and manifest of one partition: ``as_of``, or the latest.
+
+    Raises
+    ------
+    DataError
+        When there is no such partition, listing the ones that exist.
+    """
+    dates = list_partitions(output_dir)
+    if not dates:
+        raise DataError(f"no scoring partitions in {output_dir}; run `churnkit score CONFIG` first")
+    chosen = dates[-1] if as_of is None else as_of
+    if chosen not in dates:
+        shown = ", ".join(d.isoformat() for d in dates[-5:])
+        raise DataError(
+            f"no scoring partition for as_of {chosen} in {output_dir}; the latest are {shown}"
+        )
+    folder = partition_dir(output_dir, chosen)
+    manifest = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
+    return pd.read_parquet(folder / SCORES_FILE), manifest
 
 
 @contextlib.contextmanager
@@ -83,6 +133,7 @@ def write_partition(
     """
     final = partition_dir(output_dir, as_of)
     with partition_lock(output_dir, as_of):
+        _recover(final)
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=output_dir))
         try:
             table = pa.Table.from_pandas(ranked, preserve_index=False)
@@ -100,9 +151,29 @@ def write_partition(
     return final
 
 
+def _recover(final: Path) -> None:
+    """Clean up after a write that was killed; called while holding the lock.
+
+    A killed write leaves a hidden temporary folder (removed here). Only the fallback
+    swap of :func:`_swap_into_place` can leave the old partition renamed aside; it is
+    put back if the new one never arrived.
+    """
+    for leftover in sorted(final.parent.glob(f".{final.name}.tmp-*")):
+        shutil.rmtree(leftover, ignore_errors=True)
+    for old in sorted(final.parent.glob(f".{final.name}.old-*")):
+        if final.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.rename(final)
+
+
 def _swap_into_place(tmp: Path, final: Path) -> None:
+    """Move ``tmp`` to ``final``; an existing ``final`` is exchanged in one atomic step."""
     if not final.exists():
         tmp.rename(final)
+        return
+    if _exchange(tmp, final):
+        shutil.rmtree(tmp, ignore_errors=True)  # holds the old partition now
         return
     old = final.with_name(f".{final.name}.old-{os.getpid()}")
     final.rename(old)
@@ -112,6 +183,24 @@ def _swap_into_place(tmp: Path, final: Path) -> None:
         old.rename(final)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically with Linux ``renameat2(RENAME_EXCHANGE)``; False if unsupported."""
+    renameat2 = getattr(_libc(), "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    done = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    return done == 0
+
+
+@functools.cache
+def _libc() -> Any:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
 
 
 def _fsync_dir(path: Path) -> None:

@@ -17,6 +17,7 @@ from churnkit.errors import DataError
 from churnkit.features import LABEL_COLUMN, FeatureSpec, feature_names
 from churnkit.training.baselines import CRRBaseline, ScoreBaseline
 from churnkit.training.calibration import fit_calibration
+from churnkit.training.drift import drift_reference
 from churnkit.training.metrics import score_metrics
 from churnkit.training.model import ChurnModel, fit_booster
 from churnkit.training.splits import SnapshotSplit, split_snapshots
@@ -93,7 +94,12 @@ def evaluate_scores(predictions: pd.DataFrame, scorers: list[str]) -> tuple[dict
 
 
 def train_churn_model(
-    dataset: pd.DataFrame, split: SnapshotSplit, cfg: ModelConfig, spec: FeatureSpec
+    dataset: pd.DataFrame,
+    split: SnapshotSplit,
+    cfg: ModelConfig,
+    spec: FeatureSpec,
+    *,
+    drift_bins: int = 10,
 ) -> TrainingResult:
     """Fit LightGBM and the CRR baseline, and evaluate both on the test snapshots.
 
@@ -108,6 +114,8 @@ def train_churn_model(
         LightGBM settings.
     spec
         The feature spec the dataset was built with; stored in the model.
+    drift_bins
+        Bins per feature of the drift reference (the validation snapshots' distribution).
 
     Raises
     ------
@@ -131,13 +139,15 @@ def train_churn_model(
     segment = "rfm_segment" if "rfm_segment" in train else "segment"
     baseline = CRRBaseline(segment_column=segment).fit(train, train[LABEL_COLUMN])
     uncalibrated = ChurnModel(booster, names, spec, baseline)
-    calibration = fit_calibration(uncalibrated.predict_raw(valid), valid[LABEL_COLUMN].to_numpy())
+    valid_raw = uncalibrated.predict_raw(valid)
+    calibration = fit_calibration(valid_raw, valid[LABEL_COLUMN].to_numpy())
     model = ChurnModel(
         booster=booster,
         feature_names=names,
         feature_spec=spec,
         baseline=baseline,
         calibration=calibration,
+        drift_reference=drift_reference(valid, names, calibration.apply(valid_raw), drift_bins),
         metadata={
             "best_iteration": int(booster.best_iteration),
             "train_as_of": [d.isoformat() for d in split.train],

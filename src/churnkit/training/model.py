@@ -89,6 +89,7 @@ class ChurnModel:
     baseline: CRRBaseline
     metadata: dict[str, Any] = field(default_factory=dict)
     calibration: Calibration | None = None
+    drift_reference: dict[str, Any] | None = None
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """Calibrated churn probability per row of ``features``."""
@@ -141,6 +142,7 @@ class ChurnModel:
             "feature_spec": self.feature_spec.model_dump(mode="json"),
             "baseline": self.baseline.to_dict(),
             "calibration": self.calibration.to_dict() if self.calibration else None,
+            "drift_reference": self.drift_reference,
             "metadata": self.metadata,
         }
         (path / META_FILE).write_text(
@@ -173,4 +175,5 @@ class ChurnModel:
             calibration=Calibration.from_dict(meta["calibration"])
             if meta.get("calibration")
             else None,
+            drift_reference=meta.get("drift_reference"),
         )

@@ -1,0 +1,132 @@
+"""Risk tiers and the recommended retention play for each scored customer.
+
+The plays are those of ``RETENTION_METRICS.md``. :data:`PLAYS` lists them in the
+order they are tried; the first whose condition holds for a customer is recommended.
+A condition looks at the customer's risk tier, the features behind their reasons
+(``pred_contrib``), their order count and their value, so the action answers *why*
+the customer is at risk, not only *that* they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from churnkit.config import RiskTierConfig
+
+__all__ = [
+    "PLAYS",
+    "CustomerContext",
+    "Play",
+    "assign_risk_tiers",
+    "recommend_action",
+    "recommend_actions",
+]
+
+HIGH, MEDIUM, LOW = "high", "medium", "low"
+
+
+def assign_risk_tiers(probabilities: np.ndarray, cfg: RiskTierConfig) -> np.ndarray:
+    """``high``, ``medium`` or ``low`` per customer.
+
+    ``probabilities`` must be in ranking order (rank 1 first) for ``method: top``.
+    """
+    p = np.asarray(probabilities, dtype="float64")
+    if cfg.method == "probability":
+        high, medium = p >= cfg.high, p >= cfg.medium
+    else:
+        position = np.arange(1, len(p) + 1)
+        high, medium = position <= int(cfg.high), position <= int(cfg.medium)
+    return np.where(high, HIGH, np.where(medium, MEDIUM, LOW))
+
+
+@dataclass(frozen=True)
+class CustomerContext:
+    """What a play's condition may look at."""
+
+    tier: str
+    reasons: Sequence[str]  # feature names, largest contribution first
+    orders_lifetime: float
+    high_value: bool
+
+    def any_reason(self, *fragments: str) -> bool:
+        return any(fragment in name for name in self.reasons for fragment in fragments)
+
+
+@dataclass(frozen=True)
+class Play:
+    """A retention play: a short action for the list, and when it applies."""
+
+    action: str
+    when: str
+    applies: Callable[[CustomerContext], bool]
+
+
+PLAYS: tuple[Play, ...] = (
+    Play(
+        "no action: low risk",
+        "risk tier is low",
+        lambda c: c.tier == LOW,
+    ),
+    Play(
+        "support follow-up: resolve open tickets and delivery problems",
+        "a support-ticket feature is among the reasons",
+        lambda c: c.any_reason("support_ticket"),
+    ),
+    Play(
+        "feedback call: ask about their experience (NPS) and act on complaints fast",
+        "an NPS feature is among the reasons",
+        lambda c: c.any_reason("nps"),
+    ),
+    Play(
+        "returns follow-up: make returns and refunds easy, ask what went wrong",
+        "a return, refund or cancellation feature is among the reasons",
+        lambda c: c.any_reason("return", "refund", "cancellation"),
+    ),
+    Play(
+        "onboarding: help towards a second purchase",
+        "the customer has a single order",
+        lambda c: c.orders_lifetime <= 1,
+    ),
+    Play(
+        "VIP care: loyalty-tier reward and personal contact",
+        "the customer is in the top `scoring.high_value_share` by 365-day value",
+        lambda c: c.high_value,
+    ),
+    Play(
+        "personal recommendations from their purchase history",
+        "an engagement feature (email opens, sessions) is among the reasons",
+        lambda c: c.any_reason("email_open", "session"),
+    ),
+    Play(
+        "win-back incentive: exclusive discount or early access",
+        "otherwise: a lapsing, price-sensitive customer",
+        lambda c: True,
+    ),
+)
+
+
+def recommend_action(context: CustomerContext) -> str:
+    """The action of the first play in :data:`PLAYS` that applies."""
+    return next(play.action for play in PLAYS if play.applies(context))
+
+
+def recommend_actions(
+    tiers: Sequence[str],
+    reasons: Sequence[Sequence[str]],
+    orders_lifetime: pd.Series,
+    customer_value: pd.Series,
+    high_value_share: float,
+) -> list[str]:
+    """:func:`recommend_action` for every customer of a scored population."""
+    value = customer_value.to_numpy(dtype="float64", na_value=0.0)
+    threshold = np.quantile(value, 1 - high_value_share) if len(value) else np.inf
+    high_value = (value >= threshold) & (value > 0)
+    orders = orders_lifetime.to_numpy(dtype="float64", na_value=0.0)
+    return [
+        recommend_action(CustomerContext(tier, names, n, bool(hv)))
+        for tier, names, n, hv in zip(tiers, reasons, orders, high_value, strict=True)
+    ]

@@ -1,0 +1,288 @@
+"""Scoring: reasons from pred_contrib, retention plays, risk tiers, drift, dry runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from churnkit.config import RiskTierConfig, config_from_dict
+from churnkit.errors import DriftError
+from churnkit.features import build_features
+from churnkit.pipelines import run_scoring
+from churnkit.scoring import SCORE_COLUMNS, score_customers
+from churnkit.scoring.actions import PLAYS, CustomerContext, assign_risk_tiers, recommend_action
+from churnkit.scoring.output import list_partitions
+from churnkit.scoring.reasons import describe_feature, reason_sentences
+from churnkit.training.drift import SCORE, drift_reference, population_stability
+from churnkit.training.model import ChurnModel
+
+AS_OF = dt.date(2025, 6, 1)
+
+
+@pytest.fixture(scope="module")
+def model_and_features(trained):
+    cfg, outcome, _ = trained
+    model = ChurnModel.load(outcome.export_dir)
+    orders = pd.read_parquet(cfg.data.orders.path)
+    return model, build_features(orders, [AS_OF], model.feature_spec)
+
+
+# -- reasons -------------------------------------------------------------------------
+
+
+def test_each_reason_is_a_largest_positive_contribution_in_order(model_and_features):
+    model, features = model_and_features
+    contrib = model.booster.predict(model.select_features(features), pred_contrib=True)[:, :-1]
+    sentences, chosen = reason_sentences(model, features)
+    assert list(sentences.columns) == ["reason_1", "reason_2", "reason_3"]
+    rows = features.to_dict("records")
+    checked = 0
+    for i in range(len(features)):
+        positive = [(v, j) for j, v in enumerate(contrib[i]) if v > 0]
+        expected = [model.feature_names[j] for _, j in sorted(positive, key=lambda t: -t[0])][:3]
+        assert chosen[i] == expected
+        values = [contrib[i][model.feature_names.index(n)] for n in chosen[i]]
+        assert values == sorted(values, reverse=True)
+        for k, name in enumerate(expected):
+            assert sentences.iloc[i, k] == describe_feature(name, rows[i])
+        for k in range(len(expected), 3):
+            assert sentences.iloc[i, k] == ""
+        checked += 1
+    assert checked == len(features) > 500
+
+
+def test_reasons_carry_the_customers_own_values(model_and_features):
+    model, features = model_and_features
+    sentences, chosen = reason_sentences(model, features)
+    hits = 0
+    for i, names in enumerate(chosen):
+        if names and names[0] == "recency_days":
+            days = round(features["recency_days"].iloc[i])
+            assert sentences["reason_1"].iloc[i].startswith(f"no order for {days:,} days")
+            hits += 1
+    assert hits > 10
+
+
+@pytest.mark.parametrize(
+    ("name", "row", "sentence"),
+    [
+        (
+            "recency_days",
+            {"recency_days": 94.0, "mean_days_between_orders": 21.2},
+            "no order for 94 days; usually orders every 21",
+        ),
+        ("recency_days", {"recency_days": 40.0}, "no order for 40 days"),
+        ("orders_90d", {"orders_90d": 0}, "no orders in the last 90 days"),
+        ("orders_30d", {"orders_30d": 1}, "1 order in the last 30 days"),
+        ("revenue_365d", {"revenue_365d": 1234.5}, "spent 1,234.50 in the last 365 days"),
+        ("orders_lifetime", {"orders_lifetime": 1}, "only one order so far"),
+        ("overdue_ratio", {"overdue_ratio": 4.48}, "4.5x their usual gap since the last order"),
+        (
+            "expected_next_order_in_days",
+            {"expected_next_order_in_days": -12.0},
+            "next order was due 12 days ago",
+        ),
+        (
+            "orders_trend_90d",
+            {"orders_trend_90d": -3, "orders_prev_90d": 5},
+            "orders 5 -> 2 (last 90 days vs the 90 before)",
+        ),
+        ("return_rate", {"return_rate": 0.25}, "25% of orders returned"),
+        (
+            "support_ticket_events_30d",
+            {"support_ticket_events_30d": 2},
+            "2 support tickets in the last 30 days",
+        ),
+        ("days_since_last_session", {"days_since_last_session": None}, "no sessions on record"),
+        (
+            "days_since_last_email_open",
+            {"days_since_last_email_open": 8},
+            "last email open 8 days ago",
+        ),
+        ("last_nps", {"last_nps": 3.0}, "last NPS score 3"),
+        ("r_score", {"r_score": 1}, "recency score 1 of 5"),
+        ("some_new_feature", {"some_new_feature": 7}, "some new feature: 7"),
+    ],
+)
+def test_each_feature_reads_as_a_sentence(name, row, sentence):
+    assert describe_feature(name, row) == sentence
+
+
+def test_an_attribute_reads_as_its_value():
+    row = {"loyalty_tier": "bronze"}
+    assert (
+        describe_feature("loyalty_tier", row, frozenset({"loyalty_tier"})) == "loyalty tier: bronze"
+    )
+
+
+# -- actions and tiers ---------------------------------------------------------------
+
+
+def _context(tier="high", reasons=(), orders=5.0, high_value=False):
+    return CustomerContext(tier, list(reasons), orders, high_value)
+
+
+@pytest.mark.parametrize(
+    ("context", "starts_with"),
+    [
+        (_context(tier="low", reasons=["days_since_last_support_ticket"]), "no action"),
+        (_context(reasons=["recency_days", "support_ticket_events_30d", "return_rate"]), "support"),
+        (_context(reasons=["last_nps", "return_rate"]), "feedback call"),
+        (_context(reasons=["recency_days", "return_rate"], orders=1), "returns follow-up"),
+        (_context(reasons=["recency_days"], orders=1, high_value=True), "onboarding"),
+        (_context(reasons=["recency_days"], high_value=True), "VIP care"),
+        (_context(reasons=["days_since_last_session"]), "personal recommendations"),
+        (_context(reasons=["recency_days", "orders_90d"]), "win-back incentive"),
+    ],
+)
+def test_the_first_play_that_applies_is_recommended(context, starts_with):
+    assert recommend_action(context).startswith(starts_with)
+
+
+def test_every_play_is_reachable_and_the_last_one_always_applies():
+    actions = [play.action for play in PLAYS]
+    assert len(set(actions)) == len(actions)
+    assert PLAYS[-1].applies(_context())
+
+
+def test_risk_tiers_by_probability_and_by_top_n():
+    p = np.array([0.95, 0.7, 0.69, 0.4, 0.1])
+    by_p = assign_risk_tiers(p, RiskTierConfig(method="probability", high=0.7, medium=0.4))
+    assert by_p.tolist() == ["high", "high", "medium", "medium", "low"]
+    by_top = assign_risk_tiers(p, RiskTierConfig(method="top", high=1, medium=3))
+    assert by_top.tolist() == ["high", "medium", "medium", "low", "low"]
+
+
+@pytest.mark.parametrize(
+    "tiers",
+    [
+        {"method": "probability", "high": 0.3, "medium": 0.5},
+        {"method": "probability", "high": 1.5, "medium": 0.5},
+        {"method": "top", "high": 100, "medium": 50},
+        {"method": "top", "high": 10.5, "medium": 50},
+    ],
+)
+def test_inconsistent_risk_tiers_are_refused_naming_the_key(tmp_path, tiers):
+    from churnkit.errors import ConfigError
+
+    raw = {"data": {"orders": {"path": "orders.parquet"}}, "scoring": {"risk_tiers": tiers}}
+    with pytest.raises(ConfigError, match="scoring.risk_tiers"):
+        config_from_dict(raw, base_dir=tmp_path)
+    with pytest.raises(ValidationError):
+        RiskTierConfig(**tiers)
+
+
+def test_scored_output_has_every_column_and_explained_rows(trained):
+    _, _, scoring = trained
+    ranked = scoring.ranked
+    assert list(ranked.columns) == SCORE_COLUMNS
+    assert ranked["rank"].tolist() == list(range(1, len(ranked) + 1))
+    assert set(ranked["risk_tier"]) <= {"high", "medium", "low"}
+    assert (ranked["reason_1"] != "").mean() > 0.95
+    assert ranked["recommended_action"].isin([p.action for p in PLAYS]).all()
+    low = ranked["risk_tier"] == "low"
+    assert (ranked.loc[low, "recommended_action"] == PLAYS[0].action).all()
+    np.testing.assert_allclose(
+        ranked["expected_value_at_risk"],
+        (ranked["churn_probability"] * ranked["customer_value_365d"]).round(2),
+    )
+    assert scoring.manifest["risk_tiers"]["counts"]["high"] == int(
+        (ranked["risk_tier"] == "high").sum()
+    )
+
+
+def test_top_n_tiers_follow_the_ranking(model_and_features):
+    model, features = model_and_features
+    ranked = score_customers(
+        model, features, tiers=RiskTierConfig(method="top", high=10, medium=25)
+    )
+    assert ranked["risk_tier"].value_counts().to_dict() == {
+        "high": 10,
+        "medium": 15,
+        "low": len(ranked) - 25,
+    }
+
+
+# -- drift -------------------------------------------------------------------------
+
+
+def test_psi_is_zero_for_the_same_population_and_large_for_a_shifted_one():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "x": rng.exponential(30, 5000),
+            "tier": pd.Categorical(rng.choice(["a", "b", "c"], 5000)),
+        }
+    )
+    scores = rng.uniform(size=5000)
+    reference = drift_reference(frame, ["x", "tier"], scores)
+    same = population_stability(reference, frame, scores)
+    assert same == {
+        "x": pytest.approx(0, abs=1e-9),
+        "tier": pytest.approx(0, abs=1e-9),
+        SCORE: pytest.approx(0, abs=1e-9),
+    }
+    shifted = frame.assign(x=frame["x"] * 3, tier=pd.Categorical(["d"] * 5000))
+    psi = population_stability(reference, shifted, scores**0.2)
+    assert psi["x"] > 0.25 and psi["tier"] > 0.25 and psi[SCORE] > 0.25
+
+
+def test_psi_counts_missing_values_in_their_own_bin():
+    frame = pd.DataFrame({"x": [1.0, 2.0, np.nan, 4.0] * 50})
+    reference = drift_reference(frame, ["x"], np.zeros(200), bins=4)
+    more_missing = pd.DataFrame({"x": [np.nan] * 150 + [1.0] * 50})
+    assert population_stability(reference, more_missing, np.zeros(200))["x"] > 0.25
+
+
+def test_the_model_carries_a_drift_reference_that_survives_saving(trained, tmp_path):
+    _, outcome, scoring = trained
+    model = ChurnModel.load(outcome.export_dir)
+    assert set(model.drift_reference) == {*model.feature_names, SCORE}
+    assert scoring.manifest["drift"]["checked"]
+    assert scoring.manifest["drift"]["over_threshold"] == []
+
+
+def _drifted_bundle(outcome, folder):
+    """The trained bundle with a drift reference that tonight's recency cannot match."""
+    model = ChurnModel.load(outcome.export_dir)
+    reference = dict(model.drift_reference)
+    recency = dict(reference["recency_days"])
+    shares = [0.0] * len(recency["shares"])
+    shares[0] = 1.0  # "everyone ordered within the first bin" in training
+    reference["recency_days"] = {**recency, "shares": shares}
+    model.drift_reference = reference
+    return model.save(folder)
+
+
+def test_drift_over_the_threshold_stops_scoring_and_writes_nothing(trained, tmp_path):
+    cfg, outcome, _ = trained
+    bundle = _drifted_bundle(outcome, tmp_path / "bundle")
+    output = tmp_path / "scores"
+    drifted = cfg.model_copy(
+        update={
+            "scoring": cfg.scoring.model_copy(update={"model": str(bundle), "output_dir": output})
+        }
+    )
+    with pytest.raises(DriftError, match=r"recency_days .*Nothing was written.*--allow-drift"):
+        run_scoring(drifted)
+    assert not output.exists() or list_partitions(output) == []
+
+    allowed = run_scoring(drifted, allow_drift=True)
+    manifest = json.loads((allowed.partition / "manifest.json").read_text())
+    assert manifest["drift"]["allowed"] is True
+    assert "recency_days" in manifest["drift"]["over_threshold"]
+
+
+def test_a_dry_run_scores_but_writes_nothing(trained, tmp_path):
+    cfg, _, scoring = trained
+    output = tmp_path / "dry"
+    dry = cfg.model_copy(update={"scoring": cfg.scoring.model_copy(update={"output_dir": output})})
+    outcome = run_scoring(dry, dry_run=True)
+    assert not outcome.written
+    assert not output.exists()
+    pd.testing.assert_frame_equal(outcome.ranked, scoring.ranked)

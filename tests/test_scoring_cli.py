@@ -1,0 +1,257 @@
+"""Nightly scoring as a scheduler and a retention team use it: kill, rerun, pull, backtest."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from tests.conftest import write_config
+from typer.testing import CliRunner
+
+from churnkit.cli import app
+from churnkit.scoring import SCORE_COLUMNS
+from churnkit.scoring.output import list_partitions
+
+runner = CliRunner()
+
+# Runs `churnkit score` with a Parquet writer that, after writing the new scores file,
+# signals the test and hangs, so the test can kill the process in the middle of a write.
+_HANGING_SCORE = """
+import sys, time
+from pathlib import Path
+import churnkit.scoring.output as output
+
+real_write = output.pq.write_table
+
+def write_then_hang(table, where, **kwargs):
+    real_write(table, where, **kwargs)
+    Path(sys.argv[1]).write_text("writing")
+    time.sleep(600)
+
+output.pq.write_table = write_then_hang
+from churnkit.cli import app
+app(["--quiet", "score", sys.argv[2], "--as-of", sys.argv[3]])
+"""
+
+
+def invoke(*args: object):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture
+def bundle_config(trained, tmp_path, generated_dir):
+    """A config that scores with the trained bundle (no MLflow) into its own folder."""
+    _, outcome, _ = trained
+    return write_config(
+        tmp_path / "nightly",
+        generated_dir,
+        scoring={"model": str(outcome.export_dir), "output_dir": "scores"},
+    )
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    }
+
+
+def test_killing_scoring_mid_write_leaves_the_previous_partition_intact(bundle_config, tmp_path):
+    as_of = "2025-10-01"
+    assert invoke("--quiet", "score", bundle_config, "--as-of", as_of).exit_code == 0
+    scores = bundle_config.parent / "scores"
+    before = _snapshot(scores)
+    assert f"as_of={as_of}/scores.parquet" in before
+
+    marker = tmp_path / "writing"
+    process = subprocess.Popen(
+        [sys.executable, "-c", _HANGING_SCORE, str(marker), str(bundle_config), as_of],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert process.poll() is None, process.stderr.read().decode()
+        assert time.monotonic() < deadline, "the scoring process never started writing"
+        time.sleep(0.1)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+
+    assert _snapshot(scores) == before  # old partition byte for byte, nothing new visible
+    assert list_partitions(scores) == [pd.Timestamp(as_of).date()]
+    hidden = sorted(p.name for p in scores.iterdir() if p.name.startswith("."))
+    assert hidden and all(name.startswith(f".as_of={as_of}") for name in hidden)
+
+    # the next night takes over the dead process's lock and cleans up after it
+    assert invoke("--quiet", "score", bundle_config, "--as-of", as_of).exit_code == 0
+    assert [p.name for p in scores.iterdir()] == [f"as_of={as_of}"]
+    after = _snapshot(scores)
+    for name in (f"as_of={as_of}/scores.parquet", f"as_of={as_of}/at_risk.csv"):
+        assert after[name] == before[name]
+
+
+def test_the_same_scoring_twice_gives_the_same_bytes(bundle_config):
+    scores = bundle_config.parent / "scores"
+    assert invoke("--quiet", "score", bundle_config).exit_code == 0
+    first = _snapshot(scores)
+    assert invoke("--quiet", "score", bundle_config).exit_code == 0
+    second = _snapshot(scores)
+    data_files = [name for name in first if not name.endswith("manifest.json")]
+    assert len(data_files) == 2
+    for name in data_files:
+        assert second[name] == first[name], name
+
+
+def test_score_prints_the_list_with_reasons_actions_and_drift(bundle_config):
+    result = invoke("score", bundle_config, "--top", "5")
+    assert result.exit_code == 0, result.output
+    for text in ("top reason", "action", "tier", "drift (PSI vs training)", "wrote"):
+        assert text in result.output
+
+
+def test_a_dry_run_prints_but_writes_nothing(bundle_config):
+    result = invoke("score", bundle_config, "--dry-run")
+    assert result.exit_code == 0
+    assert "dry run: would write" in result.output
+    assert not (bundle_config.parent / "scores").exists()
+
+
+def test_drift_exits_3_unless_allowed(trained, tmp_path, generated_dir):
+    from tests.test_scoring import _drifted_bundle
+
+    _, outcome, _ = trained
+    bundle = _drifted_bundle(outcome, tmp_path / "drifted")
+    config = write_config(
+        tmp_path / "p", generated_dir, scoring={"model": str(bundle), "output_dir": "scores"}
+    )
+    result = invoke("score", config)
+    assert result.exit_code == 3
+    assert "drift:" in result.stderr and "recency_days" in result.stderr
+    assert not (config.parent / "scores").exists()
+    assert invoke("--quiet", "score", config, "--allow-drift").exit_code == 0
+
+
+# -- pulling lists ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def scored(bundle_config):
+    assert invoke("--quiet", "score", bundle_config, "--as-of", "2025-09-01").exit_code == 0
+    assert invoke("--quiet", "score", bundle_config).exit_code == 0
+    return bundle_config
+
+
+def test_at_risk_reads_the_latest_partition_as_a_table(scored):
+    result = invoke("at-risk", scored, "--top", "3")
+    assert result.exit_code == 0, result.output
+    assert "as_of 2026-01-01" in result.output
+    assert "3 customers" in result.output
+
+
+def test_at_risk_filters_and_writes_csv_and_json(scored, tmp_path):
+    result = invoke(
+        "at-risk",
+        scored,
+        "--as-of",
+        "2025-09-01",
+        "--tier",
+        "high",
+        "--min-value",
+        "100",
+        "--format",
+        "csv",
+    )
+    assert result.exit_code == 0
+    frame = pd.read_csv(pd.io.common.StringIO(result.stdout))
+    assert list(frame.columns) == SCORE_COLUMNS
+    assert len(frame) > 10
+    assert (frame["as_of"] == "2025-09-01").all()
+    assert (frame["risk_tier"] == "high").all() and (frame["customer_value_365d"] >= 100).all()
+    assert frame["rank"].is_monotonic_increasing
+
+    segment = frame["segment"].iloc[0]
+    out = tmp_path / "list.json"
+    result = invoke(
+        "at-risk",
+        scored,
+        "--segment",
+        segment.upper(),
+        "--top",
+        "5",
+        "--format",
+        "json",
+        "--out",
+        out,
+    )
+    assert result.exit_code == 0
+    records = json.loads(out.read_text())
+    assert len(records) == 5
+    assert {r["segment"] for r in records} == {segment}
+    assert records[0]["as_of"] == "2026-01-01"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--segment", "Nope"), "--segment 'Nope' is not in this list; segments:"),
+        (("--tier", "urgent"), "--tier 'urgent' is not one of high, medium, low"),
+        (("--as-of", "2020-01-01"), "no scoring partition for as_of 2020-01-01"),
+        (("--format", "xml"), "--format 'xml' is not one of table, csv, json"),
+    ],
+)
+def test_at_risk_refuses_bad_options_with_one_line(scored, args, message):
+    result = invoke("at-risk", scored, *args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_at_risk_without_any_scores_says_to_score_first(bundle_config):
+    result = invoke("at-risk", bundle_config)
+    assert result.exit_code == 2
+    assert "run `churnkit score CONFIG` first" in result.stderr
+
+
+# -- backtest ----------------------------------------------------------------------------
+
+
+def test_evaluate_backtests_a_past_list_and_logs_a_monitoring_run(trained, tmp_path):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from churnkit import tracking
+
+    cfg, _, _ = trained
+    config = cfg.project_dir / "churnkit.yaml"
+    assert invoke("--quiet", "score", config, "--as-of", "2025-08-01").exit_code == 0
+    result = invoke("--json", "evaluate", config, "--as-of", "2025-08-01")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    model, baseline = payload["metrics"]["model"], payload["metrics"]["crr_baseline"]
+    assert model["pr_auc"] > baseline["pr_auc"]
+    assert model["roc_auc"] > 0.85
+    tiers = {t["risk_tier"]: t for t in payload["tiers"]}
+    assert tiers["high"]["churned"] > tiers["medium"]["churned"] > tiers["low"]["churned"]
+
+    tracking.configure(cfg)
+    run = MlflowClient().get_run(payload["run_id"])
+    assert run.data.tags["churnkit.run_type"] == "monitoring"
+    assert run.data.tags["churnkit.as_of"] == "2025-08-01"
+    assert run.data.metrics["backtest_model_pr_auc"] == pytest.approx(model["pr_auc"])
+    assert mlflow.get_tracking_uri().startswith("sqlite")
+
+
+def test_evaluate_before_the_horizon_has_passed_exits_2_naming_the_dates(trained):
+    cfg, _, _ = trained
+    result = invoke("evaluate", cfg.project_dir / "churnkit.yaml", "--as-of", "2026-01-01")
+    assert result.exit_code == 2
+    assert "runs to 2026-03-31, but the data ends on 2025-12-31" in result.stderr
