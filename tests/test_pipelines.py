@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -167,3 +168,73 @@ def test_scoring_from_an_exported_bundle_needs_no_tracking_store(trained, tmp_pa
     assert (scoring.partition / "at_risk.csv").read_bytes() == (
         first.partition / "at_risk.csv"
     ).read_bytes()
+
+
+def test_the_crr_difference_interval_is_above_zero_printed_and_in_mlflow(trained):
+    cfg, outcome, _ = trained
+    diff = outcome.result.crr_difference
+    assert diff["ci_low"] > 0 and diff["ci_low"] < diff["difference"] < diff["ci_high"]
+    assert diff["difference"] == pytest.approx(
+        outcome.result.metrics["model"]["pr_auc"] - outcome.result.metrics["crr_baseline"]["pr_auc"]
+    )
+    tracking.configure(cfg)
+    metrics = MlflowClient().get_run(outcome.run.run_id).data.metrics
+    assert metrics["test_model_minus_crr_pr_auc_ci_low"] == pytest.approx(diff["ci_low"])
+    assert metrics["test_model_minus_crr_pr_auc_ci_high"] == pytest.approx(diff["ci_high"])
+
+
+def test_the_run_carries_figures_and_a_model_card(trained, tmp_path):
+    cfg, outcome, _ = trained
+    tracking.configure(cfg)
+    client = MlflowClient()
+    figures = {a.path for a in client.list_artifacts(outcome.run.run_id, "figures")}
+    assert figures == {
+        f"figures/{stem}.png"
+        for stem in ("roc", "precision_recall", "calibration", "gains_lift", "feature_importance")
+    }
+    card_path = client.download_artifacts(outcome.run.run_id, "model_card.md", str(tmp_path))
+    card = Path(card_path).read_text(encoding="utf-8")
+    assert card.startswith("# Model card: churn-test v1")
+    for section in (
+        "## Intended use",
+        "## Data",
+        "## Label",
+        "## Metrics against baselines",
+        "## Calibration",
+        "## Top features",
+        "## Limitations",
+    ):
+        assert section in card
+    assert f"{outcome.result.metrics['model']['pr_auc']:.4f}" in card
+    assert client.get_model_version("churn-test", "1").description == card
+    assert client.get_run(outcome.run.run_id).data.tags["churnkit.force_promote"] == "false"
+
+
+def test_force_promote_makes_a_worse_model_champion_and_is_recorded(project):
+    first = run_training(project, config_text="")
+    forced = run_training(project, config_text="", force_promote=True)
+    assert first.promoted and forced.promoted
+    assert forced.promotion_reason.startswith("forced with --force-promote; otherwise:")
+    client = MlflowClient()
+    aliases = {k: str(v) for k, v in client.get_registered_model("churn-test").aliases.items()}
+    assert aliases == {"champion": "2", "challenger": "2"}
+    assert client.get_run(forced.run.run_id).data.tags["churnkit.force_promote"] == "true"
+    assert (
+        client.get_model_version("churn-test", "2").tags["churnkit.promotion"].startswith("forced")
+    )
+
+
+def test_an_unreachable_tracking_server_exits_before_writing_anything(tmp_path, generated_dir):
+    from churnkit.errors import ConfigError
+
+    root = tmp_path / "p"
+    cfg = load_config(
+        write_config(root, generated_dir, mlflow={"tracking_uri": "http://127.0.0.1:9"})
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"cannot reach the MLflow tracking server "
+        r"http://127.0.0.1:9 .*Nothing was written",
+    ):
+        run_training(cfg, config_text="")
+    assert sorted(p.name for p in root.iterdir()) == ["churnkit.yaml"]

@@ -286,3 +286,14 @@ def test_a_dry_run_scores_but_writes_nothing(trained, tmp_path):
     assert not outcome.written
     assert not output.exists()
     pd.testing.assert_frame_equal(outcome.ranked, scoring.ranked)
+
+
+def test_reasons_can_be_limited_to_the_top_of_the_ranking(model_and_features):
+    model, features = model_and_features
+    full = score_customers(model, features)
+    top = score_customers(model, features, explain_top=25)
+    reasons = ["reason_1", "reason_2", "reason_3"]
+    pd.testing.assert_frame_equal(top[reasons].head(25), full[reasons].head(25))
+    assert (top[reasons].iloc[25:] == "").all().all()
+    same = [c for c in SCORE_COLUMNS if c not in (*reasons, "recommended_action")]
+    pd.testing.assert_frame_equal(top[same], full[same])

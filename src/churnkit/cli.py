@@ -190,15 +190,32 @@ def validate(config: ConfigArg) -> None:
 
 @app.command()
 @_handles_errors
-def train(config: ConfigArg) -> None:
-    """Build features, train LightGBM, compare with the CRR baseline, log and register."""
+def train(
+    config: ConfigArg,
+    force_promote: Annotated[
+        bool,
+        typer.Option(
+            "--force-promote",
+            help="make this version champion even if it loses to the baseline or champion "
+            "(recorded on the run)",
+        ),
+    ] = False,
+) -> None:
+    """Build features, train LightGBM, compare with the baselines, log and register."""
     from churnkit.pipelines import run_training
 
     cfg = _load(config)
     with _Progress() as step:
-        outcome = run_training(cfg, config_text=config.read_text(encoding="utf-8"), on_step=step)
+        outcome = run_training(
+            cfg,
+            config_text=config.read_text(encoding="utf-8"),
+            force_promote=force_promote,
+            on_step=step,
+        )
     _report_training(outcome)
-    if not outcome.result.beats_baseline:
+    if force_promote:
+        err.print("[bold yellow]warning:[/] promoted with --force-promote", highlight=False)
+    elif not outcome.result.beats_baseline:
         raise QualityGateError(
             f"model v{outcome.run.version} {outcome.promotion_reason}; kept as challenger"
         )
@@ -494,6 +511,8 @@ def demo(
 
 
 def _report_training(outcome: Any) -> None:
+    from churnkit.training import SCORER_LABELS
+
     result = outcome.result
     if _state["json"]:
         out.print_json(
@@ -505,6 +524,7 @@ def _report_training(outcome: Any) -> None:
                     "promoted": outcome.promoted,
                     "promotion": outcome.promotion_reason,
                     "metrics": result.metrics,
+                    "model_minus_crr_pr_auc": result.crr_difference,
                     "export_dir": str(outcome.export_dir),
                 }
             )
@@ -512,16 +532,20 @@ def _report_training(outcome: Any) -> None:
         return
     by_rfm = result.model.baseline.segment_column == "rfm_segment"
     labels = {
-        "model": "LightGBM (calibrated)",
-        "model_uncalibrated": "LightGBM (raw)",
+        **SCORER_LABELS,
         "crr_baseline": f"CRR baseline (per {'RFM segment' if by_rfm else 'recency bucket'})",
-        "recency_baseline": "recency alone",
-        "rfm_baseline": "RFM score",
     }
     rows = {label: result.metrics[s] for s, label in labels.items() if s in result.metrics}
     headers = ("roc_auc", "pr_auc", "lift_10", "capture_10", "brier", "ece")
     title = "test snapshots " + ", ".join(result.model.metadata["test_as_of"])
     out.print(_metrics_table(title, rows, headers))
+    diff = result.crr_difference
+    out.print(
+        f"model - CRR baseline PR-AUC: {diff['difference']:+.4f}, {diff['confidence']:.0%} "
+        f"interval [{diff['ci_low']:+.4f}, {diff['ci_high']:+.4f}] "
+        f"({int(diff['samples'])} customer-level bootstrap resamples)",
+        highlight=False,
+    )
     alias = "champion" if outcome.promoted else "challenger"
     out.print(
         f"registered {outcome.run.model_name} v{outcome.run.version} as [bold]{alias}[/]: "

@@ -210,6 +210,9 @@ class ModelConfig(_Frozen):
     lambda_l2: float = Field(default=1.0, ge=0)
     max_rounds: int = Field(default=1000, ge=1)
     early_stopping_rounds: int = Field(default=50, ge=1)
+    bootstrap_samples: int = Field(
+        default=1000, ge=100, description="resamples of the model-minus-CRR PR-AUC interval"
+    )
 
 
 class MlflowConfig(_Frozen):
@@ -276,6 +279,11 @@ class ScoringConfig(_Frozen):
         description="the top share of customers by 365-day value treated as high value",
     )
     drift: DriftConfig = Field(default_factory=dict, validate_default=True)
+    explain_top: int | None = Field(
+        default=10_000,
+        ge=1,
+        description="reasons for this many customers from the top of the ranking; null: all",
+    )
 
 
 class Config(_Frozen):

@@ -108,17 +108,23 @@ def run_validation(cfg: Config) -> dict[str, Any]:
     return summary
 
 
-def run_training(cfg: Config, *, config_text: str, on_step: Step = _quiet) -> TrainingOutcome:
+def run_training(
+    cfg: Config, *, config_text: str, force_promote: bool = False, on_step: Step = _quiet
+) -> TrainingOutcome:
     """Load, build features, train, log to MLflow, register, export and maybe promote.
 
-    The data is fully validated before anything is written to MLflow, so bad data
-    leaves no run and no model version behind.
+    The data is fully validated and the tracking store checked before anything is
+    written, so bad data or an unreachable server leaves no run and no model version
+    behind. ``force_promote`` makes the new version champion whatever the comparisons
+    say; the run records it (tag ``churnkit.force_promote``).
     """
     on_step("reading and validating data")
     tables = load_data(cfg.data)
     orders = tables.orders
     data_summary = summarise_orders(orders)
     split = _split(cfg, orders)
+    on_step("checking the MLflow tracking store")
+    tracking.check_reachable(cfg)
     spec = resolve_feature_spec(cfg, orders, tables.events, tables.customers)
     used = [*split.train, *split.validation, *split.test]
     on_step(f"building features for {len(used)} snapshots ({', '.join(spec.families)})")
@@ -129,13 +135,17 @@ def run_training(cfg: Config, *, config_text: str, on_step: Step = _quiet) -> Tr
 
     on_step("logging the run and registering the model in MLflow")
     champion = tracking.champion_version(cfg)
-    run = tracking.log_training_run(result, cfg, config_text=config_text, data_summary=data_summary)
+    run = tracking.log_training_run(
+        result, cfg, config_text=config_text, data_summary=data_summary, force_promote=force_promote
+    )
     result.model.metadata.update(
         model_name=run.model_name, model_version=run.version, run_id=run.run_id
     )
     export_dir = tracking.export_bundle(result.model, cfg.models_dir, run.model_name, run.version)
 
     promoted, reason = _decide_promotion(cfg, result, tables, champion)
+    if force_promote and not promoted:
+        promoted, reason = True, f"forced with --force-promote; otherwise: {reason}"
     if promoted:
         tracking.promote(cfg, run.version, reason=reason)
     return TrainingOutcome(result, run, promoted, reason, export_dir, data_summary)
@@ -290,6 +300,7 @@ def run_scoring(
         features,
         tiers=cfg.scoring.risk_tiers,
         high_value_share=cfg.scoring.high_value_share,
+        explain_top=cfg.scoring.explain_top,
     )
     drift = _drift_summary(model, features, ranked, cfg.scoring.drift.psi_threshold)
     drift["allowed"] = allow_drift
@@ -301,6 +312,7 @@ def run_scoring(
         "feature_schema_hash": _schema_hash(model.feature_names, model.feature_spec),
         "feature_spec": model.feature_spec.model_dump(mode="json"),
         "rows": len(ranked),
+        "explained_rows": min(len(ranked), cfg.scoring.explain_top or len(ranked)),
         "risk_tiers": {
             "config": cfg.scoring.risk_tiers.model_dump(mode="json"),
             "counts": {t: int((ranked["risk_tier"] == t).sum()) for t in ("high", "medium", "low")},

@@ -40,6 +40,7 @@ __all__ = [
     "ChurnPyfunc",
     "LoggedRun",
     "champion_version",
+    "check_reachable",
     "configure",
     "load_model",
     "log_monitoring_run",
@@ -107,22 +108,59 @@ class LoggedRun:
     tracking_uri: str
 
 
+def check_reachable(cfg: Config) -> str:
+    """Fail fast, before any work, when the tracking store cannot be reached.
+
+    Raises
+    ------
+    ConfigError
+        Naming the URI, when an HTTP server does not answer its health check within a
+        few seconds or a database store cannot be opened.
+    """
+    uri = configure(cfg)
+    if uri.startswith(("http://", "https://")):
+        import requests
+
+        try:
+            requests.get(f"{uri.rstrip('/')}/health", timeout=5).raise_for_status()
+        except requests.RequestException as err:
+            raise ConfigError(
+                f"cannot reach the MLflow tracking server {uri} ({type(err).__name__}); start "
+                "it, or fix `mlflow.tracking_uri` / $MLFLOW_TRACKING_URI. Nothing was written."
+            ) from None
+        return uri
+    try:
+        MlflowClient().search_experiments(max_results=1)
+    except Exception as err:  # noqa: BLE001 - any store error means: unusable, say which
+        raise ConfigError(
+            f"cannot open the MLflow tracking store {uri}: {str(err).splitlines()[0]}. Fix "
+            "`mlflow.tracking_uri` / $MLFLOW_TRACKING_URI. Nothing was written."
+        ) from None
+    return uri
+
+
 def log_training_run(
     result: TrainingResult,
     cfg: Config,
     *,
     config_text: str,
     data_summary: Mapping[str, Any],
+    force_promote: bool = False,
 ) -> LoggedRun:
-    """Log config, data summary, metrics and the model; register it as ``challenger``.
+    """Log config, data, metrics, figures, the model card and the model; register it.
 
+    The new version gets alias ``challenger`` and the model card as its description.
     The run is marked FAILED and nothing is registered if anything raises before the
     model is logged.
     """
+    from churnkit.report.figures import training_figures
+    from churnkit.report.model_card import model_card
+
     uri = configure(cfg)
     experiment_id = _experiment_id(cfg, uri)
     name = cfg.mlflow.registered_model_name
     with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.set_tag("churnkit.force_promote", str(force_promote).lower())
         mlflow.log_params(_flatten(cfg.model_dump(mode="json", exclude={"data"})))
         mlflow.log_params(_flatten({"data": cfg.data.model_dump(mode="json")}))
         mlflow.log_text(config_text, "config/config.yaml")
@@ -145,6 +183,17 @@ def log_training_run(
             }
         )
         mlflow.log_metric("best_iteration", result.model.metadata["best_iteration"])
+        diff = result.crr_difference
+        mlflow.log_metrics(
+            {
+                "test_model_minus_crr_pr_auc": diff["difference"],
+                "test_model_minus_crr_pr_auc_ci_low": diff["ci_low"],
+                "test_model_minus_crr_pr_auc_ci_high": diff["ci_high"],
+            }
+        )
+        card_body = model_card(result, cfg, data_summary)
+        for stem, figure in training_figures(result).items():
+            mlflow.log_figure(figure, f"figures/{stem}.png")
         chatter = io.StringIO()  # MLflow prints registration notices to stderr
         with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stderr(chatter):
             bundle = result.model.save(Path(tmp) / _BUNDLE)
@@ -157,7 +206,10 @@ def log_training_run(
             )
         logger.debug("mlflow: %s", chatter.getvalue().strip())
         version = str(info.registered_model_version)
+        card = f"# Model card: {name} v{version}\n\n{card_body}"
+        mlflow.log_text(card, "model_card.md")
         client = MlflowClient()
+        client.update_model_version(name, version, description=card)
         client.set_registered_model_alias(name, CHALLENGER, version)
         mlflow.set_tag("churnkit.model_version", version)
     return LoggedRun(run.info.run_id, experiment_id, name, version, uri)

@@ -1,0 +1,1 @@
+"""Figures, the model card and the HTML report."""

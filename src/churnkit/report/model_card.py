@@ -1,0 +1,122 @@
+"""The model card: what a retention manager should know before trusting the list.
+
+Markdown, logged with every training run (``model_card.md``) and set as the description
+of the registered model version, so the registry UI shows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from churnkit.config import Config
+from churnkit.report.figures import feature_importance
+from churnkit.training import CRR_BASELINE, MODEL, SCORER_LABELS, UNCALIBRATED, TrainingResult
+
+__all__ = ["model_card"]
+
+_METRICS = (
+    ("roc_auc", "ROC-AUC"),
+    ("pr_auc", "PR-AUC"),
+    ("lift_10", "lift@10%"),
+    ("capture_10", "capture@10%"),
+    ("brier", "Brier"),
+    ("ece", "ECE"),
+)
+
+
+def model_card(result: TrainingResult, cfg: Config, data_summary: Mapping[str, Any]) -> str:
+    """The model card of a trained model, as Markdown, without its title.
+
+    The caller adds ``# Model card: NAME vVERSION`` once the registry has given the
+    version, so the card is built (and can fail) before anything is registered.
+    """
+    model = result.model
+    spec = model.feature_spec
+    horizon = cfg.snapshots.horizon_days
+    diff = result.crr_difference
+    snapshots = result.snapshots
+    segment = "RFM segment" if model.baseline.segment_column == "rfm_segment" else "recency bucket"
+    lines = [
+        "## Intended use",
+        f"Rank the active customers of a night by the probability that they place no "
+        f"qualifying order in the next {horizon} days, so a retention team can choose whom "
+        "to contact first and how (reasons and recommended actions come with every score). "
+        "Not for decisions about a customer without a person reviewing them, nor for "
+        "populations unlike the training data: scoring checks drift (PSI) and stops above "
+        f"{cfg.scoring.drift.psi_threshold}.",
+        "",
+        "## Data",
+        f"- Orders: {data_summary.get('orders', '?'):,} rows, "
+        f"{data_summary.get('customers', '?'):,} customers, "
+        f"{str(data_summary.get('first_order_at', '?'))[:10]} to "
+        f"{str(data_summary.get('last_order_at', '?'))[:10]}.",
+        f"- Population at a snapshot date (as_of): every customer with a qualifying order in "
+        f"the {spec.activity_days} days before it.",
+        f"- Features see only orders and events before as_of; families: "
+        f"{', '.join(spec.families)}; {len(model.feature_names)} features.",
+        "",
+        _snapshot_table(snapshots),
+        "",
+        "## Label",
+        f"`churned = 1` when the customer places no qualifying order (status completed, "
+        f"amount at least {spec.min_order_amount:g}) in `[as_of, as_of + {horizon} days)`.",
+        "",
+        "## Metrics against baselines (test snapshots, out of time)",
+        "",
+        _metrics_table(result.metrics, segment),
+        "",
+        f"Model PR-AUC minus CRR baseline PR-AUC: **{diff['difference']:+.4f}**, "
+        f"{diff['confidence']:.0%} interval [{diff['ci_low']:+.4f}, {diff['ci_high']:+.4f}] "
+        f"(customer-level bootstrap, {int(diff['samples'])} resamples).",
+        "",
+        "## Calibration",
+        f"Isotonic regression on the validation snapshots maps the booster's scores to churn "
+        f"rates. Expected calibration error on the test snapshots: "
+        f"{result.metrics[UNCALIBRATED]['ece']:.4f} raw, "
+        f"{result.metrics[MODEL]['ece']:.4f} calibrated.",
+        "",
+        "## Top features (total split gain)",
+        "",
+        *[
+            f"{i}. `{name}`"
+            for i, name in enumerate(feature_importance(model).head(10).index, start=1)
+        ],
+        "",
+        "## Limitations",
+        "- The CRR baseline is the reference: if the model stops beating it, retrain or "
+        "investigate before trusting the ranking.",
+        "- Reasons are TreeSHAP contributions: they explain the model, not the customer's motives.",
+        f"- The label needs {horizon} days to be known; `churnkit evaluate` backtests a night "
+        "once they have passed.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _metrics_table(metrics: Mapping[str, Mapping[str, float]], segment: str) -> str:
+    header = "| scorer | " + " | ".join(label for _, label in _METRICS) + " |"
+    rule = "|---|" + "---:|" * len(_METRICS)
+    rows = []
+    for scorer, values in metrics.items():
+        label = SCORER_LABELS.get(scorer, scorer)
+        if scorer == CRR_BASELINE:
+            label += f" (per {segment})"
+        cells = " | ".join(f"{values[key]:.4f}" for key, _ in _METRICS)
+        rows.append(f"| {label} | {cells} |")
+    return "\n".join([header, rule, *rows])
+
+
+def _snapshot_table(snapshots: pd.DataFrame) -> str:
+    parts = []
+    for part, group in snapshots.groupby("part", sort=False):
+        dates = group["as_of"].astype(str)
+        span = dates.iloc[0] if len(dates) == 1 else f"{dates.iloc[0]} .. {dates.iloc[-1]}"
+        parts.append(
+            f"| {part} | {span} | {len(group)} | {int(group['rows'].sum()):,} | "
+            f"{(group['rows'] * group['churn_rate']).sum() / group['rows'].sum():.1%} |"
+        )
+    return "\n".join(
+        ["| part | snapshots | count | rows | churn rate |", "|---|---|---:|---:|---:|", *parts]
+    )
