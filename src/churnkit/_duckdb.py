@@ -7,6 +7,9 @@ import duckdb
 
 def connect() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection without the progress bar (it prints to stdout)."""
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
-    return con
+    try:
+        return duckdb.connect(config={"enable_progress_bar": False})
+    except duckdb.InvalidInputException:
+        # inside Jupyter, DuckDB refuses to change the setting without ipywidgets; its
+        # notebook progress bar does not print to stdout, so the default is fine there
+        return duckdb.connect()

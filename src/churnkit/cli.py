@@ -482,6 +482,33 @@ def kpis(
 
 @app.command()
 @_handles_errors
+def report(
+    config: ConfigArg,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="scored night YYYY-MM-DD; default: the latest"),
+    ] = None,
+    out_path: Annotated[
+        Path | None,
+        typer.Option("--out", help="HTML file; default: <output_dir>/report-AS_OF.html"),
+    ] = None,
+) -> None:
+    """Write one self-contained HTML report: KPIs, cohorts, the at-risk list, the model."""
+    from churnkit.pipelines import run_report
+
+    cfg = _load(config)
+    with _Progress() as step:
+        path = run_report(
+            cfg, as_of=_date(as_of, "--as-of") if as_of else None, out=out_path, on_step=step
+        )
+    if _state["json"]:
+        out.print_json(json.dumps({"report": str(path)}))
+        return
+    out.print(f"wrote {path} (open it in a browser; it needs no server or network)", soft_wrap=True)
+
+
+@app.command()
+@_handles_errors
 def demo(
     directory: Annotated[
         Path, typer.Option("--dir", help="folder for data, MLflow and scores")

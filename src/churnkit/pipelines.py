@@ -23,7 +23,7 @@ from churnkit import tracking
 from churnkit.config import Config, load_config
 from churnkit.data import Tables, load_data, load_orders, summarise_orders
 from churnkit.data.generator import generate_data, write_generated
-from churnkit.errors import DataError, DriftError
+from churnkit.errors import ChurnkitError, DataError, DriftError
 from churnkit.features import FeatureSpec, build_features, resolve_feature_spec
 from churnkit.features.snapshots import data_end_date, observed_as_of_dates
 from churnkit.kpis import cohort_retention, period_kpis
@@ -50,6 +50,7 @@ __all__ = [
     "run_evaluation",
     "run_features",
     "run_kpis",
+    "run_report",
     "run_scoring",
     "run_training",
     "run_validation",
@@ -424,6 +425,53 @@ def run_evaluation(cfg: Config, *, as_of: dt.date, on_step: Step = _quiet) -> Ev
         cfg, as_of=as_of.isoformat(), metrics=metrics, manifest=manifest, tiers=tiers
     )
     return EvaluationOutcome(as_of, metrics, tiers, len(joined), run_id)
+
+
+def run_report(
+    cfg: Config, *, as_of: dt.date | None = None, out: Path | None = None, on_step: Step = _quiet
+) -> Path:
+    """Write the self-contained HTML report for a scored night (default: the latest).
+
+    The model section comes from the training run named in the partition's manifest;
+    when the tracking store cannot provide it, the report says so and shows the rest.
+    """
+    from churnkit.report.html import ReportData, render_report
+
+    on_step("reading the scored partition")
+    scored, manifest = read_partition(cfg.scoring.output_dir, as_of)
+    on_step("computing retention KPIs")
+    kpis, cohorts = run_kpis(cfg, period="month")
+    # before the first full activity window, nobody can be lost yet: CRR would read 100 %
+    observed = pd.Timestamp(manifest["data"]["first_order_at"]).date() + dt.timedelta(
+        days=cfg.snapshots.activity_days
+    )
+    kpis = kpis[pd.to_datetime(kpis["period_start"]).dt.date >= observed].reset_index(drop=True)
+    data = ReportData(
+        title=cfg.mlflow.experiment,
+        as_of=manifest["as_of"],
+        activity_days=cfg.snapshots.activity_days,
+        kpis=kpis,
+        cohorts=cohorts,
+        scored=scored,
+        manifest=manifest,
+    )
+    on_step("reading the training run from MLflow")
+    try:
+        details = tracking.training_run_details(cfg, manifest.get("run_id", ""))
+    except ChurnkitError as err:
+        data.notes.append(f"Model section unavailable: {err}")
+    else:
+        data.metrics = details.metrics
+        data.model_card = details.model_card
+        data.test_predictions = details.test_predictions
+    on_step("drawing the charts")
+    html = render_report(data)
+    out = out or cfg.scoring.output_dir / f"report-{manifest['as_of']}.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(out)
+    return out
 
 
 def run_demo(

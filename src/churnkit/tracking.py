@@ -31,7 +31,7 @@ from mlflow.tracking import MlflowClient
 
 from churnkit.config import Config, MlflowConfig
 from churnkit.errors import ConfigError, ModelNotFoundError
-from churnkit.training import TrainingResult
+from churnkit.training import SCORER_LABELS, TrainingResult
 from churnkit.training.model import ChurnModel
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "log_training_run",
     "promote",
     "resolve_tracking_uri",
+    "training_run_details",
 ]
 
 logger = logging.getLogger(__name__)
@@ -191,6 +192,10 @@ def log_training_run(
                 "test_model_minus_crr_pr_auc_ci_high": diff["ci_high"],
             }
         )
+        with tempfile.TemporaryDirectory() as tmp:
+            predictions = Path(tmp) / "test_predictions.parquet"
+            result.test_predictions.to_parquet(predictions, index=False)
+            mlflow.log_artifact(str(predictions), "evaluation")
         card_body = model_card(result, cfg, data_summary)
         for stem, figure in training_figures(result).items():
             mlflow.log_figure(figure, f"figures/{stem}.png")
@@ -251,6 +256,47 @@ def log_monitoring_run(
         mlflow.log_text(tiers.to_csv(index=False), "backtest/tiers.csv")
         mlflow.log_dict(dict(manifest), "backtest/manifest.json")
     return run.info.run_id
+
+
+@dataclass(frozen=True)
+class TrainingRunDetails:
+    """What the report shows of a training run."""
+
+    metrics: dict[str, dict[str, float]]
+    model_card: str | None
+    test_predictions: pd.DataFrame | None
+
+
+def training_run_details(cfg: Config, run_id: str) -> TrainingRunDetails:
+    """Test metrics per scorer, the model card and the test predictions of a run.
+
+    Raises
+    ------
+    ModelNotFoundError
+        When the store has no such run.
+    """
+    configure(cfg)
+    client = MlflowClient()
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as err:
+        raise ModelNotFoundError(f"no MLflow run {run_id}: {err.message.splitlines()[0]}") from err
+    metrics: dict[str, dict[str, float]] = {}
+    scorers = sorted(SCORER_LABELS, key=len, reverse=True)  # model_uncalibrated before model
+    for key, value in sorted(run.data.metrics.items()):
+        scorer = next((s for s in scorers if key.startswith(f"test_{s}_")), None)
+        if scorer is not None:
+            metrics.setdefault(scorer, {})[key.removeprefix(f"test_{scorer}_")] = value
+    with tempfile.TemporaryDirectory() as tmp:
+        card = predictions = None
+        with contextlib.suppress(MlflowException, OSError):
+            card = Path(client.download_artifacts(run_id, "model_card.md", tmp)).read_text(
+                encoding="utf-8"
+            )
+        with contextlib.suppress(MlflowException, OSError):
+            path = client.download_artifacts(run_id, "evaluation/test_predictions.parquet", tmp)
+            predictions = pd.read_parquet(path)
+    return TrainingRunDetails(metrics, card, predictions)
 
 
 def champion_version(cfg: Config) -> str | None:

@@ -1,0 +1,202 @@
+"""The HTML report: one self-contained file (inline SVG and CSS, no scripts, no network).
+
+:func:`render_report` turns a :class:`ReportData` into HTML with a Jinja2 template;
+:func:`kpi_figures`, :func:`cohort_figure` and :func:`value_at_risk_figure` draw the
+charts. Gathering the data (KPIs, the scored partition, the training run) happens in
+:mod:`churnkit.pipelines`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jinja2
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from churnkit.report.figures import calibration_figure, figure_svg, gains_lift_figure
+from churnkit.training import SCORER_LABELS
+
+__all__ = [
+    "REFERENCE_CRR_PCT",
+    "ReportData",
+    "cohort_figure",
+    "kpi_figures",
+    "render_report",
+    "value_at_risk_figure",
+]
+
+REFERENCE_CRR_PCT = 38.0  # average e-commerce CRR (RETENTION_METRICS.md)
+GOOD_CRR_PCT = (40.0, 80.0)  # the range usually called good
+_TOP_CUSTOMERS = 25
+
+
+@dataclass
+class ReportData:
+    """Everything the report shows; the model parts are optional."""
+
+    title: str
+    as_of: str
+    activity_days: int
+    kpis: pd.DataFrame
+    cohorts: pd.DataFrame
+    scored: pd.DataFrame
+    manifest: Mapping[str, Any]
+    metrics: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    model_card: str | None = None
+    test_predictions: pd.DataFrame | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def kpi_figures(kpis: pd.DataFrame, activity_days: int) -> dict[str, Figure]:
+    """CRR with its reference figures; churn and repeat rate; AOV and customer value."""
+    x = pd.to_datetime(kpis["period_start"])
+    crr = Figure(figsize=(9.0, 3.6), layout="constrained")
+    ax = crr.add_subplot()
+    ax.axhspan(*GOOD_CRR_PCT, color="tab:green", alpha=0.08, label="40-80 %: usually called good")
+    ax.axhline(
+        REFERENCE_CRR_PCT,
+        color="tab:red",
+        linestyle="--",
+        linewidth=1,
+        label=f"e-commerce average {REFERENCE_CRR_PCT:.0f} %",
+    )
+    ax.plot(x, kpis["crr_pct"], marker="o", markersize=3, label="CRR")
+    ax.set(
+        ylabel="%",
+        ylim=(0, 100),
+        title=f"Customer retention rate per period (active = ordered in {activity_days} days)",
+    )
+    ax.legend(loc="lower right", fontsize="small")
+
+    rates = Figure(figsize=(9.0, 3.2), layout="constrained")
+    ax = rates.add_subplot()
+    ax.plot(x, kpis["churn_pct"], marker="o", markersize=3, label="churn rate")
+    ax.plot(
+        x, kpis["repeat_customer_rate_pct"], marker="o", markersize=3, label="repeat customer rate"
+    )
+    ax.set(ylabel="%", title="Churn and repeat customer rate")
+    ax.legend(fontsize="small")
+
+    money = Figure(figsize=(9.0, 3.2), layout="constrained")
+    ax = money.add_subplot()
+    ax.plot(x, kpis["aov"], marker="o", markersize=3, label="average order value")
+    ax.plot(x, kpis["customer_value"], marker="o", markersize=3, label="value per customer")
+    ax.set(ylabel="revenue", title="Average order value and customer value")
+    ax.legend(fontsize="small")
+    return {"crr": crr, "rates": rates, "money": money}
+
+
+def cohort_figure(cohorts: pd.DataFrame, last_cohorts: int = 18, periods: int = 13) -> Figure:
+    """Heatmap of the share of each first-order cohort buying in each later month."""
+    table = cohorts.iloc[-last_cohorts:, :periods]
+    fig = Figure(figsize=(9.0, 0.32 * len(table) + 1.5), layout="constrained")
+    ax = fig.add_subplot()
+    values = table.to_numpy(dtype="float64")
+    image = ax.imshow(np.ma.masked_invalid(values), cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    for (i, j), value in np.ndenumerate(values):
+        if not np.isnan(value):
+            ax.text(
+                j,
+                i,
+                f"{value:.0%}",
+                ha="center",
+                va="center",
+                fontsize=6,
+                color="white" if value > 0.6 else "black",
+            )
+    ax.set_xticks(range(table.shape[1]), [str(c) for c in table.columns])
+    ax.set_yticks(range(len(table)), [str(i) for i in table.index])
+    ax.set(
+        xlabel="months since first order",
+        ylabel="first-order month",
+        title="Cohort retention (blank: not observed yet)",
+    )
+    fig.colorbar(image, ax=ax, fraction=0.03)
+    return fig
+
+
+def value_at_risk_figure(scored: pd.DataFrame) -> Figure:
+    """Expected value at risk per segment, split by risk tier."""
+    table = scored.pivot_table(
+        index="segment",
+        columns="risk_tier",
+        values="expected_value_at_risk",
+        aggfunc="sum",
+        fill_value=0.0,
+        observed=True,
+    ).reindex(columns=["high", "medium", "low"], fill_value=0.0)
+    table = table.loc[table.sum(axis=1).sort_values().index]
+    fig = Figure(figsize=(9.0, 0.35 * len(table) + 1.4), layout="constrained")
+    ax = fig.add_subplot()
+    left = np.zeros(len(table))
+    colors = {"high": "tab:red", "medium": "tab:orange", "low": "tab:gray"}
+    for tier in table.columns:
+        ax.barh(table.index, table[tier], left=left, label=tier, color=colors[tier])
+        left += table[tier].to_numpy()
+    ax.set(xlabel="expected value at risk", title="Value at risk by segment and risk tier")
+    ax.legend(title="tier", fontsize="small")
+    return fig
+
+
+def _summary_by(scored: pd.DataFrame, column: str) -> list[dict[str, Any]]:
+    grouped = scored.groupby(column, sort=False, observed=True).agg(
+        customers=("customer_id", "size"),
+        high=("risk_tier", lambda t: int((t == "high").sum())),
+        churn=("churn_probability", "mean"),
+        baseline=("baseline_churn_probability", "mean"),
+        value_at_risk=("expected_value_at_risk", "sum"),
+    )
+    if column == "risk_tier":
+        grouped = grouped.reindex([t for t in ("high", "medium", "low") if t in grouped.index])
+    else:
+        grouped = grouped.sort_values("value_at_risk", ascending=False)
+    return [{column: str(k), **v} for k, v in grouped.to_dict("index").items()]
+
+
+def _metric_rows(metrics: Mapping[str, Mapping[str, float]]) -> list[dict[str, Any]]:
+    return [
+        {"scorer": SCORER_LABELS.get(name, name), **values}
+        for name, values in metrics.items()
+        if name in SCORER_LABELS
+    ]
+
+
+def render_report(data: ReportData) -> str:
+    """The report as one HTML document."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("churnkit.report", "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    charts = {
+        name: figure_svg(fig) for name, fig in kpi_figures(data.kpis, data.activity_days).items()
+    }
+    charts["cohorts"] = figure_svg(cohort_figure(data.cohorts))
+    charts["value_at_risk"] = figure_svg(value_at_risk_figure(data.scored))
+    if data.test_predictions is not None:
+        charts["calibration"] = figure_svg(calibration_figure(data.test_predictions))
+        charts["gains_lift"] = figure_svg(gains_lift_figure(data.test_predictions))
+    latest = data.kpis.dropna(subset=["crr_pct"]).tail(1)
+    scored = data.scored
+    return env.get_template("report.html").render(
+        data=data,
+        charts=charts,
+        latest=latest.iloc[0].to_dict() if len(latest) else None,
+        reference_crr=REFERENCE_CRR_PCT,
+        good_crr=GOOD_CRR_PCT,
+        tiers=_summary_by(scored, "risk_tier"),
+        segments=_summary_by(scored, "segment"),
+        top=scored.head(_TOP_CUSTOMERS).to_dict("records"),
+        totals={
+            "customers": len(scored),
+            "high": int((scored["risk_tier"] == "high").sum()),
+            "value_at_risk": float(scored["expected_value_at_risk"].sum()),
+        },
+        metric_rows=_metric_rows(data.metrics),
+    )
