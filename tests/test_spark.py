@@ -7,12 +7,16 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from pyspark.sql import SparkSession
+from tests.conftest import write_config
 
+from churnkit.config import load_config
 from churnkit.data.generator import generate_data
-from churnkit.errors import ConfigError
+from churnkit.errors import ConfigError, DataError
 from churnkit.features import FAMILIES, FeatureSpec, build_features
 from churnkit.features.spark import spark_feature_frame, spark_features
+from churnkit.pipelines import run_features, run_scoring
 from churnkit.scoring import score_customers
 from churnkit.training.model import ChurnModel
 
@@ -118,3 +122,64 @@ def test_a_session_not_in_utc_is_refused(spark, small):
             )
     finally:
         spark.conf.set("spark.sql.session.timeZone", "UTC")
+
+
+# -- engine: spark in the config --------------------------------------------------------
+
+
+def _spark_config(tmp_path, generated_dir, **overrides):
+    path = write_config(tmp_path / "spark", generated_dir, **overrides)
+    raw = yaml.safe_load(path.read_text())
+    raw.update(engine="spark", spark={"master": "local[1]", "conf": {"spark.ui.enabled": "false"}})
+    path.write_text(yaml.safe_dump(raw))
+    return load_config(path)
+
+
+def test_engine_spark_writes_the_same_feature_table(spark, tmp_path, generated_dir):
+
+    local_cfg = load_config(write_config(tmp_path / "local", generated_dir))
+    spark_cfg = _spark_config(tmp_path, generated_dir)
+    assert spark_cfg.engine == "spark"
+    as_of = dt.date(2025, 6, 1)
+    local, _ = run_features(local_cfg, as_of=as_of, out=tmp_path / "local.parquet")
+    remote, _ = run_features(spark_cfg, as_of=as_of, out=tmp_path / "spark.parquet")
+    pd.testing.assert_frame_equal(_normalised(remote), _normalised(local))
+
+
+def test_engine_spark_scores_like_the_local_engine(spark, trained, tmp_path, generated_dir):
+
+    cfg, outcome, scoring = trained
+    spark_cfg = _spark_config(
+        tmp_path, generated_dir, scoring={"model": str(outcome.export_dir), "output_dir": "s"}
+    )
+    remote = run_scoring(spark_cfg)
+    assert remote.as_of == scoring.as_of
+    pd.testing.assert_frame_equal(remote.ranked, scoring.ranked)
+
+
+def test_engine_spark_checks_the_data_contract(spark, tmp_path, generated_dir):
+
+    orders = pd.read_parquet(generated_dir / "orders.parquet")
+    orders.loc[:2, "amount"] = -5.0
+    orders.loc[:2, "status"] = "completed"
+    orders.loc[3:4, "status"] = "lost"
+    orders.to_parquet(tmp_path / "orders.parquet")
+    cfg = _spark_config(tmp_path, generated_dir)
+    cfg = cfg.model_copy(
+        update={
+            "data": cfg.data.model_copy(
+                update={
+                    "orders": cfg.data.orders.model_copy(
+                        update={"path": tmp_path / "orders.parquet"}
+                    )
+                }
+            )
+        }
+    )
+    with pytest.raises(DataError) as caught:
+        run_features(cfg, as_of=dt.date(2025, 6, 1), out=tmp_path / "f.parquet")
+    message = str(caught.value)
+    assert message.startswith("orders breaks the data contract (2 problem(s)):")
+    assert "unmapped status (not in `data.orders.status_values`): 2 row(s)" in message
+    assert "negative amounts on orders not marked as returns" in message and ": 3 row(s)" in message
+    assert not (tmp_path / "f.parquet").exists()

@@ -40,6 +40,7 @@ __all__ = [
     "RiskTierConfig",
     "ScoringConfig",
     "SnapshotConfig",
+    "SparkConfig",
     "TableSource",
     "load_config",
 ]
@@ -286,8 +287,22 @@ class ScoringConfig(_Frozen):
     )
 
 
+class SparkConfig(_Frozen):
+    """The Spark session for ``engine: spark``; the session time zone is always UTC."""
+
+    master: str | None = Field(
+        default=None, description="e.g. local[2] or spark://host:7077; default: the active session"
+    )
+    app_name: str = "churnkit"
+    conf: dict[str, str] = Field(default_factory=dict, description="extra Spark settings")
+
+
 class Config(_Frozen):
     project_dir: ResolvedPath = Field(default=Path("."), validate_default=True)
+    engine: Literal["duckdb", "spark"] = Field(
+        default="duckdb", description="where features are computed"
+    )
+    spark: SparkConfig = Field(default_factory=dict, validate_default=True)
     data: DataConfig
     # sections default to {} and are validated, so their paths resolve like given ones
     snapshots: SnapshotConfig = Field(default_factory=dict, validate_default=True)

@@ -25,7 +25,8 @@ from churnkit.data import Tables, load_data, load_orders, summarise_orders
 from churnkit.data.generator import generate_data, write_generated
 from churnkit.errors import ChurnkitError, DataError, DriftError
 from churnkit.features import FeatureSpec, build_features, resolve_feature_spec
-from churnkit.features.snapshots import data_end_date, observed_as_of_dates
+from churnkit.features.snapshots import observed_as_of_dates
+from churnkit.features.spec import resolve_feature_spec_from
 from churnkit.kpis import cohort_retention, period_kpis
 from churnkit.scoring import resolve_as_of, score_customers, write_partition
 from churnkit.scoring.output import partition_dir, read_partition
@@ -93,14 +94,10 @@ class DemoOutcome:
 
 def run_validation(cfg: Config) -> dict[str, Any]:
     """Check the config's data against the contract; summarise tables and snapshots."""
-    tables = load_data(cfg.data)
-    orders = tables.orders
+    source = open_source(cfg)
+    orders = source.summary()
     split = _split(cfg, orders)
-    summary: dict[str, Any] = {"orders": summarise_orders(orders)}
-    for name in ("events", "customers"):
-        table = getattr(tables, name)
-        if table is not None:
-            summary[name] = {"rows": len(table), "customers": int(table["customer_id"].nunique())}
+    summary: dict[str, Any] = {"orders": orders, **source.other_tables()}
     summary["snapshots"] = {
         "train": [d.isoformat() for d in split.train],
         "validation": [d.isoformat() for d in split.validation],
@@ -120,16 +117,17 @@ def run_training(
     say; the run records it (tag ``churnkit.force_promote``).
     """
     on_step("reading and validating data")
-    tables = load_data(cfg.data)
-    orders = tables.orders
-    data_summary = summarise_orders(orders)
-    split = _split(cfg, orders)
+    source = open_source(cfg)
+    data_summary = source.summary()
+    split = _split(cfg, data_summary)
     on_step("checking the MLflow tracking store")
     tracking.check_reachable(cfg)
-    spec = resolve_feature_spec(cfg, orders, tables.events, tables.customers)
+    spec = source.spec(cfg)
     used = [*split.train, *split.validation, *split.test]
-    on_step(f"building features for {len(used)} snapshots ({', '.join(spec.families)})")
-    dataset = _features(tables, used, spec, horizon_days=cfg.snapshots.horizon_days)
+    on_step(
+        f"building features for {len(used)} snapshots ({', '.join(spec.families)}) on {cfg.engine}"
+    )
+    dataset = source.features(used, spec, horizon_days=cfg.snapshots.horizon_days)
     on_step(f"training LightGBM on {int(dataset['as_of'].isin(split.train).sum())} rows")
     result = train_churn_model(dataset, split, cfg.model, spec, drift_bins=cfg.scoring.drift.bins)
     data_summary["snapshot_rows"] = len(dataset)
@@ -144,7 +142,7 @@ def run_training(
     )
     export_dir = tracking.export_bundle(result.model, cfg.models_dir, run.model_name, run.version)
 
-    promoted, reason = _decide_promotion(cfg, result, tables, champion)
+    promoted, reason = _decide_promotion(cfg, result, source, champion)
     if force_promote and not promoted:
         promoted, reason = True, f"forced with --force-promote; otherwise: {reason}"
     if promoted:
@@ -157,10 +155,9 @@ def run_features(cfg: Config, *, as_of: dt.date | None, out: Path) -> tuple[pd.D
 
     Parquet unless ``out`` ends in ``.csv``; written to a temporary file and renamed.
     """
-    tables = load_data(cfg.data)
-    as_of = as_of or data_end_date(tables.orders)
-    spec = resolve_feature_spec(cfg, tables.orders, tables.events, tables.customers)
-    frame = _features(tables, [as_of], spec)
+    source = open_source(cfg)
+    as_of = as_of or _data_end(source.summary())
+    frame = source.features([as_of], source.spec(cfg))
     _write_table(frame, out)
     return frame, out
 
@@ -195,34 +192,110 @@ def _write_table(frame: pd.DataFrame, out: Path) -> None:
     tmp.replace(out)
 
 
-def _features(
-    tables: Tables,
-    as_of_dates: list[dt.date],
-    spec: FeatureSpec,
-    *,
-    horizon_days: int | None = None,
-) -> pd.DataFrame:
-    needs = {"engagement": ("events", tables.events), "attributes": ("customers", tables.customers)}
-    for family, (table, frame) in needs.items():
-        if spec.has(family) and frame is None:
+class LocalSource:
+    """The tables as validated pandas frames; features on DuckDB (``engine: duckdb``)."""
+
+    def __init__(self, tables: Tables) -> None:
+        self.tables = tables
+
+    def summary(self) -> dict[str, Any]:
+        return summarise_orders(self.tables.orders)
+
+    def other_tables(self) -> dict[str, dict[str, int]]:
+        return {
+            name: {"rows": len(table), "customers": int(table["customer_id"].nunique())}
+            for name in ("events", "customers")
+            if (table := getattr(self.tables, name)) is not None
+        }
+
+    def spec(self, cfg: Config) -> FeatureSpec:
+        t = self.tables
+        return resolve_feature_spec(cfg, t.orders, t.events, t.customers)
+
+    def features(
+        self, as_of_dates: list[dt.date], spec: FeatureSpec, *, horizon_days: int | None = None
+    ) -> pd.DataFrame:
+        t = self.tables
+        _check_tables_for(spec, events=t.events is not None, customers=t.customers is not None)
+        return build_features(
+            t.orders,
+            as_of_dates,
+            spec,
+            events=t.events,
+            customers=t.customers,
+            horizon_days=horizon_days,
+        )
+
+
+class SparkSource:
+    """The tables as Spark DataFrames; features on Spark, collected to the driver."""
+
+    def __init__(self, spark: Any, tables: Any) -> None:
+        self.spark, self.tables = spark, tables
+
+    def summary(self) -> dict[str, Any]:
+        return self.tables.summary()
+
+    def other_tables(self) -> dict[str, dict[str, int]]:
+        return {
+            name: {
+                "rows": frame.count(),
+                "customers": frame.select("customer_id").distinct().count(),
+            }
+            for name, frame in self.tables.as_dict().items()
+            if name != "orders"
+        }
+
+    def spec(self, cfg: Config) -> FeatureSpec:
+        t = self.tables
+        return resolve_feature_spec_from(
+            cfg,
+            order_columns=t.orders.columns,
+            event_types=None if t.events is None else t.event_types(),
+            customer_columns=None if t.customers is None else t.customers.columns,
+        )
+
+    def features(
+        self, as_of_dates: list[dt.date], spec: FeatureSpec, *, horizon_days: int | None = None
+    ) -> pd.DataFrame:
+        from churnkit.features.spark import spark_features
+
+        t = self.tables
+        _check_tables_for(spec, events=t.events is not None, customers=t.customers is not None)
+        return spark_features(self.spark, t.as_dict(), as_of_dates, spec, horizon_days=horizon_days)
+
+
+def open_source(cfg: Config) -> LocalSource | SparkSource:
+    """Read and check the config's tables on its engine."""
+    if cfg.engine == "spark":
+        from churnkit.data.spark import read_spark_tables, spark_session
+
+        spark = spark_session(cfg.spark)
+        return SparkSource(spark, read_spark_tables(spark, cfg.data))
+    return LocalSource(load_data(cfg.data))
+
+
+def _check_tables_for(spec: FeatureSpec, *, events: bool, customers: bool) -> None:
+    needs = {"engagement": ("events", events), "attributes": ("customers", customers)}
+    for family, (table, present) in needs.items():
+        if spec.has(family) and not present:
             raise DataError(
                 f"the model uses {family} features, but the config has no `data.{table}` table; "
                 f"add it, or score with a model trained without {table}"
             )
-    return build_features(
-        tables.orders,
-        as_of_dates,
-        spec,
-        events=tables.events,
-        customers=tables.customers,
-        horizon_days=horizon_days,
-    )
 
 
-def _split(cfg: Config, orders: pd.DataFrame) -> SnapshotSplit:
-    dates = observed_as_of_dates(
-        orders["ordered_at"].min().date(), data_end_date(orders), cfg.snapshots
-    )
+def _data_end(summary: dict[str, Any]) -> dt.date:
+    """The day after the latest order."""
+    return dt.datetime.fromisoformat(summary["last_order_at"]).date() + dt.timedelta(days=1)
+
+
+def _first_day(summary: dict[str, Any]) -> dt.date:
+    return dt.datetime.fromisoformat(summary["first_order_at"]).date()
+
+
+def _split(cfg: Config, summary: dict[str, Any]) -> SnapshotSplit:
+    dates = observed_as_of_dates(_first_day(summary), _data_end(summary), cfg.snapshots)
     return split_snapshots(
         dates,
         horizon_days=cfg.snapshots.horizon_days,
@@ -232,7 +305,7 @@ def _split(cfg: Config, orders: pd.DataFrame) -> SnapshotSplit:
 
 
 def _decide_promotion(
-    cfg: Config, result: TrainingResult, tables: Tables, champion: str | None
+    cfg: Config, result: TrainingResult, source: LocalSource | SparkSource, champion: str | None
 ) -> tuple[bool, str]:
     ours = result.metrics[MODEL]
     if not result.beats_baseline:
@@ -245,11 +318,8 @@ def _decide_promotion(
         return True, "first model that beats the CRR baseline"
     incumbent = tracking.load_model(cfg, f"models:/{cfg.mlflow.registered_model_name}/{champion}")
     test = result.test_predictions
-    features = _features(
-        tables,
-        sorted(set(test["as_of"])),
-        incumbent.feature_spec,
-        horizon_days=cfg.snapshots.horizon_days,
+    features = source.features(
+        sorted(set(test["as_of"])), incumbent.feature_spec, horizon_days=cfg.snapshots.horizon_days
     )
     theirs = score_metrics(features["churned"].to_numpy(), incumbent.predict_proba(features))
     if ours["pr_auc"] > theirs["pr_auc"]:
@@ -283,16 +353,16 @@ def run_scoring(
     on_step("loading the model")
     model = tracking.load_model(cfg)
     on_step("reading and validating data")
-    tables = load_data(cfg.data)
-    orders = tables.orders
-    data_end = data_end_date(orders)
+    source = open_source(cfg)
+    orders = source.summary()
+    data_end = _data_end(orders)
     as_of = resolve_as_of(as_of, data_end, cfg.scoring.max_staleness_days)
-    on_step(f"building features at {as_of}")
-    features = _features(tables, [as_of], model.feature_spec)
+    on_step(f"building features at {as_of} on {cfg.engine}")
+    features = source.features([as_of], model.feature_spec)
     if features.empty:
         raise DataError(
             f"no customer has a qualifying order in the {model.feature_spec.activity_days} days "
-            f"before {as_of}; the data runs from {orders['ordered_at'].min().date()} to "
+            f"before {as_of}; the data runs from {_first_day(orders)} to "
             f"{data_end - dt.timedelta(days=1)}. Choose an --as-of inside that range."
         )
     on_step(f"scoring and explaining {len(features):,} customers")
@@ -319,7 +389,7 @@ def run_scoring(
             "counts": {t: int((ranked["risk_tier"] == t).sum()) for t in ("high", "medium", "low")},
         },
         "drift": drift,
-        "data": {**summarise_orders(orders), "data_end": data_end.isoformat()},
+        "data": {**orders, "data_end": data_end.isoformat()},
         "seconds": round(time.perf_counter() - started, 3),
     }
     if drift["over_threshold"] and not allow_drift:
@@ -381,9 +451,9 @@ def run_evaluation(cfg: Config, *, as_of: dt.date, on_step: Step = _quiet) -> Ev
     on_step(f"reading the partition for {as_of}")
     scored, manifest = read_partition(cfg.scoring.output_dir, as_of)
     on_step("reading and validating data")
-    tables = load_data(cfg.data)
+    source = open_source(cfg)
     horizon = cfg.snapshots.horizon_days
-    data_end = data_end_date(tables.orders)
+    data_end = _data_end(source.summary())
     window_end = as_of + dt.timedelta(days=horizon)
     if data_end < window_end:
         raise DataError(
@@ -393,8 +463,8 @@ def run_evaluation(cfg: Config, *, as_of: dt.date, on_step: Step = _quiet) -> Ev
         )
     on_step("labelling what the customers did")
     spec = FeatureSpec.model_validate(manifest.get("feature_spec") or {})
-    labels = _features(
-        tables, [as_of], spec.model_copy(update={"families": ("rfm",)}), horizon_days=horizon
+    labels = source.features(
+        [as_of], spec.model_copy(update={"families": ("rfm",)}), horizon_days=horizon
     )[["customer_id", "churned"]]
     joined = scored.merge(labels, on="customer_id", how="left", validate="one_to_one")
     unknown = int(joined["churned"].isna().sum())

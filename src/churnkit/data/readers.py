@@ -18,7 +18,7 @@ from churnkit._duckdb import connect
 from churnkit.config import TableSource
 from churnkit.errors import DataError
 
-__all__ = ["RawTable", "read_table"]
+__all__ = ["CANONICAL_TYPES", "RawTable", "check_columns", "read_table"]
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def read_table(
     con = connect()
     relation = _scan(con, source, name)
     available = list(relation.columns)
-    _check_columns(source, name, available, config_file, extra_columns)
+    check_columns(source, name, available, config_file, extra_columns)
 
     selected = [
         c
@@ -129,7 +129,7 @@ def _scan(
         raise DataError(f"cannot read {name} from {str(path)!r} as {fmt}: {first_line}") from err
 
 
-def _check_columns(
+def check_columns(
     source: TableSource,
     name: str,
     available: list[str],

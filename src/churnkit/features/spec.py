@@ -9,6 +9,7 @@ features from it, so both sides compute the same columns.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
@@ -16,7 +17,13 @@ from pydantic import BaseModel, ConfigDict
 from churnkit.config import Config
 from churnkit.errors import DataError
 
-__all__ = ["FAMILIES", "FeatureSpec", "identifier", "resolve_feature_spec"]
+__all__ = [
+    "FAMILIES",
+    "FeatureSpec",
+    "identifier",
+    "resolve_feature_spec",
+    "resolve_feature_spec_from",
+]
 
 # in computation order; rfm is always on (the population is defined by it)
 FAMILIES = ("rfm", "cadence", "trend", "returns", "breadth", "engagement", "attributes", "segments")
@@ -65,17 +72,36 @@ def resolve_feature_spec(
     DataError
         When ``features.families`` asks for a family whose table or column is missing.
     """
+    seen = None if events is None else list(events["event_type"].dropna().unique())
+    return resolve_feature_spec_from(
+        cfg,
+        order_columns=list(orders.columns),
+        event_types=seen,
+        customer_columns=None if customers is None else list(customers.columns),
+    )
+
+
+def resolve_feature_spec_from(
+    cfg: Config,
+    *,
+    order_columns: Sequence[str],
+    event_types: Sequence[str] | None,
+    customer_columns: Sequence[str] | None,
+) -> FeatureSpec:
+    """:func:`resolve_feature_spec` from what it needs to know of the data, for engines
+    whose tables are not pandas frames: the orders' columns, the event types seen
+    (None without an events table) and the customers' columns (None without one)."""
     available = {"rfm", "cadence", "trend", "segments"}
-    if "status" in orders:
+    if "status" in order_columns:
         available.add("returns")
-    breadth = tuple(c for c in _BREADTH_COLUMNS if c in orders)
+    breadth = tuple(c for c in _BREADTH_COLUMNS if c in order_columns)
     if breadth:
         available.add("breadth")
-    if events is not None and len(events):
+    if event_types:
         available.add("engagement")
     attributes = tuple(cfg.data.customers.attributes) if cfg.data.customers else ()
-    signup = customers is not None and "signed_up_at" in customers
-    if customers is not None and (attributes or signup):
+    signup = customer_columns is not None and "signed_up_at" in customer_columns
+    if customer_columns is not None and (attributes or signup):
         available.add("attributes")
 
     requested = cfg.features.families
@@ -92,10 +118,10 @@ def resolve_feature_spec(
             )
         families = tuple(f for f in FAMILIES if f in set(requested) | {"rfm"})
 
-    event_types: tuple[str, ...] = ()
-    if "engagement" in families and events is not None:
-        seen = sorted({identifier(t) for t in events["event_type"].dropna().unique()})
-        event_types = tuple(cfg.features.event_types or seen)
+    types: tuple[str, ...] = ()
+    if "engagement" in families and event_types:
+        seen = sorted({identifier(t) for t in event_types})
+        types = tuple(cfg.features.event_types or seen)
     return FeatureSpec(
         windows_days=cfg.features.windows_days,
         activity_days=cfg.snapshots.activity_days,
@@ -103,7 +129,7 @@ def resolve_feature_spec(
         families=families,
         trend_days=cfg.features.trend_days,
         engagement_windows_days=cfg.features.engagement_windows_days,
-        event_types=event_types,
+        event_types=types,
         attributes=attributes if "attributes" in families else (),
         breadth_columns=breadth if "breadth" in families else (),
         signup=signup and "attributes" in families,
