@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import sys
 
 import numpy as np
 import pandas as pd
@@ -35,6 +37,7 @@ SPEC = FeatureSpec(
 
 @pytest.fixture(scope="session")
 def spark():
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers need churnkit too
     session = (
         SparkSession.builder.master("local[1]")
         .appName("churnkit-tests")
@@ -146,15 +149,27 @@ def test_engine_spark_writes_the_same_feature_table(spark, tmp_path, generated_d
     pd.testing.assert_frame_equal(_normalised(remote), _normalised(local))
 
 
-def test_engine_spark_scores_like_the_local_engine(spark, trained, tmp_path, generated_dir):
-
+@pytest.mark.parametrize("model", ["registry", "bundle"])
+def test_engine_spark_scores_on_spark_like_the_local_engine(
+    spark, trained, tmp_path, generated_dir, model
+):
     cfg, outcome, scoring = trained
+    source = "models:/churn-test@champion" if model == "registry" else str(outcome.export_dir)
     spark_cfg = _spark_config(
-        tmp_path, generated_dir, scoring={"model": str(outcome.export_dir), "output_dir": "s"}
+        tmp_path,
+        generated_dir,
+        scoring={"model": source, "output_dir": "s"},
+        mlflow={"tracking_uri": f"sqlite:///{cfg.project_dir / 'mlflow.db'}"},
     )
     remote = run_scoring(spark_cfg)
-    assert remote.as_of == scoring.as_of
-    pd.testing.assert_frame_equal(remote.ranked, scoring.ranked)
+    assert remote.as_of == scoring.as_of and remote.manifest["engine"] == "spark"
+    written = pd.read_parquet(remote.partition / "scores.parquet")
+    local = scoring.ranked.assign(as_of=scoring.ranked["as_of"].astype(str))
+    written = written.assign(as_of=written["as_of"].astype(str))
+    pd.testing.assert_frame_equal(written, local, check_dtype=False)
+    assert remote.manifest["rows"] == len(local)
+    assert remote.manifest["risk_tiers"] == scoring.manifest["risk_tiers"]
+    pd.testing.assert_frame_equal(remote.ranked, scoring.ranked.head(len(remote.ranked)))
 
 
 def test_engine_spark_checks_the_data_contract(spark, tmp_path, generated_dir):

@@ -256,12 +256,14 @@ def score(
         return
     if requested is None:
         out.print(f"as_of {outcome.as_of} (the day after the latest order)")
-    _print_at_risk(outcome.ranked, top or cfg.scoring.top)
+    rows = outcome.manifest["rows"]
+    shown = outcome.ranked.head(top or cfg.scoring.top)
+    _print_at_risk(shown, len(shown), title=f"top {len(shown)} at-risk customers of {rows:,}")
     _print_drift(outcome.manifest["drift"])
     if outcome.written:
-        out.print(f"wrote {len(outcome.ranked):,} scored customers to {outcome.partition}/")
+        out.print(f"wrote {rows:,} scored customers to {outcome.partition}/")
     else:
-        out.print(f"dry run: would write {len(outcome.ranked):,} customers to {outcome.partition}/")
+        out.print(f"dry run: would write {rows:,} customers to {outcome.partition}/")
 
 
 ListFormat = Annotated[str, typer.Option("--format", help="table, csv or json")]

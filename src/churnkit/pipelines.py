@@ -357,6 +357,10 @@ def run_scoring(
     orders = source.summary()
     data_end = _data_end(orders)
     as_of = resolve_as_of(as_of, data_end, cfg.scoring.max_staleness_days)
+    if isinstance(source, SparkSource):
+        return _score_on_spark(
+            cfg, source, model, as_of, orders, dry_run, allow_drift, started, on_step
+        )
     on_step(f"building features at {as_of} on {cfg.engine}")
     features = source.features([as_of], model.feature_spec)
     if features.empty:
@@ -400,6 +404,86 @@ def run_scoring(
     on_step("writing the partition")
     partition = write_partition(ranked, cfg.scoring.output_dir, as_of=as_of, manifest=manifest)
     return ScoringOutcome(partition, as_of, ranked, manifest)
+
+
+_DRIFT_SAMPLE = 200_000
+
+
+def _score_on_spark(
+    cfg: Config,
+    source: SparkSource,
+    model: Any,
+    as_of: dt.date,
+    orders: dict[str, Any],
+    dry_run: bool,
+    allow_drift: bool,
+    started: float,
+    on_step: Step,
+) -> ScoringOutcome:
+    """``run_scoring`` for ``engine: spark``: features, probabilities (the registered
+    pyfunc as a Spark UDF), ranking, reasons and the partition all on Spark; drift is
+    measured on a sample of at most 200,000 customers collected to the driver."""
+    from pyspark.sql import functions as F
+
+    from churnkit.features import finish_frame
+    from churnkit.features.spark import spark_feature_frame
+    from churnkit.scoring.spark import score_on_spark, write_spark_partition
+
+    on_step(f"building features at {as_of} on spark")
+    spark, spec = source.spark, model.feature_spec
+    features = spark_feature_frame(spark, source.tables.as_dict(), [as_of], spec).cache()
+    rows = features.count()
+    if not rows:
+        raise DataError(
+            f"no customer has a qualifying order in the {spec.activity_days} days before "
+            f"{as_of}; the data runs from {_first_day(orders)} to "
+            f"{_data_end(orders) - dt.timedelta(days=1)}. "
+            "Choose an --as-of inside that range."
+        )
+    on_step(f"scoring and explaining {rows:,} customers on spark")
+    probability = tracking.spark_probability_udf(cfg, spark, model)(F.struct(*model.feature_names))
+    scores = score_on_spark(
+        features,
+        model,
+        probability,
+        tiers=cfg.scoring.risk_tiers,
+        high_value_share=cfg.scoring.high_value_share,
+        explain_top=cfg.scoring.explain_top,
+    ).cache()
+    sample = features.sample(fraction=min(1.0, _DRIFT_SAMPLE / rows), seed=0)
+    sample = finish_frame(sample.toPandas(), spec)
+    sampled = pd.DataFrame({"churn_probability": model.predict_proba(sample)})
+    drift = _drift_summary(model, sample, sampled, cfg.scoring.drift.psi_threshold)
+    drift.update(allowed=allow_drift, sampled_rows=len(sample))
+    counts = {r["risk_tier"]: r["count"] for r in scores.groupBy("risk_tier").count().collect()}
+    manifest = {
+        "as_of": as_of.isoformat(),
+        "engine": "spark",
+        "model_name": model.metadata.get("model_name", ""),
+        "model_version": model.metadata.get("model_version", ""),
+        "run_id": model.metadata.get("run_id", ""),
+        "feature_schema_hash": _schema_hash(model.feature_names, spec),
+        "feature_spec": spec.model_dump(mode="json"),
+        "rows": rows,
+        "explained_rows": min(rows, cfg.scoring.explain_top or rows),
+        "risk_tiers": {
+            "config": cfg.scoring.risk_tiers.model_dump(mode="json"),
+            "counts": {t: int(counts.get(t, 0)) for t in ("high", "medium", "low")},
+        },
+        "drift": drift,
+        "data": {**orders, "data_end": _data_end(orders).isoformat()},
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    if drift["over_threshold"] and not allow_drift:
+        raise DriftError(_drift_message(drift, as_of))
+    top = scores.limit(cfg.scoring.top).toPandas()
+    partition = partition_dir(cfg.scoring.output_dir, as_of)
+    if not dry_run:
+        on_step("writing the partition with spark")
+        write_spark_partition(scores, cfg.scoring.output_dir, as_of=as_of, manifest=manifest)
+    scores.unpersist()
+    features.unpersist()
+    return ScoringOutcome(partition, as_of, top, manifest, written=not dry_run)
 
 
 def _drift_summary(

@@ -47,6 +47,7 @@ __all__ = [
     "log_training_run",
     "promote",
     "resolve_tracking_uri",
+    "spark_probability_udf",
     "training_run_details",
 ]
 
@@ -297,6 +298,27 @@ def training_run_details(cfg: Config, run_id: str) -> TrainingRunDetails:
             path = client.download_artifacts(run_id, "evaluation/test_predictions.parquet", tmp)
             predictions = pd.read_parquet(path)
     return TrainingRunDetails(metrics, card, predictions)
+
+
+def spark_probability_udf(cfg: Config, spark: Any, model: ChurnModel) -> Any:
+    """A Spark UDF of calibrated churn probabilities over a struct of feature columns.
+
+    For a registry or run URI (``scoring.model``, default the champion) it is
+    ``mlflow.pyfunc.spark_udf`` of the registered pyfunc, run in the executors' own
+    environment (``env_manager="local"``). For an exported bundle folder, which MLflow
+    cannot load, it is a pandas UDF around the same bundle.
+    """
+    target = cfg.scoring.model or f"models:/{cfg.mlflow.registered_model_name}@{CHAMPION}"
+    if target.startswith(("models:/", "runs:/")):
+        configure(cfg)
+        return mlflow.pyfunc.spark_udf(spark, target, result_type="double", env_manager="local")
+    from pyspark.sql.functions import pandas_udf
+
+    @pandas_udf("double")  # type: ignore[call-overload]
+    def churn_probability(features: pd.DataFrame) -> pd.Series:
+        return pd.Series(model.predict_proba(features))
+
+    return churn_probability
 
 
 def champion_version(cfg: Config) -> str | None:

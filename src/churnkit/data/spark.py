@@ -11,6 +11,8 @@ pyspark is optional (``pip install "churnkit[spark]"``) and imported only when u
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +42,8 @@ def spark_session(cfg: SparkConfig) -> SparkSession:
     builder = SparkSession.builder.appName(cfg.app_name)
     if cfg.master:
         builder = builder.master(cfg.master)
+    # Python workers run this interpreter (where churnkit is installed) unless told otherwise
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     for key, value in {**cfg.conf, "spark.sql.session.timeZone": "UTC"}.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()

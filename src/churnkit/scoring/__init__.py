@@ -17,6 +17,8 @@ from churnkit.training.model import ChurnModel
 
 __all__ = [
     "SCORE_COLUMNS",
+    "explain_ranked",
+    "high_value_threshold",
     "resolve_as_of",
     "score_customers",
     "write_partition",
@@ -74,29 +76,70 @@ def score_customers(
         .index.to_numpy()
     )
     ranked = features.iloc[order].reset_index(drop=True)
-    probability = probability[order]
+    value = ranked["customer_value_365d"].to_numpy(dtype="float64", na_value=0.0)
+    return explain_ranked(
+        model,
+        ranked,
+        probability=probability[order],
+        rank=np.arange(1, len(ranked) + 1, dtype="int64"),
+        tiers=tiers or RiskTierConfig(),
+        high_value_threshold=high_value_threshold(value, high_value_share),
+        explain_top=explain_top,
+    )
 
+
+def high_value_threshold(customer_value: np.ndarray, high_value_share: float) -> float:
+    """The 365-day value from which a customer counts as high value (the top share)."""
+    return float(np.quantile(customer_value, 1 - high_value_share)) if len(customer_value) else 0.0
+
+
+def explain_ranked(
+    model: ChurnModel,
+    ranked: pd.DataFrame,
+    *,
+    probability: np.ndarray,
+    rank: np.ndarray,
+    tiers: RiskTierConfig,
+    high_value_threshold: float,
+    explain_top: int | None,
+) -> pd.DataFrame:
+    """:data:`SCORE_COLUMNS` for rows whose probability and rank are already known.
+
+    Works on any slice of a ranking (a Spark partition, say): tiers by ``method: top``
+    and reasons limited to ``explain_top`` use ``rank``, the VIP play the population's
+    ``high_value_threshold``.
+    """
     scored = ranked[["as_of", "customer_id"]].copy()
-    scored["rank"] = np.arange(1, len(ranked) + 1, dtype="int64")
-    scored["churn_probability"] = probability
-    scored["risk_tier"] = assign_risk_tiers(probability, tiers or RiskTierConfig())
+    scored["rank"] = np.asarray(rank, dtype="int64")
+    scored["churn_probability"] = np.asarray(probability, dtype="float64")
+    scored["risk_tier"] = assign_risk_tiers(probability, tiers, rank=scored["rank"].to_numpy())
     scored["baseline_churn_probability"] = model.baseline_proba(ranked)
     scored["segment"] = ranked[model.baseline.segment_column].astype(str).to_numpy()
     value = ranked["customer_value_365d"].astype("float64")
     scored["customer_value_365d"] = value
-    scored["expected_value_at_risk"] = (probability * value).round(2)
-    explained = len(ranked) if explain_top is None else min(explain_top, len(ranked))
-    sentences, reasons = reason_sentences(model, ranked.iloc[:explained])
-    blank = pd.DataFrame("", index=ranked.index[explained:], columns=sentences.columns)
-    scored[list(REASON_COLUMNS)] = pd.concat([sentences, blank]).astype("str")
-    reasons += [[] for _ in range(len(ranked) - explained)]
+    scored["expected_value_at_risk"] = (scored["churn_probability"] * value).round(2)
+    explain = (
+        np.ones(len(ranked), dtype=bool) if explain_top is None else scored["rank"] <= explain_top
+    )
+    explain = np.asarray(explain)
+    sentences, chosen = reason_sentences(model, ranked[explain])
+    reasons: list[list[str]] = [[] for _ in range(len(ranked))]
+    for position, names in zip(np.flatnonzero(explain), chosen, strict=True):
+        reasons[position] = names
+    for column in REASON_COLUMNS:
+        scored[column] = ""
+        scored.loc[explain, column] = sentences[column].to_numpy()
+        scored[column] = scored[column].astype("str")
     orders = (
         ranked["orders_lifetime"]
         if "orders_lifetime" in ranked
         else pd.Series(np.inf, index=ranked.index)
     )
+    high_value = (value.to_numpy(na_value=0.0) >= high_value_threshold) & (
+        value.to_numpy(na_value=0.0) > 0
+    )
     scored["recommended_action"] = recommend_actions(
-        scored["risk_tier"], reasons, orders, value, high_value_share
+        scored["risk_tier"], reasons, orders, high_value
     )
     scored["model_name"] = str(model.metadata.get("model_name", ""))
     scored["model_version"] = str(model.metadata.get("model_version", ""))

@@ -29,16 +29,19 @@ __all__ = [
 HIGH, MEDIUM, LOW = "high", "medium", "low"
 
 
-def assign_risk_tiers(probabilities: np.ndarray, cfg: RiskTierConfig) -> np.ndarray:
+def assign_risk_tiers(
+    probabilities: np.ndarray, cfg: RiskTierConfig, *, rank: np.ndarray | None = None
+) -> np.ndarray:
     """``high``, ``medium`` or ``low`` per customer.
 
-    ``probabilities`` must be in ranking order (rank 1 first) for ``method: top``.
+    For ``method: top`` the tiers follow ``rank`` (1 = most at risk); without it,
+    ``probabilities`` must be in ranking order.
     """
     p = np.asarray(probabilities, dtype="float64")
     if cfg.method == "probability":
         high, medium = p >= cfg.high, p >= cfg.medium
     else:
-        position = np.arange(1, len(p) + 1)
+        position = np.arange(1, len(p) + 1) if rank is None else np.asarray(rank)
         high, medium = position <= int(cfg.high), position <= int(cfg.medium)
     return np.where(high, HIGH, np.where(medium, MEDIUM, LOW))
 
@@ -118,13 +121,9 @@ def recommend_actions(
     tiers: Sequence[str],
     reasons: Sequence[Sequence[str]],
     orders_lifetime: pd.Series,
-    customer_value: pd.Series,
-    high_value_share: float,
+    high_value: np.ndarray,
 ) -> list[str]:
     """:func:`recommend_action` for every customer of a scored population."""
-    value = customer_value.to_numpy(dtype="float64", na_value=0.0)
-    threshold = np.quantile(value, 1 - high_value_share) if len(value) else np.inf
-    high_value = (value >= threshold) & (value > 0)
     orders = orders_lifetime.to_numpy(dtype="float64", na_value=0.0)
     return [
         recommend_action(CustomerContext(tier, names, n, bool(hv)))

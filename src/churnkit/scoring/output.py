@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ __all__ = [
     "partition_dir",
     "partition_lock",
     "read_partition",
+    "write_atomically",
     "write_partition",
 ]
 
@@ -131,14 +132,29 @@ def write_partition(
     The data files are byte-identical for identical input; ``manifest.json`` also
     records what produced them.
     """
+
+    def write(folder: Path) -> None:
+        table = pa.Table.from_pandas(ranked, preserve_index=False)
+        pq.write_table(table, folder / SCORES_FILE, compression="zstd")
+        ranked.to_csv(folder / AT_RISK_FILE, index=False, float_format="%.6f", lineterminator="\n")
+
+    return write_atomically(output_dir, as_of, manifest, write)
+
+
+def write_atomically(
+    output_dir: Path,
+    as_of: dt.date,
+    manifest: Mapping[str, Any],
+    write: Callable[[Path], None],
+) -> Path:
+    """Under the partition's lock, let ``write`` fill a hidden temporary folder, add
+    ``manifest.json``, and swap the folder into place."""
     final = partition_dir(output_dir, as_of)
     with partition_lock(output_dir, as_of):
         _recover(final)
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=output_dir))
         try:
-            table = pa.Table.from_pandas(ranked, preserve_index=False)
-            pq.write_table(table, tmp / SCORES_FILE, compression="zstd")
-            ranked.to_csv(tmp / AT_RISK_FILE, index=False, float_format="%.6f", lineterminator="\n")
+            write(tmp)
             (tmp / MANIFEST_FILE).write_text(
                 json.dumps(dict(manifest), indent=2, sort_keys=True, default=str) + "\n",
                 encoding="utf-8",
@@ -204,9 +220,10 @@ def _libc() -> Any:
 
 
 def _fsync_dir(path: Path) -> None:
-    for child in path.iterdir():
-        with open(child, "rb") as handle:
-            os.fsync(handle.fileno())
+    for child in path.rglob("*"):
+        if child.is_file():
+            with open(child, "rb") as handle:
+                os.fsync(handle.fileno())
 
 
 def _lock_holder(lock: Path) -> int | None:

@@ -128,8 +128,14 @@ class ChurnModel:
                 "(churnkit score does this) or score with the model they were built for."
             )
         X = features[self.feature_names]
-        numeric = [c for c in self.feature_names if not isinstance(X[c].dtype, pd.CategoricalDtype)]
-        return X.astype(dict.fromkeys(numeric, "float64"))
+        categorical = set(self.feature_spec.attributes)
+        types = {
+            c: "category" if c in categorical else "float64"
+            for c in self.feature_names
+            if not isinstance(X[c].dtype, pd.CategoricalDtype)
+        }
+        # attributes arrive as plain strings from Spark or a pyfunc caller
+        return X.astype(types)
 
     def save(self, path: Path) -> Path:
         """Write the bundle folder: ``booster.txt`` and ``model.json``."""
