@@ -30,7 +30,7 @@ import yaml
 
 from churnkit.config import load_config
 from churnkit.data import generator
-from churnkit.pipelines import run_training
+from churnkit.pipelines import demo_config_dict, run_training
 from churnkit.training import SCORER_LABELS
 from churnkit.training.metrics import bootstrap_pr_auc_difference, score_metrics
 
@@ -63,17 +63,8 @@ def main() -> None:
     shutil.rmtree(root, ignore_errors=True)
     data = root / "data"
     generator.write_generated(generator.generate_data(args.customers, seed=args.seed), data)
-    raw = {
-        "data": {
-            "orders": {"path": str(data / "orders.parquet")},
-            "events": {"path": str(data / "events.parquet")},
-            "customers": {
-                "path": str(data / "customers.parquet"),
-                "attributes": ["loyalty_tier", "acquisition_channel", "country"],
-            },
-        },
-        "mlflow": {"experiment": "accuracy", "registered_model_name": "accuracy"},
-    }
+    raw = demo_config_dict(str(data))
+    raw["mlflow"] = {"experiment": "accuracy", "registered_model_name": "accuracy"}
     config = root / "churnkit.yaml"
     config.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     cfg = load_config(config)

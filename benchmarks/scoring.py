@@ -75,18 +75,11 @@ def _generated(customers: int, seed: int) -> Path:
 
 def _config(folder: Path, data: Path, **scoring: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    raw = {
-        "data": {
-            "orders": {"path": str(data / "orders.parquet")},
-            "events": {"path": str(data / "events.parquet")},
-            "customers": {
-                "path": str(data / "customers.parquet"),
-                "attributes": ["loyalty_tier", "acquisition_channel", "country"],
-            },
-        },
-        "mlflow": {"experiment": "bench", "registered_model_name": "bench"},
-        "scoring": {"output_dir": str(folder / "scores"), **scoring},
-    }
+    from churnkit.pipelines import demo_config_dict
+
+    raw = demo_config_dict(str(data))
+    raw["mlflow"] = {"experiment": "bench", "registered_model_name": "bench"}
+    raw["scoring"] = {"output_dir": str(folder / "scores"), **scoring}
     path = folder / "churnkit.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     return path

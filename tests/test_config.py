@@ -22,7 +22,7 @@ def _write(tmp_path: Path, raw: dict) -> Path:
 
 
 def test_there_are_example_configs():
-    assert [p.name for p in EXAMPLES] == ["demo.yaml"]
+    assert [p.name for p in EXAMPLES] == ["demo.yaml", "spark-local.yaml"]
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)

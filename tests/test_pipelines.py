@@ -139,6 +139,7 @@ def test_the_same_config_twice_gives_the_same_model_and_at_risk_file(
                 (scoring.partition / "at_risk.csv").read_bytes(),
                 (scoring.partition / "scores.parquet").read_bytes(),
                 outcome.result.metrics,
+                outcome.result.crr_difference,
             )
         )
     assert files[0] == files[1]

@@ -379,23 +379,8 @@ def run_scoring(
     )
     drift = _drift_summary(model, features, ranked, cfg.scoring.drift.psi_threshold)
     drift["allowed"] = allow_drift
-    manifest = {
-        "as_of": as_of.isoformat(),
-        "model_name": model.metadata.get("model_name", ""),
-        "model_version": model.metadata.get("model_version", ""),
-        "run_id": model.metadata.get("run_id", ""),
-        "feature_schema_hash": _schema_hash(model.feature_names, model.feature_spec),
-        "feature_spec": model.feature_spec.model_dump(mode="json"),
-        "rows": len(ranked),
-        "explained_rows": min(len(ranked), cfg.scoring.explain_top or len(ranked)),
-        "risk_tiers": {
-            "config": cfg.scoring.risk_tiers.model_dump(mode="json"),
-            "counts": {t: int((ranked["risk_tier"] == t).sum()) for t in ("high", "medium", "low")},
-        },
-        "drift": drift,
-        "data": {**orders, "data_end": data_end.isoformat()},
-        "seconds": round(time.perf_counter() - started, 3),
-    }
+    counts = ranked["risk_tier"].value_counts().to_dict()
+    manifest = _manifest(cfg, model, as_of, len(ranked), counts, drift, orders, started)
     if drift["over_threshold"] and not allow_drift:
         raise DriftError(_drift_message(drift, as_of))
     partition = partition_dir(cfg.scoring.output_dir, as_of)
@@ -404,6 +389,38 @@ def run_scoring(
     on_step("writing the partition")
     partition = write_partition(ranked, cfg.scoring.output_dir, as_of=as_of, manifest=manifest)
     return ScoringOutcome(partition, as_of, ranked, manifest)
+
+
+def _manifest(
+    cfg: Config,
+    model: Any,
+    as_of: dt.date,
+    rows: int,
+    tier_counts: dict[str, int],
+    drift: dict[str, Any],
+    orders: dict[str, Any],
+    started: float,
+) -> dict[str, Any]:
+    """What ``manifest.json`` records about a scored night."""
+    spec = model.feature_spec
+    return {
+        "as_of": as_of.isoformat(),
+        "engine": cfg.engine,
+        "model_name": model.metadata.get("model_name", ""),
+        "model_version": model.metadata.get("model_version", ""),
+        "run_id": model.metadata.get("run_id", ""),
+        "feature_schema_hash": _schema_hash(model.feature_names, spec),
+        "feature_spec": spec.model_dump(mode="json"),
+        "rows": rows,
+        "explained_rows": min(rows, cfg.scoring.explain_top or rows),
+        "risk_tiers": {
+            "config": cfg.scoring.risk_tiers.model_dump(mode="json"),
+            "counts": {t: int(tier_counts.get(t, 0)) for t in ("high", "medium", "low")},
+        },
+        "drift": drift,
+        "data": {**orders, "data_end": _data_end(orders).isoformat()},
+        "seconds": round(time.perf_counter() - started, 3),
+    }
 
 
 _DRIFT_SAMPLE = 200_000
@@ -456,24 +473,7 @@ def _score_on_spark(
     drift = _drift_summary(model, sample, sampled, cfg.scoring.drift.psi_threshold)
     drift.update(allowed=allow_drift, sampled_rows=len(sample))
     counts = {r["risk_tier"]: r["count"] for r in scores.groupBy("risk_tier").count().collect()}
-    manifest = {
-        "as_of": as_of.isoformat(),
-        "engine": "spark",
-        "model_name": model.metadata.get("model_name", ""),
-        "model_version": model.metadata.get("model_version", ""),
-        "run_id": model.metadata.get("run_id", ""),
-        "feature_schema_hash": _schema_hash(model.feature_names, spec),
-        "feature_spec": spec.model_dump(mode="json"),
-        "rows": rows,
-        "explained_rows": min(rows, cfg.scoring.explain_top or rows),
-        "risk_tiers": {
-            "config": cfg.scoring.risk_tiers.model_dump(mode="json"),
-            "counts": {t: int(counts.get(t, 0)) for t in ("high", "medium", "low")},
-        },
-        "drift": drift,
-        "data": {**orders, "data_end": _data_end(orders).isoformat()},
-        "seconds": round(time.perf_counter() - started, 3),
-    }
+    manifest = _manifest(cfg, model, as_of, rows, counts, drift, orders, started)
     if drift["over_threshold"] and not allow_drift:
         raise DriftError(_drift_message(drift, as_of))
     top = scores.limit(cfg.scoring.top).toPandas()

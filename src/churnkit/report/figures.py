@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,30 +41,32 @@ def _scorers(predictions: pd.DataFrame, scorers: Sequence[str] | None) -> list[s
 
 def roc_figure(predictions: pd.DataFrame, scorers: Sequence[str] | None = None) -> Figure:
     """ROC curves of each scorer on the same rows."""
-    fig = Figure(figsize=_SIZE, layout="constrained")
-    ax = fig.add_subplot()
-    y = predictions[LABEL_COLUMN].to_numpy()
-    for scorer in _scorers(predictions, scorers):
-        RocCurveDisplay.from_predictions(
-            y, predictions[scorer], name=SCORER_LABELS.get(scorer, scorer), ax=ax
-        )
+    fig, ax = _curves(RocCurveDisplay, predictions, scorers, "ROC on the test snapshots")
     ax.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1)
-    ax.set_title("ROC on the test snapshots")
     return fig
 
 
 def pr_figure(predictions: pd.DataFrame, scorers: Sequence[str] | None = None) -> Figure:
     """Precision-recall curves of each scorer, with the churn rate as the floor."""
+    title = "Precision-recall on the test snapshots"
+    fig, ax = _curves(PrecisionRecallDisplay, predictions, scorers, title)
+    ax.axhline(predictions[LABEL_COLUMN].mean(), linestyle=":", color="grey", linewidth=1)
+    return fig
+
+
+def _curves(
+    display: type, predictions: pd.DataFrame, scorers: Sequence[str] | None, title: str
+) -> tuple[Figure, Any]:
+    """One scikit-learn display curve per scorer on shared axes."""
     fig = Figure(figsize=_SIZE, layout="constrained")
     ax = fig.add_subplot()
     y = predictions[LABEL_COLUMN].to_numpy()
     for scorer in _scorers(predictions, scorers):
-        PrecisionRecallDisplay.from_predictions(
+        display.from_predictions(
             y, predictions[scorer], name=SCORER_LABELS.get(scorer, scorer), ax=ax
         )
-    ax.axhline(y.mean(), linestyle=":", color="grey", linewidth=1)
-    ax.set_title("Precision-recall on the test snapshots")
-    return fig
+    ax.set_title(title)
+    return fig, ax
 
 
 def calibration_figure(
