@@ -67,17 +67,20 @@ class SparkTables:
         """Rows, customers and date range of the orders, like ``summarise_orders``."""
         from pyspark.sql import functions as F
 
+        # formatted by Spark in the session zone (UTC): collecting a timestamp would
+        # convert it to the driver's local time
+        iso = "yyyy-MM-dd'T'HH:mm:ss.SSSSSS"
         row = self.orders.agg(
             F.count(F.lit(1)).alias("orders"),
             F.countDistinct("customer_id").alias("customers"),
-            F.min("ordered_at").alias("first"),
-            F.max("ordered_at").alias("last"),
+            F.date_format(F.min("ordered_at"), iso).alias("first"),
+            F.date_format(F.max("ordered_at"), iso).alias("last"),
         ).first()
         return {
             "orders": int(row["orders"]),
             "customers": int(row["customers"]),
-            "first_order_at": row["first"].isoformat(),
-            "last_order_at": row["last"].isoformat(),
+            "first_order_at": row["first"],
+            "last_order_at": row["last"],
         }
 
     def event_types(self) -> list[str]:
