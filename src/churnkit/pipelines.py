@@ -23,8 +23,14 @@ from churnkit import tracking
 from churnkit.config import Config, load_config
 from churnkit.data import Tables, load_data, load_orders, summarise_orders
 from churnkit.data.generator import generate_data, write_generated
+from churnkit.data.views import ViewTables, register_views
 from churnkit.errors import ChurnkitError, DataError, DriftError
-from churnkit.features import FeatureSpec, build_features, resolve_feature_spec
+from churnkit.features import (
+    FeatureSpec,
+    build_features,
+    resolve_feature_spec,
+    run_feature_query,
+)
 from churnkit.features.snapshots import observed_as_of_dates
 from churnkit.features.spec import resolve_feature_spec_from
 from churnkit.kpis import cohort_retention, period_kpis
@@ -155,7 +161,7 @@ def run_features(cfg: Config, *, as_of: dt.date | None, out: Path) -> tuple[pd.D
 
     Parquet unless ``out`` ends in ``.csv``; written to a temporary file and renamed.
     """
-    source = open_source(cfg)
+    source = open_source(cfg, in_memory=False)
     as_of = as_of or _data_end(source.summary())
     frame = source.features([as_of], source.spec(cfg))
     _write_table(frame, out)
@@ -265,13 +271,56 @@ class SparkSource:
         return spark_features(self.spark, t.as_dict(), as_of_dates, spec, horizon_days=horizon_days)
 
 
-def open_source(cfg: Config) -> LocalSource | SparkSource:
-    """Read and check the config's tables on its engine."""
+class ViewsSource:
+    """The tables as checked DuckDB views over the files; features without pandas inputs.
+
+    For steps that need only features (scoring, the feature table, backtests): memory
+    stays with DuckDB instead of 30M-row pandas frames.
+    """
+
+    def __init__(self, views: ViewTables) -> None:
+        self.views = views
+
+    def summary(self) -> dict[str, Any]:
+        return self.views.summary()
+
+    def other_tables(self) -> dict[str, dict[str, int]]:
+        names = [n for n in ("events", "customers") if self.views.has(n)]
+        return {name: self.views.table_counts(name) for name in names}
+
+    def spec(self, cfg: Config) -> FeatureSpec:
+        v = self.views
+        return resolve_feature_spec_from(
+            cfg,
+            order_columns=v.columns("orders"),
+            event_types=v.event_types() if v.has("events") else None,
+            customer_columns=v.columns("customers") if v.has("customers") else None,
+        )
+
+    def features(
+        self, as_of_dates: list[dt.date], spec: FeatureSpec, *, horizon_days: int | None = None
+    ) -> pd.DataFrame:
+        v = self.views
+        _check_tables_for(spec, events=v.has("events"), customers=v.has("customers"))
+        return run_feature_query(v.con, as_of_dates, spec, horizon_days=horizon_days)
+
+
+Source = LocalSource | ViewsSource | SparkSource
+
+
+def open_source(cfg: Config, *, in_memory: bool = True) -> Source:
+    """Read and check the config's tables on its engine.
+
+    On DuckDB, ``in_memory`` loads validated pandas frames (training needs them);
+    otherwise the tables stay DuckDB views over the files, checked in SQL.
+    """
     if cfg.engine == "spark":
         from churnkit.data.spark import read_spark_tables, spark_session
 
         spark = spark_session(cfg.spark)
         return SparkSource(spark, read_spark_tables(spark, cfg.data))
+    if not in_memory:
+        return ViewsSource(register_views(cfg.data))
     return LocalSource(load_data(cfg.data))
 
 
@@ -305,7 +354,7 @@ def _split(cfg: Config, summary: dict[str, Any]) -> SnapshotSplit:
 
 
 def _decide_promotion(
-    cfg: Config, result: TrainingResult, source: LocalSource | SparkSource, champion: str | None
+    cfg: Config, result: TrainingResult, source: Source, champion: str | None
 ) -> tuple[bool, str]:
     ours = result.metrics[MODEL]
     if not result.beats_baseline:
@@ -353,7 +402,7 @@ def run_scoring(
     on_step("loading the model")
     model = tracking.load_model(cfg)
     on_step("reading and validating data")
-    source = open_source(cfg)
+    source = open_source(cfg, in_memory=False)
     orders = source.summary()
     data_end = _data_end(orders)
     as_of = resolve_as_of(as_of, data_end, cfg.scoring.max_staleness_days)
@@ -535,7 +584,7 @@ def run_evaluation(cfg: Config, *, as_of: dt.date, on_step: Step = _quiet) -> Ev
     on_step(f"reading the partition for {as_of}")
     scored, manifest = read_partition(cfg.scoring.output_dir, as_of)
     on_step("reading and validating data")
-    source = open_source(cfg)
+    source = open_source(cfg, in_memory=False)
     horizon = cfg.snapshots.horizon_days
     data_end = _data_end(source.summary())
     window_end = as_of + dt.timedelta(days=horizon)

@@ -18,7 +18,7 @@ from churnkit._duckdb import connect
 from churnkit.config import TableSource
 from churnkit.errors import DataError
 
-__all__ = ["CANONICAL_TYPES", "RawTable", "check_columns", "read_table"]
+__all__ = ["CANONICAL_TYPES", "RawTable", "canonical_relation", "check_columns", "read_table"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,36 @@ def read_table(
     DataError
         When the source does not exist or lacks a required or mapped column.
     """
-    con = connect()
+    relation, problems = canonical_relation(
+        connect(),
+        source,
+        name=name,
+        timezone=timezone,
+        config_file=config_file,
+        extra_columns=extra_columns,
+    )
+    frame = relation.df()
+    logger.info("read %s: %d rows from %s", name, len(frame), source.path)
+    return RawTable(name=name, frame=frame, parse_problems=problems)
+
+
+def canonical_relation(
+    con: duckdb.DuckDBPyConnection,
+    source: TableSource,
+    *,
+    name: str,
+    timezone: str = "UTC",
+    config_file: str = "the config",
+    extra_columns: tuple[str, ...] = (),
+) -> tuple[duckdb.DuckDBPyRelation, list[str]]:
+    """The source as a lazy DuckDB relation with canonical names and types, and the
+    values that did not parse (counted now, one scan per cast column).
+
+    Raises
+    ------
+    DataError
+        When the source does not exist or lacks a required or mapped column.
+    """
     relation = _scan(con, source, name)
     available = list(relation.columns)
     check_columns(source, name, available, config_file, extra_columns)
@@ -96,10 +125,7 @@ def read_table(
         expressions.append(f"{expression} AS {_quote(canonical)}")
         problems += _parse_failures(relation, column, expression, name, canonical, target)
     expressions += [f"CAST({_quote(c)} AS VARCHAR) AS {_quote(c)}" for c in extra_columns]
-
-    frame = relation.project(", ".join(expressions)).df()
-    logger.info("read %s: %d rows from %s", name, len(frame), source.path)
-    return RawTable(name=name, frame=frame, parse_problems=problems)
+    return relation.project(", ".join(expressions)), problems
 
 
 def _scan(

@@ -1,0 +1,98 @@
+"""The DuckDB-views path: the same features as the in-memory path, the same contract."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+import yaml
+from tests.conftest import write_config
+
+from churnkit.config import load_config
+from churnkit.data import load_data
+from churnkit.data.generator import generate_data, write_generated
+from churnkit.data.views import register_views
+from churnkit.errors import DataError
+from churnkit.features import build_features, resolve_feature_spec, run_feature_query
+from churnkit.pipelines import demo_config_dict
+
+AS_OF = [dt.date(2025, 3, 1), dt.date(2025, 6, 1)]
+
+
+@pytest.fixture(scope="module")
+def every_table(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("views")
+    write_generated(generate_data(600, seed=4), folder / "data")
+    path = folder / "churnkit.yaml"
+    path.write_text(yaml.safe_dump(demo_config_dict("data")))
+    return load_config(path)
+
+
+def test_views_give_the_same_features_as_validated_frames(every_table):
+    cfg = every_table
+    tables = load_data(cfg.data)
+    spec = resolve_feature_spec(cfg, tables.orders, tables.events, tables.customers)
+    assert len(spec.families) == 8
+    in_memory = build_features(
+        tables.orders,
+        AS_OF,
+        spec,
+        events=tables.events,
+        customers=tables.customers,
+        horizon_days=90,
+    )
+    views = register_views(cfg.data)
+    pd.testing.assert_frame_equal(
+        run_feature_query(views.con, AS_OF, spec, horizon_days=90), in_memory
+    )
+    summary = views.summary()
+    assert summary["orders"] == len(tables.orders)
+    assert summary["first_order_at"] == tables.orders["ordered_at"].min().isoformat()
+
+
+def test_a_broken_orders_file_is_reported_in_one_message(tmp_path, generated_dir):
+    orders = pd.read_parquet(generated_dir / "orders.parquet")
+    orders.loc[0, "customer_id"] = None
+    orders.loc[1:2, "status"] = "lost"
+    orders.loc[3, "amount"] = -4.0
+    orders.loc[4, "order_id"] = orders.loc[5, "order_id"]
+    orders.to_parquet(tmp_path / "orders.parquet")
+    config = write_config(tmp_path / "p", generated_dir)
+    raw = yaml.safe_load(config.read_text())
+    raw["data"]["orders"]["path"] = str(tmp_path / "orders.parquet")
+    config.write_text(yaml.safe_dump(raw))
+    with pytest.raises(DataError) as caught:
+        register_views(load_config(config).data)
+    message = str(caught.value)
+    assert message.startswith("orders breaks the data contract (4 problem(s)):")
+    for problem in (
+        "orders.customer_id: null values: 1 row(s)",
+        "orders.order_id: duplicate values: 1 row(s)",
+        "values that `data.orders.status_values` does not map: 2 row(s)",
+        "negative amounts on orders not marked as returns",
+    ):
+        assert problem in message
+
+
+def test_scoring_reads_views_and_refuses_broken_data_before_writing(
+    tmp_path, trained, generated_dir
+):
+    from typer.testing import CliRunner
+
+    from churnkit.cli import app
+
+    _, outcome, _ = trained
+    orders = pd.read_parquet(generated_dir / "orders.parquet")
+    orders.loc[:9, "ordered_at"] = pd.NaT
+    orders.to_parquet(tmp_path / "orders.parquet")
+    config = write_config(
+        tmp_path / "p", generated_dir, scoring={"model": str(outcome.export_dir), "output_dir": "s"}
+    )
+    raw = yaml.safe_load(config.read_text())
+    raw["data"]["orders"]["path"] = str(tmp_path / "orders.parquet")
+    config.write_text(yaml.safe_dump(raw))
+    result = CliRunner().invoke(app, ["score", str(config)])
+    assert result.exit_code == 2
+    assert "orders.ordered_at: null values: 10 row(s)" in result.stderr
+    assert not (tmp_path / "p" / "s").exists()
