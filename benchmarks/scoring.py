@@ -11,6 +11,7 @@ in total, and the process's peak RSS (VmHWM); medians over the repeats.
 Usage, from the repo root after `make install`:
 
     .venv/bin/python benchmarks/scoring.py --repeat 3
+    .venv/bin/python benchmarks/scoring.py --repeat 3 --memory-limit 1.5GB
 """
 
 from __future__ import annotations
@@ -105,11 +106,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument(
+        "--memory-limit", default=None, help="DuckDB memory_limit for scoring, e.g. 1.5GB"
+    )
     args = parser.parse_args()
 
     bundle = _trained_bundle()
     data = _generated(args.customers, seed=1)
     config = _config(DATA / f"scoring-{args.customers}", data, model=str(bundle))
+    if args.memory_limit:
+        raw = yaml.safe_load(config.read_text())
+        raw["duckdb"] = {"memory_limit": args.memory_limit, "temp_directory": "duckdb-spill"}
+        config.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     runs = []
     for i in range(args.repeat):
         done = subprocess.run(

@@ -96,3 +96,21 @@ def test_scoring_reads_views_and_refuses_broken_data_before_writing(
     assert result.exit_code == 2
     assert "orders.ordered_at: null values: 10 row(s)" in result.stderr
     assert not (tmp_path / "p" / "s").exists()
+
+
+def test_the_duckdb_section_sets_the_connection_that_reads_the_views(tmp_path, generated_dir):
+    from churnkit.pipelines import open_source
+
+    config = write_config(tmp_path / "p", generated_dir)
+    raw = yaml.safe_load(config.read_text())
+    raw["duckdb"] = {"memory_limit": "1GB", "temp_directory": "spill", "threads": 1}
+    config.write_text(yaml.safe_dump(raw))
+    source = open_source(load_config(config), in_memory=False)
+    limit, spill, threads = source.views.con.execute(
+        "SELECT current_setting('memory_limit'), current_setting('temp_directory'), "
+        "current_setting('threads')"
+    ).fetchall()[0]
+    assert limit in ("953.6 MiB", "1.0 GiB", "1000.0 MB")
+    assert spill == str(tmp_path / "p" / "spill")
+    assert threads == 1
+    assert source.summary()["orders"] > 10_000

@@ -31,6 +31,7 @@ __all__ = [
     "Config",
     "CustomersSource",
     "DriftConfig",
+    "DuckDBConfig",
     "DataConfig",
     "EventsSource",
     "FeatureConfig",
@@ -287,6 +288,17 @@ class ScoringConfig(_Frozen):
     )
 
 
+class DuckDBConfig(_Frozen):
+    """Settings of the DuckDB connection that scoring, features and backtests use."""
+
+    memory_limit: str | None = Field(
+        default=None,
+        description="e.g. 2GB; DuckDB spills to temp_directory beyond it (default: 80 % of RAM)",
+    )
+    temp_directory: ResolvedPath | None = Field(default=None, description="where DuckDB spills")
+    threads: int | None = Field(default=None, ge=1, description="default: every core")
+
+
 class SparkConfig(_Frozen):
     """The Spark session for ``engine: spark``; the session time zone is always UTC."""
 
@@ -303,6 +315,7 @@ class Config(_Frozen):
         default="duckdb", description="where features are computed"
     )
     spark: SparkConfig = Field(default_factory=dict, validate_default=True)
+    duckdb: DuckDBConfig = Field(default_factory=dict, validate_default=True)
     data: DataConfig
     # sections default to {} and are validated, so their paths resolve like given ones
     snapshots: SnapshotConfig = Field(default_factory=dict, validate_default=True)
