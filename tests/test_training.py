@@ -212,3 +212,23 @@ def test_bootstrap_interval_of_a_better_scorer_is_above_zero_and_covers_the_diff
     expected = average_precision_score(y, good) - average_precision_score(y, weak)
     assert result["difference"] == pytest.approx(expected)
     assert 0 < result["ci_low"] < expected < result["ci_high"]
+
+
+def _m(pr_auc, lift, precision):
+    return {"pr_auc": pr_auc, "lift_10": lift, "precision_10": precision}
+
+
+@pytest.mark.parametrize(
+    ("model", "baseline", "expected"),
+    [
+        (_m(0.95, 1.80, 0.99), _m(0.90, 1.70, 0.95), True),
+        (_m(0.97, 1.70, 1.00), _m(0.91, 1.70, 1.00), True),  # both at the lift cap
+        (_m(0.97, 1.60, 0.90), _m(0.91, 1.60, 0.90), False),  # a tie below the cap
+        (_m(0.90, 1.80, 1.00), _m(0.91, 1.70, 0.95), False),  # lower PR-AUC
+        (_m(0.91, 1.70, 1.00), _m(0.91, 1.70, 1.00), False),  # equal PR-AUC
+    ],
+)
+def test_the_gate_needs_higher_pr_auc_and_lift_unless_lift_is_capped(model, baseline, expected):
+    from churnkit.training import beats
+
+    assert beats(model, baseline) is expected
