@@ -338,7 +338,7 @@ def at_risk(
 def _filter_at_risk(
     scored: Any, *, segment: str | None, tier: str | None, min_value: float | None
 ) -> Any:
-    keep = scored.index == scored.index
+    keep = scored["rank"].notna()  # every row, to start with
     if segment is not None:
         segments = sorted(scored["segment"].unique())
         if segment.lower() not in {s.lower() for s in segments}:
