@@ -123,9 +123,23 @@ def recommend_actions(
     orders_lifetime: pd.Series,
     high_value: np.ndarray,
 ) -> list[str]:
-    """:func:`recommend_action` for every customer of a scored population."""
-    orders = orders_lifetime.to_numpy(dtype="float64", na_value=0.0)
-    return [
-        recommend_action(CustomerContext(tier, names, n, bool(hv)))
-        for tier, names, n, hv in zip(tiers, reasons, orders, high_value, strict=True)
-    ]
+    """:func:`recommend_action` for every customer of a scored population.
+
+    Customers share few distinct contexts (most have no reasons beyond
+    ``scoring.explain_top``), so each distinct context is decided once.
+    """
+    orders = orders_lifetime.to_numpy(dtype="float64", na_value=0.0).tolist()
+    decided: dict[tuple[str, tuple[str, ...], float, bool], str] = {}
+    actions = []
+    for key in zip(
+        np.asarray(tiers, dtype=object).tolist(),
+        map(tuple, reasons),
+        orders,
+        np.asarray(high_value, dtype=bool).tolist(),
+        strict=True,
+    ):
+        action = decided.get(key)
+        if action is None:
+            action = decided[key] = recommend_action(CustomerContext(*key))
+        actions.append(action)
+    return actions
