@@ -159,6 +159,25 @@ def test_engagement_by_hand(table):
     assert e["session_events_30d"] == 0 and math.isnan(e["days_since_last_email_open"])
 
 
+def test_spellings_of_one_event_type_count_together(orders, events, customers):
+    # B's email opens written three ways: 10, 20 and 40 days before as_of
+    more = pd.DataFrame(
+        {
+            "customer_id": ["B", "B"],
+            "occurred_at": pd.to_datetime(["2024-03-22 09:00", "2024-02-21 09:00"]),
+            "event_type": [" Email-Open", "EMAIL OPEN"],
+            "value": [None, None],
+        }
+    )
+    frame = build_features(
+        orders, [HAND_AS_OF], SPEC, events=pd.concat([events, more]), customers=customers
+    ).set_index("customer_id")
+    b = frame.loc["B"]
+    assert (b["email_open_events_30d"], b["email_open_events_90d"]) == (2, 3)
+    assert b["days_since_last_email_open"] == 10
+    assert str(frame["email_open_events_90d"].dtype) == "int64"
+
+
 def test_attributes_by_hand(table):
     assert str(table["loyalty_tier"].dtype) == "category"
     assert table.loc["A", "loyalty_tier"] == "gold"

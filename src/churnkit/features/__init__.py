@@ -117,8 +117,12 @@ def feature_table(
     horizon_days
         When given, adds ``churned`` for the label window ``[as_of, as_of + horizon)``.
     """
+    # The gaps need a window over every order; breadth and labels read the orders
+    # without it. Sharing one expression would make DuckDB materialise it as a CTE:
+    # scanning the file twice is cheaper than holding every order row in memory.
     prepared = _prepare_orders(orders, spec)
-    history = prepared.join(grid, prepared.ordered_at < grid.as_of_ts)
+    with_gaps = _add_gaps(prepared) if spec.has("cadence") else prepared
+    history = with_gaps.join(grid, with_gaps.ordered_at < grid.as_of_ts)
     aggs: dict[str, ir.Scalar] = {}
     order_families = [f for f in _ORDER_FAMILIES if spec.has(f)]
     for family in order_families:
@@ -133,7 +137,7 @@ def feature_table(
     if spec.has("engagement"):
         if events is None:
             raise ValueError("the spec has engagement features but no events table was given")
-        table = engagement.add_engagement(table, engagement.event_table(events), grid, spec)
+        table = engagement.add_engagement(table, events, grid, spec)
     if spec.has("attributes"):
         if customers is None:
             raise ValueError("the spec has attribute features but no customers table was given")
@@ -367,8 +371,7 @@ def finish_frame(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
 
 
 def _prepare_orders(orders: ir.Table, spec: FeatureSpec) -> ir.Table:
-    """Orders with a ``qualifying`` flag, amounts in integer micro-units, and the gap to
-    the previous qualifying order (on qualifying orders, when cadence is on)."""
+    """Orders with a ``qualifying`` flag and amounts in integer micro-units."""
     completed = orders.status == "completed" if "status" in orders.columns else ibis.literal(True)
     amount = orders.amount.cast("float64")
     columns = {
@@ -382,9 +385,11 @@ def _prepare_orders(orders: ir.Table, spec: FeatureSpec) -> ir.Table:
         columns["status"] = orders.status
     for column in spec.breadth_columns:
         columns[column] = orders[column]
-    table = orders.select(**columns)
-    if not spec.has("cadence"):
-        return table
+    return orders.select(**columns)
+
+
+def _add_gaps(table: ir.Table) -> ir.Table:
+    """``gap_days`` to the previous qualifying order, on qualifying orders."""
     # partitioning by the flag too keeps the previous order a qualifying one
     window = ibis.window(group_by=["customer_id", "qualifying"], order_by="ordered_at")
     gap = table.ordered_at.date().delta(table.ordered_at.lag().over(window).date(), unit="day")

@@ -34,17 +34,33 @@ def names(spec: FeatureSpec) -> list[str]:
 def add_engagement(
     population: ir.Table, events: ir.Table, grid: ir.Table, spec: FeatureSpec
 ) -> ir.Table:
-    """Left-join the engagement features of ``events`` onto ``population``."""
+    """Left-join the engagement features of ``events`` onto ``population``.
+
+    Two aggregations: first per customer, ``as_of`` and event type as written, then, on
+    those few rows, per customer and ``as_of`` with the types normalised. Normalising
+    and comparing the type on every event would cost more than the first aggregation.
+    """
     h = events.join(grid, events.occurred_at < grid.as_of_ts)
+    windows = spec.engagement_windows_days
+    in_window = {
+        f"_n_{w}d": count_if(h.occurred_at >= window_start(h.as_of_ts, w)) for w in windows
+    }
+    per_type = (
+        h.group_by(["customer_id", "as_of", "event_type"])
+        .aggregate(**in_window, _last_at=h.occurred_at.max())
+        .mutate(_kind=lambda t: _kind(t.event_type))
+    )
     aggs: dict[str, ir.Scalar] = {}
     for t in spec.event_types:
-        is_t = h.event_type == t
-        for w in spec.engagement_windows_days:
-            aggs[f"{t}_events_{w}d"] = count_if(
-                is_t & (h.occurred_at >= window_start(h.as_of_ts, w))
-            )
-        aggs[f"_last_{t}_at"] = h.occurred_at.max(where=is_t)
-    per_customer = h.group_by(["customer_id", "as_of"]).aggregate(**aggs)
+        is_t = per_type._kind == t
+        for w in windows:
+            # DuckDB sums integers as HUGEINT (a decimal in Arrow); counts are exact
+            # in float64, and Ibis keeps the cast back to int64 that it would drop
+            # after an integer sum
+            count = per_type[f"_n_{w}d"].cast("float64").sum(where=is_t)
+            aggs[f"{t}_events_{w}d"] = count.cast("int64")
+        aggs[f"_last_{t}_at"] = per_type._last_at.max(where=is_t)
+    per_customer = per_type.group_by(["customer_id", "as_of"]).aggregate(**aggs)
     joined = population.left_join(per_customer, ["customer_id", "as_of"]).drop(
         "customer_id_right", "as_of_right"
     )
@@ -60,11 +76,13 @@ def add_engagement(
 
 
 def _add_last_nps(population: ir.Table, events: ir.Table, grid: ir.Table) -> ir.Table:
-    # one value per (customer, moment) first, so the latest value is well defined
+    # One value per (customer, moment) first, so the latest value is well defined.
+    if "value" not in events.columns:
+        return population.mutate(last_nps=ibis.null("float64"))
     nps = (
-        events.filter((events.event_type == NPS) & events.value.notnull())
+        events.filter((_kind(events.event_type) == NPS) & events.value.notnull())
         .group_by(["customer_id", "occurred_at"])
-        .aggregate(value=lambda t: t.value.max())
+        .aggregate(value=lambda t: t.value.cast("float64").max())
     )
     h = nps.join(grid, nps.occurred_at < grid.as_of_ts)
     last = h.group_by(["customer_id", "as_of"]).aggregate(last_nps=h.value.argmax(h.occurred_at))
@@ -73,11 +91,10 @@ def _add_last_nps(population: ir.Table, events: ir.Table, grid: ir.Table) -> ir.
     )
 
 
-def event_table(events: ir.Table) -> ir.Table:
-    """Events with event types turned into identifiers, as the spec names them."""
-    # plain replaces, not a regex: this runs on every event (see spec.identifier)
-    kind = events.event_type.strip().lower()
+def _kind(event_type: ir.StringValue) -> ir.StringValue:
+    """An event type as an identifier, as :func:`churnkit.features.spec.identifier` makes it."""
+    # plain replaces, not a regex: this runs on every event
+    kind = event_type.strip().lower()
     for character in _SEPARATORS:
         kind = kind.replace(character, "_")
-    value = events.value.cast("float64") if "value" in events.columns else ibis.null("float64")
-    return events.select("customer_id", "occurred_at", event_type=kind, value=value)
+    return kind

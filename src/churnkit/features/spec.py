@@ -54,7 +54,7 @@ def identifier(text: str) -> str:
     """The column-name form of an event type: lower case, separators as ``_``.
 
     ``Email Open`` -> ``email_open``. The same rule runs in SQL on every event
-    (:func:`churnkit.features.engagement.event_table`).
+    (:func:`churnkit.features.engagement.engagement._kind`).
     """
     return re.sub(r"[ ./-]", "_", str(text).strip().lower())
 
