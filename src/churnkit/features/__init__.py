@@ -131,6 +131,9 @@ def feature_table(
     table = rfm.population(table, spec)
     for family in order_families:
         table = table.mutate(**_MODULES[family].derive(table, spec))
+    if spec.has("segments"):
+        # the rank windows sort whole rows: here, before the joins below widen them
+        table = segments.add_segments(table)
 
     if spec.has("breadth"):
         table = breadth.add_breadth(table, prepared, grid, spec)
@@ -142,8 +145,6 @@ def feature_table(
         if customers is None:
             raise ValueError("the spec has attribute features but no customers table was given")
         table = attributes.add_attributes(table, customers, spec)
-    if spec.has("segments"):
-        table = segments.add_segments(table)
 
     extra = []
     if horizon_days is not None:
