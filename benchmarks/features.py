@@ -16,6 +16,7 @@ Usage, from the repo root after `make install`:
 
     .venv/bin/python benchmarks/features.py --repeat 3
     .venv/bin/python benchmarks/features.py --repeat 1 --big
+    .venv/bin/python benchmarks/features.py --repeat 1 --snapshots-memory-limit 8GB
 """
 
 from __future__ import annotations
@@ -188,7 +189,17 @@ def main() -> None:
     parser.add_argument(
         "--small-memory-limit", default="1.2GB", help="DuckDB limit of the run (a) limited"
     )
+    parser.add_argument(
+        "--snapshots-memory-limit",
+        help="only (b), under this DuckDB memory limit (e.g. 8GB), --repeat times",
+    )
     args = parser.parse_args()
+
+    if args.snapshots_memory_limit:
+        data = ensure_data(args.customers)
+        limit = args.snapshots_memory_limit
+        measure("b_churnkit_12_as_of_memory_limit", args.repeat, CHURNKIT, data, MONTHS, limit)
+        return
 
     if args.big:
         data = ensure_data(args.big_customers)

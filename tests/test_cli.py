@@ -169,6 +169,25 @@ def test_features_writes_the_table_for_analysts(tmp_path, generated_dir):
     assert not list(out.parent.glob(".*"))  # no temporary file left behind
 
 
+def test_work_over_the_duckdb_memory_limit_exits_2_naming_the_settings(tmp_path, generated_dir):
+    config = write_config(
+        tmp_path,
+        generated_dir,
+        data={
+            "orders": {"path": str(generated_dir / "orders.parquet")},
+            "events": {"path": str(generated_dir / "events.parquet")},
+        },
+        duckdb={"memory_limit": "2MB", "threads": 1},
+    )
+    out = tmp_path / "out" / "features.csv"
+    result = invoke("features", config, "--as-of", "2025-03-01", "--out", out)
+    assert result.exit_code == 2, result.stderr
+    assert "DuckDB ran out of memory checking the data contract" in result.stderr
+    assert "(memory_limit 1.9 MiB, 1 thread)" in result.stderr
+    assert "Raise `duckdb.memory_limit`" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
+
+
 def test_an_events_table_breaking_the_contract_exits_2_naming_table_and_columns(
     tmp_path, generated_dir
 ):

@@ -13,7 +13,7 @@ from churnkit.config import load_config
 from churnkit.data import load_data
 from churnkit.data.generator import generate_data, write_generated
 from churnkit.data.views import register_views
-from churnkit.errors import DataError
+from churnkit.errors import DataError, ResourceError
 from churnkit.features import build_features, resolve_feature_spec, run_feature_query
 from churnkit.pipelines import demo_config_dict
 
@@ -49,6 +49,18 @@ def test_views_give_the_same_features_as_validated_frames(every_table):
     summary = views.summary()
     assert summary["orders"] == len(tables.orders)
     assert summary["first_order_at"] == tables.orders["ordered_at"].min().isoformat()
+
+
+def test_features_over_the_memory_limit_raise_a_resource_error(every_table):
+    cfg = every_table
+    views = register_views(cfg.data)
+    spec = resolve_feature_spec(cfg, load_data(cfg.data).orders)
+    views.con.execute("SET memory_limit='1MB'")
+    views.con.execute("SET threads=2")
+    with pytest.raises(ResourceError, match=r"ran out of memory building features") as caught:
+        run_feature_query(views.con, AS_OF, spec)
+    assert "(memory_limit 976.5 KiB, 2 threads)" in str(caught.value)
+    assert "`duckdb.threads: 1`" in str(caught.value)
 
 
 def test_a_broken_orders_file_is_reported_in_one_message(tmp_path, generated_dir):

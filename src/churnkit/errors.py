@@ -9,6 +9,7 @@ The tree, and the exit code the CLI maps each branch to::
     +-- FeatureMismatchError      features do not match what the model was trained on
     +-- ModelNotFoundError        no model at the given URI or path
     +-- PartitionLockedError      another run is writing the same scoring partition
+    +-- ResourceError             the work does not fit the configured memory limit
     QualityGateError              a quality check failed on purpose (exit 3)
     +-- DriftError                the scored population drifted from training
 
@@ -26,6 +27,7 @@ __all__ = [
     "ModelNotFoundError",
     "PartitionLockedError",
     "QualityGateError",
+    "ResourceError",
     "StaleDataError",
 ]
 
@@ -58,6 +60,10 @@ class ModelNotFoundError(ChurnkitError):
 
 class PartitionLockedError(ChurnkitError):
     """Another process holds the lock of the scoring partition being written."""
+
+
+class ResourceError(ChurnkitError):
+    """The work does not fit the configured limits (DuckDB's ``memory_limit``)."""
 
 
 class QualityGateError(Exception):

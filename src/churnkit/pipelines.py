@@ -20,7 +20,7 @@ import pandas as pd
 import yaml
 
 from churnkit import tracking
-from churnkit._duckdb import connect
+from churnkit._duckdb import connect, memory_limit_as_error
 from churnkit.config import Config, load_config
 from churnkit.data import Tables, load_data, load_orders, summarise_orders
 from churnkit.data.generator import generate_data, write_generated
@@ -322,7 +322,8 @@ def open_source(cfg: Config, *, in_memory: bool = True) -> Source:
         return SparkSource(spark, read_spark_tables(spark, cfg.data))
     if not in_memory:
         con = connect(cfg.duckdb.model_dump())
-        return ViewsSource(register_views(cfg.data, con))
+        with memory_limit_as_error(con, "checking the data contract"):
+            return ViewsSource(register_views(cfg.data, con))
     return LocalSource(load_data(cfg.data))
 
 

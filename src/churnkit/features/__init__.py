@@ -36,7 +36,7 @@ import pandas as pd
 import pyarrow as pa
 from ibis.backends.sql.datatypes import DuckDBType
 
-from churnkit._duckdb import connect
+from churnkit._duckdb import connect, memory_limit_as_error
 from churnkit.features import (
     attributes,
     breadth,
@@ -224,7 +224,10 @@ def run_feature_query(
     views over files, or registered Arrow tables. This is how large data stays in DuckDB
     (out of core with a ``memory_limit``) instead of passing through pandas.
     """
-    with _feature_sql(con, as_of_dates, spec, horizon_days) as sql:
+    with (
+        _feature_sql(con, as_of_dates, spec, horizon_days) as sql,
+        memory_limit_as_error(con, "building features"),
+    ):
         frame = con.execute(sql).df()
     return finish_frame(frame, spec)
 
@@ -346,7 +349,10 @@ def copy_features(
     DuckDB can build features for more data than fits in memory. Returns the row count.
     The recency ``segment`` column, which is computed in pandas, is not included.
     """
-    with _feature_sql(con, as_of_dates, spec, horizon_days) as sql:
+    with (
+        _feature_sql(con, as_of_dates, spec, horizon_days) as sql,
+        memory_limit_as_error(con, "building features"),
+    ):
         con.execute(f"COPY ({sql}) TO '{_sql_text(str(out))}' (FORMAT parquet, COMPRESSION zstd)")
     return con.execute(f"SELECT count(*) FROM read_parquet('{_sql_text(str(out))}')").fetchall()[0][
         0
