@@ -149,19 +149,21 @@ def _pull_lists_as_readme_shows(tmp_path):
     assert 0 < len(records) <= 50 and {r["segment"] for r in records} == {"Cannot Lose"}
 
 
+def _features_to_csv(tmp_path, generated_dir, **overrides):
+    """`churnkit features` on the generated orders and events; the result and the file."""
+    data = {
+        "orders": {"path": str(generated_dir / "orders.parquet")},
+        "events": {"path": str(generated_dir / "events.parquet")},
+    }
+    config = write_config(tmp_path, generated_dir, data=data, **overrides)
+    out = tmp_path / "out" / "features.csv"
+    return invoke("features", config, "--as-of", "2025-03-01", "--out", out), out
+
+
 def test_features_writes_the_table_for_analysts(tmp_path, generated_dir):
     import pandas as pd
 
-    config = write_config(
-        tmp_path,
-        generated_dir,
-        data={
-            "orders": {"path": str(generated_dir / "orders.parquet")},
-            "events": {"path": str(generated_dir / "events.parquet")},
-        },
-    )
-    out = tmp_path / "out" / "features.csv"
-    result = invoke("features", config, "--as-of", "2025-03-01", "--out", out)
+    result, out = _features_to_csv(tmp_path, generated_dir)
     assert result.exit_code == 0, result.stderr
     frame = pd.read_csv(out)
     assert (frame["as_of"] == "2025-03-01").all()
@@ -170,17 +172,9 @@ def test_features_writes_the_table_for_analysts(tmp_path, generated_dir):
 
 
 def test_work_over_the_duckdb_memory_limit_exits_2_naming_the_settings(tmp_path, generated_dir):
-    config = write_config(
-        tmp_path,
-        generated_dir,
-        data={
-            "orders": {"path": str(generated_dir / "orders.parquet")},
-            "events": {"path": str(generated_dir / "events.parquet")},
-        },
-        duckdb={"memory_limit": "2MB", "threads": 1},
+    result, out = _features_to_csv(
+        tmp_path, generated_dir, duckdb={"memory_limit": "2MB", "threads": 1}
     )
-    out = tmp_path / "out" / "features.csv"
-    result = invoke("features", config, "--as-of", "2025-03-01", "--out", out)
     assert result.exit_code == 2, result.stderr
     assert "DuckDB ran out of memory checking the data contract" in result.stderr
     assert "(memory_limit 1.9 MiB, 1 thread)" in result.stderr
