@@ -2,9 +2,9 @@
 
 :func:`feature_table` builds one Ibis expression for any number of snapshot dates:
 the orders are joined once to the grid of ``as_of`` dates (``ordered_at < as_of``),
-and every order-based family (RFM, cadence, trend, returns, breadth) is computed in
-one aggregation over that join; engagement, attributes and segments are joined or
-windowed onto the population. :func:`build_features` runs it on DuckDB from pandas
+and the order-based families (RFM, cadence, trend, returns) are computed in one
+aggregation over that join; segments are ranked on that, then breadth (from
+first-purchase dates), engagement and attributes are joined onto the population. :func:`build_features` runs it on DuckDB from pandas
 frames. Time semantics are those of :mod:`churnkit.features.snapshots`.
 
 Families and the value a missing window takes (each module's docstring has details):
