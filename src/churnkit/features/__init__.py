@@ -4,8 +4,9 @@
 the orders are joined once to the grid of ``as_of`` dates (``ordered_at < as_of``),
 and the order-based families (RFM, cadence, trend, returns) are computed in one
 aggregation over that join; segments are ranked on that, then breadth (from
-first-purchase dates), engagement and attributes are joined onto the population. :func:`build_features` runs it on DuckDB from pandas
-frames. Time semantics are those of :mod:`churnkit.features.snapshots`.
+first-purchase dates), engagement and attributes are joined onto the population.
+:func:`build_features` runs it on DuckDB from pandas frames. Time semantics are those
+of :mod:`churnkit.features.snapshots`.
 
 Families and the value a missing window takes (each module's docstring has details):
 
