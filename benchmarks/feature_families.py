@@ -6,6 +6,9 @@ One run per call, in this process; the data comes from `benchmarks/features.py`.
     .venv/bin/python benchmarks/feature_families.py rfm,cadence,trend,returns,breadth
     MEMORY_LIMIT=1GB .venv/bin/python benchmarks/feature_families.py \\
         rfm,cadence,trend,returns,breadth,engagement,attributes,segments
+    SNAPSHOTS=12 .venv/bin/python benchmarks/feature_families.py rfm,engagement
+
+SNAPSHOTS=12 uses the monthly as_of dates of 2025, as measurement (b) does.
 """
 
 from __future__ import annotations
@@ -46,7 +49,12 @@ def main() -> None:
         signup="attributes" in families,
     )
     start = time.perf_counter()
-    frame = run_feature_query(con, [dt.date(2025, 6, 1)], spec)
+    snapshots = int(os.environ.get("SNAPSHOTS", "1"))
+    if snapshots == 1:
+        dates = [dt.date(2025, 6, 1)]
+    else:
+        dates = [dt.date(2025, month, 1) for month in range(1, snapshots + 1)]
+    frame = run_feature_query(con, dates, spec)
     seconds = time.perf_counter() - start
     peak = next(
         int(line.split()[1]) // 1024

@@ -1,12 +1,14 @@
 """Point-in-time features, population and labels, written once as Ibis expressions.
 
-:func:`feature_table` builds one Ibis expression for any number of snapshot dates:
-the orders are joined once to the grid of ``as_of`` dates (``ordered_at < as_of``),
-and the order-based families (RFM, cadence, trend, returns) are computed in one
-aggregation over that join; segments are ranked on that, then breadth (from
-first-purchase dates), engagement and attributes are joined onto the population.
-:func:`build_features` runs it on DuckDB from pandas frames. Time semantics are those
-of :mod:`churnkit.features.snapshots`.
+:func:`feature_table` builds one Ibis expression for any number of snapshot dates.
+Each snapshot sees its orders in two parts: those inside its longest window (365 days
+by default) are joined to it one by one and feed every order family; older ones only
+feed lifetime values (first order, totals, gaps, returns), so they are aggregated once
+per interval between snapshots and those parts are combined for every later snapshot.
+Segments are ranked on the result, then breadth (from first-purchase dates),
+engagement (the same split over events) and attributes are joined onto the
+population. :func:`build_features` runs it on DuckDB from pandas frames. Time
+semantics are those of :mod:`churnkit.features.snapshots`.
 
 Families and the value a missing window takes (each module's docstring has details):
 
@@ -48,7 +50,13 @@ from churnkit.features import (
     segments,
     trend,
 )
-from churnkit.features._exprs import money_micros
+from churnkit.features._exprs import (
+    Lifetime,
+    by_interval,
+    money_micros,
+    recent_rows,
+    spread,
+)
 from churnkit.features.snapshots import make_churn_labels
 from churnkit.features.spec import FAMILIES, FeatureSpec, resolve_feature_spec
 
@@ -123,13 +131,8 @@ def feature_table(
     # scanning the file twice is cheaper than holding every order row in memory.
     prepared = _prepare_orders(orders, spec)
     with_gaps = _add_gaps(prepared) if spec.has("cadence") else prepared
-    history = with_gaps.join(grid, with_gaps.ordered_at < grid.as_of_ts)
-    aggs: dict[str, ir.Scalar] = {}
     order_families = [f for f in _ORDER_FAMILIES if spec.has(f)]
-    for family in order_families:
-        aggs.update(_MODULES[family].aggregates(history, spec))
-    table = history.group_by(["customer_id", "as_of", "as_of_ts"]).aggregate(**aggs)
-    table = rfm.population(table, spec)
+    table = rfm.population(_order_aggregates(with_gaps, grid, spec, order_families), spec)
     for family in order_families:
         table = table.mutate(**_MODULES[family].derive(table, spec))
     if spec.has("segments"):
@@ -154,6 +157,65 @@ def feature_table(
         extra = [LABEL_COLUMN]
     info = ["customer_value_365d", *(["rfm_segment"] if spec.has("segments") else [])]
     return table.select(*ID_COLUMNS, *feature_names(spec), *info, *extra)
+
+
+def _order_aggregates(
+    orders: ir.Table, grid: ir.Table, spec: FeatureSpec, families: Sequence[str]
+) -> ir.Table:
+    """The order families' aggregates per customer with orders in the longest window.
+
+    Orders inside a snapshot's longest window (and the activity window) are joined to
+    it one by one; older orders only feed the families' lifetime values, which are
+    aggregated once per interval between snapshots, spread over the later snapshots
+    and combined (``_exprs.by_interval``). With monthly snapshots, an order then takes
+    part in at most a year of snapshots instead of every later one.
+    """
+    days = _longest_window(spec)
+    recent = recent_rows(orders, "ordered_at", grid, days)
+    older = by_interval(orders, "ordered_at", grid, days)
+    aggs: dict[str, ir.Scalar] = {}
+    lifetime: dict[str, Lifetime] = {}
+    parts: dict[str, ir.Scalar] = {}
+    for family in families:
+        aggs |= _MODULES[family].aggregates(recent, spec)
+        lifetime |= _MODULES[family].lifetime(recent, spec)
+        parts |= {name: part for name, (part, _) in _MODULES[family].lifetime(older, spec).items()}
+    keys = ["customer_id", "as_of"]
+    table = recent.group_by([*keys, "as_of_ts"]).aggregate(
+        **aggs, **{name: value for name, (value, _) in lifetime.items()}
+    )
+    parts_table = spread(older.group_by(["customer_id", "_cut"]).aggregate(**parts), grid, days)
+    combined = parts_table.group_by(keys).aggregate(
+        **{f"_older{name}": _COMBINE[how](parts_table[name]) for name, (_, how) in lifetime.items()}
+    )
+    table = table.left_join(combined, keys).drop("customer_id_right", "as_of_right")
+    merged = {
+        name: _merge(table[name], table[f"_older{name}"], how)
+        for name, (_, how) in lifetime.items()
+    }
+    return table.mutate(**merged).drop(*(f"_older{name}" for name in lifetime))
+
+
+def _longest_window(spec: FeatureSpec) -> int:
+    """Days before ``as_of`` in which every windowed value and the population are seen."""
+    trend_days = 2 * spec.trend_days if spec.has("trend") else 0
+    return max(spec.activity_days, rfm.VALUE_WINDOW_DAYS, *spec.windows_days, trend_days)
+
+
+_COMBINE = {
+    # sums of integers in float64 stay exact (below 2**53) in whatever order they add
+    "sum": lambda part: part.cast("float64").sum(),
+    "min": lambda part: part.min(),
+    "max": lambda part: part.max(),
+}
+
+
+def _merge(recent: ir.Value, older: ir.Value, how: str) -> ir.Value:
+    """The lifetime value of recent and older orders together; ``older`` may be null."""
+    if how == "sum":
+        return (recent.cast("float64") + older.fill_null(0)).cast(recent.type())
+    both = ibis.least(recent, older) if how == "min" else ibis.greatest(recent, older)
+    return ibis.coalesce(both, recent, older)  # whatever LEAST does with a null
 
 
 def build_features(

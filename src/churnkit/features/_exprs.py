@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Literal, TypeAlias
+
 import ibis
 import ibis.expr.types as ir
+
+# A lifetime value of a family: an aggregate over any part of a customer's history,
+# and how the values of two parts combine into the value of both.
+Lifetime: TypeAlias = tuple[ir.Scalar, Literal["sum", "min", "max"]]
 
 
 def window_start(as_of_ts: ir.TimestampValue, days: int) -> ir.TimestampValue:
@@ -44,4 +50,44 @@ def money_micros(amount: ir.NumericValue) -> ir.IntegerValue:
 
 def money_sum(micros: ir.IntegerValue) -> ir.FloatingScalar:
     """Sum of micro-unit amounts, back in currency units."""
-    return micros.sum().cast("float64") / _MICROS
+    return money(micros.sum())
+
+
+def money(micros: ir.IntegerValue) -> ir.FloatingValue:
+    """Micro-units back in currency units."""
+    return micros.cast("float64") / _MICROS
+
+
+# Snapshot history in two parts. Rows inside a snapshot's longest window are joined to
+# it one by one (``recent_rows``); rows before that only feed lifetime values (first,
+# last, totals), which are aggregated once per interval between consecutive cuts and
+# then combined per snapshot (``by_interval`` then ``spread``). With monthly snapshots
+# an old row is then aggregated once instead of once per later snapshot.
+
+_EARLIEST = ibis.timestamp("0001-01-01 00:00:00")
+
+
+def recent_rows(rows: ir.Table, moment: str, grid: ir.Table, days: int) -> ir.Table:
+    """``rows`` joined to every snapshot whose ``[as_of - days, as_of)`` holds them."""
+    return rows.join(
+        grid,
+        [rows[moment] < grid.as_of_ts, rows[moment] >= window_start(grid.as_of_ts, days)],
+    )
+
+
+def by_interval(rows: ir.Table, moment: str, grid: ir.Table, days: int) -> ir.Table:
+    """``rows`` before some snapshot's cut ``as_of - days``, with ``_cut``: the first such
+    cut after the row's ``moment``. Aggregating by ``_cut`` gives one partial per
+    interval between consecutive cuts; rows at or after the last cut are dropped."""
+    cuts = grid.select(_cut=window_start(grid.as_of_ts, days))
+    cuts = cuts.mutate(_after=cuts._cut.lag().over(order_by=cuts._cut).fill_null(_EARLIEST))
+    joined = rows.join(cuts, [rows[moment] >= cuts._after, rows[moment] < cuts._cut])
+    return joined.drop("_after")
+
+
+def spread(partials: ir.Table, grid: ir.Table, days: int) -> ir.Table:
+    """Each partial of :func:`by_interval` at every snapshot whose cut is at or after its
+    interval: the snapshot's rows older than ``as_of - days`` are the union of them."""
+    # not `_cut <= as_of_ts - days`: Ibis would take that for the `_cut` column itself
+    spread_out = partials.join(grid, partials._cut + ibis.interval(days=days) <= grid.as_of_ts)
+    return spread_out.drop("_cut", "as_of_ts")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ibis.expr.types as ir
 
+from churnkit.features._exprs import Lifetime
 from churnkit.features.spec import FeatureSpec
 
 _NAMES = {"category": "distinct_categories", "channel": "distinct_channels"}
@@ -16,6 +17,10 @@ _NAMES = {"category": "distinct_categories", "channel": "distinct_channels"}
 
 def names(spec: FeatureSpec) -> list[str]:
     return [_NAMES[c] for c in spec.breadth_columns]
+
+
+def lifetime(h: ir.Table, spec: FeatureSpec) -> dict[str, Lifetime]:
+    return {}
 
 
 def aggregates(h: ir.Table, spec: FeatureSpec) -> dict[str, ir.Scalar]:

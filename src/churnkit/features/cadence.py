@@ -16,7 +16,7 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from churnkit.features._exprs import safe_ratio
+from churnkit.features._exprs import Lifetime, safe_ratio
 from churnkit.features.spec import FeatureSpec
 
 
@@ -29,13 +29,17 @@ def names(spec: FeatureSpec) -> list[str]:
     ]
 
 
-def aggregates(h: ir.Table, spec: FeatureSpec) -> dict[str, ir.Scalar]:
+def lifetime(h: ir.Table, spec: FeatureSpec) -> dict[str, Lifetime]:
     # integer sums are exact, so mean and std do not depend on summation order
     return {
-        "_gaps": h.gap_days.count(),
-        "_gap_sum": h.gap_days.sum(),
-        "_gap_squares": (h.gap_days * h.gap_days).sum(),
+        "_gaps": (h.gap_days.count(), "sum"),
+        "_gap_sum": (h.gap_days.sum(), "sum"),
+        "_gap_squares": ((h.gap_days * h.gap_days).sum(), "sum"),
     }
+
+
+def aggregates(h: ir.Table, spec: FeatureSpec) -> dict[str, ir.Scalar]:
+    return {}
 
 
 def derive(t: ir.Table, spec: FeatureSpec) -> dict[str, ir.Value]:

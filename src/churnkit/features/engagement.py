@@ -14,7 +14,14 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from churnkit.features._exprs import count_if, days_since, window_start
+from churnkit.features._exprs import (
+    by_interval,
+    count_if,
+    days_since,
+    recent_rows,
+    spread,
+    window_start,
+)
 from churnkit.features.spec import FeatureSpec
 
 NPS = "nps"
@@ -36,21 +43,25 @@ def add_engagement(
 ) -> ir.Table:
     """Left-join the engagement features of ``events`` onto ``population``.
 
-    Two aggregations: first per customer, ``as_of`` and event type as written, then, on
-    those few rows, per customer and ``as_of`` with the types normalised. Normalising
-    and comparing the type on every event would cost more than the first aggregation.
+    Events inside a snapshot's longest window are joined to it and counted. Older
+    events only move ``days_since_last_*``, so they are reduced to the latest per
+    customer and interval between snapshots before being spread over the later
+    snapshots (see ``_exprs.by_interval``). Both sides aggregate by event type as
+    written first: normalising the type on those few rows costs less than on every
+    event.
     """
-    h = events.join(grid, events.occurred_at < grid.as_of_ts)
     windows = spec.engagement_windows_days
+    longest = max(windows, default=0)
+    recent = recent_rows(events, "occurred_at", grid, longest)
     in_window = {
-        f"_n_{w}d": count_if(h.occurred_at >= window_start(h.as_of_ts, w)) for w in windows
+        f"_n_{w}d": count_if(recent.occurred_at >= window_start(recent.as_of_ts, w))
+        for w in windows
     }
-    per_type = (
-        h.group_by(["customer_id", "as_of", "event_type"])
-        .aggregate(**in_window, _last_at=h.occurred_at.max())
-        .mutate(_kind=lambda t: _kind(t.event_type))
+    per_type = recent.group_by(["customer_id", "as_of", "event_type"]).aggregate(
+        **in_window, _last_at=recent.occurred_at.max()
     )
-    aggs: dict[str, ir.Scalar] = {}
+    per_type = per_type.mutate(_kind=_kind(per_type.event_type))
+    counted = {}
     for t in spec.event_types:
         is_t = per_type._kind == t
         for w in windows:
@@ -58,15 +69,40 @@ def add_engagement(
             # in float64, and Ibis keeps the cast back to int64 that it would drop
             # after an integer sum
             count = per_type[f"_n_{w}d"].cast("float64").sum(where=is_t)
-            aggs[f"{t}_events_{w}d"] = count.cast("int64")
-        aggs[f"_last_{t}_at"] = per_type._last_at.max(where=is_t)
-    per_customer = per_type.group_by(["customer_id", "as_of"]).aggregate(**aggs)
+            counted[f"{t}_events_{w}d"] = count.cast("int64")
+        counted[f"_last_{t}_at"] = per_type._last_at.max(where=is_t)
+    recent_side = per_type.group_by(["customer_id", "as_of"]).aggregate(**counted)
+
+    older = by_interval(events, "occurred_at", grid, longest)
+    older = older.group_by(["customer_id", "event_type", "_cut"]).aggregate(
+        _last_at=older.occurred_at.max()
+    )
+    older = older.mutate(_kind=_kind(older.event_type))
+    lasts = [f"_last_{t}_at" for t in spec.event_types]
+    older = older.group_by(["customer_id", "_cut"]).aggregate(
+        **{
+            last: older._last_at.max(where=older._kind == t)
+            for t, last in zip(spec.event_types, lasts, strict=True)
+        }
+    )
+    older = spread(older, grid, longest)
+    # in the recent side's column order: a union matches columns by position
+    older_side = older.select(
+        "customer_id",
+        "as_of",
+        **{c: older[c] if c in lasts else ibis.null("int64") for c in counted},
+    )
+    # a count comes from its one recent row, a latest moment from either side
+    both = recent_side.union(older_side)
+    per_customer = both.group_by(["customer_id", "as_of"]).aggregate(
+        **{name: both[name].max() for name in counted}
+    )
     joined = population.left_join(per_customer, ["customer_id", "as_of"]).drop(
         "customer_id_right", "as_of_right"
     )
     filled = {}
     for t in spec.event_types:
-        for w in spec.engagement_windows_days:
+        for w in windows:
             filled[f"{t}_events_{w}d"] = joined[f"{t}_events_{w}d"].fill_null(0)
         filled[f"days_since_last_{t}"] = days_since(joined.as_of, joined[f"_last_{t}_at"])
     joined = joined.mutate(**filled)
@@ -76,7 +112,8 @@ def add_engagement(
 
 
 def _add_last_nps(population: ir.Table, events: ir.Table, grid: ir.Table) -> ir.Table:
-    # One value per (customer, moment) first, so the latest value is well defined.
+    # One value per (customer, moment) first, so the latest value is well defined; then
+    # the latest per interval between snapshots, then the latest of those per snapshot.
     if "value" not in events.columns:
         return population.mutate(last_nps=ibis.null("float64"))
     nps = (
@@ -84,8 +121,14 @@ def _add_last_nps(population: ir.Table, events: ir.Table, grid: ir.Table) -> ir.
         .group_by(["customer_id", "occurred_at"])
         .aggregate(value=lambda t: t.value.cast("float64").max())
     )
-    h = nps.join(grid, nps.occurred_at < grid.as_of_ts)
-    last = h.group_by(["customer_id", "as_of"]).aggregate(last_nps=h.value.argmax(h.occurred_at))
+    nps = by_interval(nps, "occurred_at", grid, 0)
+    latest = nps.group_by(["customer_id", "_cut"]).aggregate(
+        _at=nps.occurred_at.max(), _value=nps.value.argmax(nps.occurred_at)
+    )
+    latest = spread(latest, grid, 0)
+    last = latest.group_by(["customer_id", "as_of"]).aggregate(
+        last_nps=latest._value.argmax(latest._at)
+    )
     return population.left_join(last, ["customer_id", "as_of"]).drop(
         "customer_id_right", "as_of_right"
     )

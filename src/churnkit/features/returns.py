@@ -13,7 +13,7 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from churnkit.features._exprs import count_if, money_sum
+from churnkit.features._exprs import Lifetime, count_if, money
 from churnkit.features.spec import FeatureSpec
 
 
@@ -21,24 +21,33 @@ def names(spec: FeatureSpec) -> list[str]:
     return ["returns_lifetime", "cancellations_lifetime", "return_rate", "refunded_revenue_share"]
 
 
-def aggregates(h: ir.Table, spec: FeatureSpec) -> dict[str, ir.Scalar]:
+def lifetime(h: ir.Table, spec: FeatureSpec) -> dict[str, Lifetime]:
     returned = h.status == "returned"
     completed = h.status == "completed"
     return {
-        "returns_lifetime": count_if(returned),
-        "cancellations_lifetime": count_if(h.status == "cancelled"),
-        "_completed_orders": count_if(completed),
-        "_returned_revenue": money_sum(returned.fill_null(False).ifelse(h.amount_micros.abs(), 0)),
-        "_completed_revenue": money_sum(
-            completed.fill_null(False).ifelse(h.amount_micros.abs(), 0)
+        "returns_lifetime": (count_if(returned), "sum"),
+        "cancellations_lifetime": (count_if(h.status == "cancelled"), "sum"),
+        "_completed_orders": (count_if(completed), "sum"),
+        "_returned_micros": (
+            returned.fill_null(False).ifelse(h.amount_micros.abs(), 0).sum(),
+            "sum",
+        ),
+        "_completed_micros": (
+            completed.fill_null(False).ifelse(h.amount_micros.abs(), 0).sum(),
+            "sum",
         ),
     }
 
 
+def aggregates(h: ir.Table, spec: FeatureSpec) -> dict[str, ir.Scalar]:
+    return {}
+
+
 def derive(t: ir.Table, spec: FeatureSpec) -> dict[str, ir.Value]:
     orders = t.returns_lifetime + t._completed_orders
-    revenue = t._returned_revenue + t._completed_revenue
+    returned = money(t._returned_micros)
+    revenue = returned + money(t._completed_micros)
     return {
         "return_rate": ibis.ifelse(orders > 0, t.returns_lifetime.cast("float64") / orders, 0.0),
-        "refunded_revenue_share": ibis.ifelse(revenue > 0, t._returned_revenue / revenue, 0.0),
+        "refunded_revenue_share": ibis.ifelse(revenue > 0, returned / revenue, 0.0),
     }

@@ -14,7 +14,14 @@ from __future__ import annotations
 
 import ibis.expr.types as ir
 
-from churnkit.features._exprs import count_if, days_since, money_sum, window_start
+from churnkit.features._exprs import (
+    Lifetime,
+    count_if,
+    days_since,
+    money,
+    money_sum,
+    window_start,
+)
 from churnkit.features.spec import FeatureSpec
 
 VALUE_WINDOW_DAYS = 365  # customer_value_365d, always computed
@@ -33,15 +40,20 @@ def names(spec: FeatureSpec) -> list[str]:
     ]
 
 
+def lifetime(h: ir.Table, spec: FeatureSpec) -> dict[str, Lifetime]:
+    q = h.qualifying
+    return {
+        "first_order_at": (h.ordered_at.min(where=q), "min"),
+        "last_order_at": (h.ordered_at.max(where=q), "max"),
+        "orders_lifetime": (count_if(q), "sum"),
+        "_revenue_lifetime_micros": (q.ifelse(h.amount_micros, 0).sum(), "sum"),
+        "max_order_value": (h.amount.max(where=q), "max"),
+    }
+
+
 def aggregates(h: ir.Table, spec: FeatureSpec) -> dict[str, ir.Scalar]:
     q = h.qualifying
-    out = {
-        "first_order_at": h.ordered_at.min(where=q),
-        "last_order_at": h.ordered_at.max(where=q),
-        "orders_lifetime": count_if(q),
-        "revenue_lifetime": money_sum(q.ifelse(h.amount_micros, 0)),
-        "max_order_value": h.amount.max(where=q),
-    }
+    out = {}
     for w in sorted(set(spec.windows_days) | {VALUE_WINDOW_DAYS}):
         inside = q & (h.ordered_at >= window_start(h.as_of_ts, w))
         out[f"orders_{w}d"] = count_if(inside)
@@ -50,10 +62,12 @@ def aggregates(h: ir.Table, spec: FeatureSpec) -> dict[str, ir.Scalar]:
 
 
 def derive(t: ir.Table, spec: FeatureSpec) -> dict[str, ir.Value]:
+    revenue = money(t._revenue_lifetime_micros)
     return {
         "recency_days": days_since(t.as_of, t.last_order_at),
         "tenure_days": days_since(t.as_of, t.first_order_at),
-        "mean_order_value": t.revenue_lifetime / t.orders_lifetime,
+        "revenue_lifetime": revenue,
+        "mean_order_value": revenue / t.orders_lifetime,
         "customer_value_365d": t[f"revenue_{VALUE_WINDOW_DAYS}d"],
     }
 

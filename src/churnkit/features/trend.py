@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import ibis.expr.types as ir
 
-from churnkit.features._exprs import count_if, money_sum, window_start
+from churnkit.features._exprs import Lifetime, count_if, money_sum, window_start
 from churnkit.features.spec import FeatureSpec
 
 
 def names(spec: FeatureSpec) -> list[str]:
     d = spec.trend_days
     return [f"orders_prev_{d}d", f"revenue_prev_{d}d", f"orders_trend_{d}d", f"revenue_trend_{d}d"]
+
+
+def lifetime(h: ir.Table, spec: FeatureSpec) -> dict[str, Lifetime]:
+    return {}
 
 
 def aggregates(h: ir.Table, spec: FeatureSpec) -> dict[str, ir.Scalar]:
