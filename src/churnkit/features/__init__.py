@@ -109,6 +109,7 @@ def feature_table(
     events: ir.Table | None = None,
     customers: ir.Table | None = None,
     horizon_days: int | None = None,
+    split_history: bool = True,
 ) -> ir.Table:
     """The feature expression: one row per (customer, as_of) of the population.
 
@@ -125,6 +126,10 @@ def feature_table(
         Needed when the spec has engagement or attribute features.
     horizon_days
         When given, adds ``churned`` for the label window ``[as_of, as_of + horizon)``.
+    split_history
+        Whether rows older than a snapshot's longest window reach it through lifetime
+        parts (see above). The result is the same either way; splitting pays off with
+        several snapshots and costs a second pass over the data with one.
     """
     # The gaps need a window over every order; breadth and labels read the orders
     # without it. Sharing one expression would make DuckDB materialise it as a CTE:
@@ -132,7 +137,8 @@ def feature_table(
     prepared = _prepare_orders(orders, spec)
     with_gaps = _add_gaps(prepared) if spec.has("cadence") else prepared
     order_families = [f for f in _ORDER_FAMILIES if spec.has(f)]
-    table = rfm.population(_order_aggregates(with_gaps, grid, spec, order_families), spec)
+    days = _longest_window(spec) if split_history else None
+    table = rfm.population(_order_aggregates(with_gaps, grid, spec, order_families, days), spec)
     for family in order_families:
         table = table.mutate(**_MODULES[family].derive(table, spec))
     if spec.has("segments"):
@@ -140,11 +146,11 @@ def feature_table(
         table = segments.add_segments(table)
 
     if spec.has("breadth"):
-        table = breadth.add_breadth(table, prepared, grid, spec)
+        table = breadth.add_breadth(table, prepared, grid, spec, split=split_history)
     if spec.has("engagement"):
         if events is None:
             raise ValueError("the spec has engagement features but no events table was given")
-        table = engagement.add_engagement(table, events, grid, spec)
+        table = engagement.add_engagement(table, events, grid, spec, split=split_history)
     if spec.has("attributes"):
         if customers is None:
             raise ValueError("the spec has attribute features but no customers table was given")
@@ -160,30 +166,37 @@ def feature_table(
 
 
 def _order_aggregates(
-    orders: ir.Table, grid: ir.Table, spec: FeatureSpec, families: Sequence[str]
+    orders: ir.Table,
+    grid: ir.Table,
+    spec: FeatureSpec,
+    families: Sequence[str],
+    days: int | None,
 ) -> ir.Table:
-    """The order families' aggregates per customer with orders in the longest window.
+    """The order families' aggregates per customer with orders in the last ``days``.
 
-    Orders inside a snapshot's longest window (and the activity window) are joined to
-    it one by one; older orders only feed the families' lifetime values, which are
-    aggregated once per interval between snapshots, spread over the later snapshots
-    and combined (``_exprs.by_interval``). With monthly snapshots, an order then takes
-    part in at most a year of snapshots instead of every later one.
+    Orders inside a snapshot's last ``days`` (its longest window) are joined to it one
+    by one; older orders only feed the families' lifetime values, which are aggregated
+    once per interval between snapshots, spread over the later snapshots and combined
+    (``_exprs.by_interval``). With monthly snapshots, an order then takes part in at
+    most a year of snapshots instead of every later one. ``days=None`` joins every
+    earlier order to each snapshot.
     """
-    days = _longest_window(spec)
     recent = recent_rows(orders, "ordered_at", grid, days)
-    older = by_interval(orders, "ordered_at", grid, days)
     aggs: dict[str, ir.Scalar] = {}
     lifetime: dict[str, Lifetime] = {}
-    parts: dict[str, ir.Scalar] = {}
     for family in families:
         aggs |= _MODULES[family].aggregates(recent, spec)
         lifetime |= _MODULES[family].lifetime(recent, spec)
-        parts |= {name: part for name, (part, _) in _MODULES[family].lifetime(older, spec).items()}
     keys = ["customer_id", "as_of"]
     table = recent.group_by([*keys, "as_of_ts"]).aggregate(
         **aggs, **{name: value for name, (value, _) in lifetime.items()}
     )
+    if days is None:
+        return table
+    older = by_interval(orders, "ordered_at", grid, days)
+    parts: dict[str, ir.Scalar] = {}
+    for family in families:
+        parts |= {name: part for name, (part, _) in _MODULES[family].lifetime(older, spec).items()}
     parts_table = spread(older.group_by(["customer_id", "_cut"]).aggregate(**parts), grid, days)
     combined = parts_table.group_by(keys).aggregate(
         **{f"_older{name}": _COMBINE[how](parts_table[name]) for name, (_, how) in lifetime.items()}
@@ -304,7 +317,7 @@ def _feature_sql(
 ) -> Iterator[str]:
     """The cached feature SQL for ``con``'s input tables, with the grid registered."""
     schemas = tuple((name, _schema_key(con, name)) for name in ("orders", "events", "customers"))
-    sql = _duckdb_sql(spec, horizon_days, schemas)
+    sql = _duckdb_sql(spec, horizon_days, schemas, len(set(as_of_dates)) > 1)
     con.register(f"{TABLE_PREFIX}grid", _grid(as_of_dates))
     try:
         yield sql
@@ -376,11 +389,13 @@ def _grid(as_of_dates: Sequence[dt.date]) -> pa.Table:
 
 
 @functools.lru_cache(maxsize=64)
-def _duckdb_sql(spec: FeatureSpec, horizon_days: int | None, schemas: tuple) -> str:
+def _duckdb_sql(
+    spec: FeatureSpec, horizon_days: int | None, schemas: tuple, split_history: bool
+) -> str:
     """The feature query as DuckDB SQL over the registered ``churnkit_*`` tables.
 
     Compiling the Ibis expression costs far more than running it on small inputs, so
-    the SQL is built once per spec, horizon and input schemas.
+    the SQL is built once per spec, horizon, input schemas and history split.
     """
     tables = {
         name: None if schema is None else ibis.table(dict(schema), name=f"{TABLE_PREFIX}{name}")
@@ -394,6 +409,7 @@ def _duckdb_sql(spec: FeatureSpec, horizon_days: int | None, schemas: tuple) -> 
         events=tables["events"],
         customers=tables["customers"],
         horizon_days=horizon_days,
+        split_history=split_history,
     ).order_by(["as_of", "customer_id"])
     return ibis.to_sql(expr, dialect="duckdb")
 

@@ -24,6 +24,13 @@ def count_if(condition: ir.BooleanValue) -> ir.IntegerScalar:
     return holds.count(where=holds)
 
 
+def sum_counts(counts: ir.IntegerValue, where: ir.BooleanValue | None = None) -> ir.IntegerScalar:
+    """The sum of counts (or other integers below 2**53) as int64, exact in any order."""
+    # DuckDB sums BIGINT as HUGEINT (a decimal in Arrow) and Ibis drops a cast of an
+    # integer sum to int64; summed as float64 the counts stay exact and the cast stays
+    return counts.cast("float64").sum(where=where).cast("int64")
+
+
 def days_since(as_of: ir.DateValue, moment: ir.TimestampValue) -> ir.IntegerValue:
     """Whole calendar days from the date of ``moment`` to ``as_of``."""
     return as_of.delta(moment.date(), unit="day")
@@ -67,12 +74,13 @@ def money(micros: ir.IntegerValue) -> ir.FloatingValue:
 _EARLIEST = ibis.timestamp("0001-01-01 00:00:00")
 
 
-def recent_rows(rows: ir.Table, moment: str, grid: ir.Table, days: int) -> ir.Table:
-    """``rows`` joined to every snapshot whose ``[as_of - days, as_of)`` holds them."""
-    return rows.join(
-        grid,
-        [rows[moment] < grid.as_of_ts, rows[moment] >= window_start(grid.as_of_ts, days)],
-    )
+def recent_rows(rows: ir.Table, moment: str, grid: ir.Table, days: int | None) -> ir.Table:
+    """``rows`` joined to every snapshot whose ``[as_of - days, as_of)`` holds them;
+    with ``days=None``, to every snapshot after them."""
+    before = rows[moment] < grid.as_of_ts
+    if days is None:
+        return rows.join(grid, before)
+    return rows.join(grid, [before, rows[moment] >= window_start(grid.as_of_ts, days)])
 
 
 def by_interval(rows: ir.Table, moment: str, grid: ir.Table, days: int) -> ir.Table:

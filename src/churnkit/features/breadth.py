@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ibis.expr.types as ir
 
-from churnkit.features._exprs import Lifetime
+from churnkit.features._exprs import Lifetime, by_interval, spread, sum_counts
 from churnkit.features.spec import FeatureSpec
 
 _NAMES = {"category": "distinct_categories", "channel": "distinct_channels"}
@@ -32,23 +32,34 @@ def derive(t: ir.Table, spec: FeatureSpec) -> dict[str, ir.Value]:
 
 
 def add_breadth(
-    population: ir.Table, orders: ir.Table, grid: ir.Table, spec: FeatureSpec
+    population: ir.Table, orders: ir.Table, grid: ir.Table, spec: FeatureSpec, *, split: bool
 ) -> ir.Table:
     """Left-join the distinct counts onto ``population``.
 
     A value counts at ``as_of`` when its first qualifying order is before ``as_of``;
     working from first-purchase dates keeps this one small join instead of a distinct
-    count over every order of every snapshot.
+    count over every order of every snapshot. With ``split``, the first purchases are
+    counted once per interval between snapshots and those counts summed per snapshot.
     """
     for column in spec.breadth_columns:
+        name = _NAMES[column]
         values = orders.filter(orders.qualifying & orders[column].notnull())
         firsts = values.group_by(["customer_id", column]).aggregate(
             first_at=values.ordered_at.min()
         )
-        seen = firsts.join(grid, firsts.first_at < grid.as_of_ts)
-        counts = seen.group_by(["customer_id", "as_of"]).aggregate(**{_NAMES[column]: seen.count()})
+        if split:
+            firsts = by_interval(firsts, "first_at", grid, 0)
+            parts = spread(
+                firsts.group_by(["customer_id", "_cut"]).aggregate(_n=firsts.count()), grid, 0
+            )
+            counts = parts.group_by(["customer_id", "as_of"]).aggregate(
+                **{name: sum_counts(parts._n)}
+            )
+        else:
+            seen = firsts.join(grid, firsts.first_at < grid.as_of_ts)
+            counts = seen.group_by(["customer_id", "as_of"]).aggregate(**{name: seen.count()})
         population = population.left_join(counts, ["customer_id", "as_of"]).drop(
             "customer_id_right", "as_of_right"
         )
-        population = population.mutate(**{_NAMES[column]: population[_NAMES[column]].fill_null(0)})
+        population = population.mutate(**{name: population[name].fill_null(0)})
     return population

@@ -20,6 +20,7 @@ from churnkit.features._exprs import (
     days_since,
     recent_rows,
     spread,
+    sum_counts,
     window_start,
 )
 from churnkit.features.spec import FeatureSpec
@@ -39,7 +40,7 @@ def names(spec: FeatureSpec) -> list[str]:
 
 
 def add_engagement(
-    population: ir.Table, events: ir.Table, grid: ir.Table, spec: FeatureSpec
+    population: ir.Table, events: ir.Table, grid: ir.Table, spec: FeatureSpec, *, split: bool
 ) -> ir.Table:
     """Left-join the engagement features of ``events`` onto ``population``.
 
@@ -48,10 +49,10 @@ def add_engagement(
     customer and interval between snapshots before being spread over the later
     snapshots (see ``_exprs.by_interval``). Both sides aggregate by event type as
     written first: normalising the type on those few rows costs less than on every
-    event.
+    event. With ``split=False`` every earlier event is joined to each snapshot.
     """
     windows = spec.engagement_windows_days
-    longest = max(windows, default=0)
+    longest = max(windows, default=0) if split else None
     recent = recent_rows(events, "occurred_at", grid, longest)
     in_window = {
         f"_n_{w}d": count_if(recent.occurred_at >= window_start(recent.as_of_ts, w))
@@ -65,38 +66,11 @@ def add_engagement(
     for t in spec.event_types:
         is_t = per_type._kind == t
         for w in windows:
-            # DuckDB sums integers as HUGEINT (a decimal in Arrow); counts are exact
-            # in float64, and Ibis keeps the cast back to int64 that it would drop
-            # after an integer sum
-            count = per_type[f"_n_{w}d"].cast("float64").sum(where=is_t)
-            counted[f"{t}_events_{w}d"] = count.cast("int64")
+            counted[f"{t}_events_{w}d"] = sum_counts(per_type[f"_n_{w}d"], where=is_t)
         counted[f"_last_{t}_at"] = per_type._last_at.max(where=is_t)
-    recent_side = per_type.group_by(["customer_id", "as_of"]).aggregate(**counted)
-
-    older = by_interval(events, "occurred_at", grid, longest)
-    older = older.group_by(["customer_id", "event_type", "_cut"]).aggregate(
-        _last_at=older.occurred_at.max()
-    )
-    older = older.mutate(_kind=_kind(older.event_type))
-    lasts = [f"_last_{t}_at" for t in spec.event_types]
-    older = older.group_by(["customer_id", "_cut"]).aggregate(
-        **{
-            last: older._last_at.max(where=older._kind == t)
-            for t, last in zip(spec.event_types, lasts, strict=True)
-        }
-    )
-    older = spread(older, grid, longest)
-    # in the recent side's column order: a union matches columns by position
-    older_side = older.select(
-        "customer_id",
-        "as_of",
-        **{c: older[c] if c in lasts else ibis.null("int64") for c in counted},
-    )
-    # a count comes from its one recent row, a latest moment from either side
-    both = recent_side.union(older_side)
-    per_customer = both.group_by(["customer_id", "as_of"]).aggregate(
-        **{name: both[name].max() for name in counted}
-    )
+    per_customer = per_type.group_by(["customer_id", "as_of"]).aggregate(**counted)
+    if longest is not None:
+        per_customer = _with_older_events(per_customer, events, grid, spec, longest)
     joined = population.left_join(per_customer, ["customer_id", "as_of"]).drop(
         "customer_id_right", "as_of_right"
     )
@@ -109,6 +83,35 @@ def add_engagement(
     if NPS in spec.event_types:
         joined = _add_last_nps(joined, events, grid)
     return joined
+
+
+def _with_older_events(
+    recent: ir.Table, events: ir.Table, grid: ir.Table, spec: FeatureSpec, days: int
+) -> ir.Table:
+    """``recent`` per-customer aggregates, with the latest moments of events older than
+    ``days`` before each snapshot taken into account."""
+    older = by_interval(events, "occurred_at", grid, days)
+    older = older.group_by(["customer_id", "event_type", "_cut"]).aggregate(
+        _last_at=older.occurred_at.max()
+    )
+    older = older.mutate(_kind=_kind(older.event_type))
+    lasts = {f"_last_{t}_at": t for t in spec.event_types}
+    older = older.group_by(["customer_id", "_cut"]).aggregate(
+        **{last: older._last_at.max(where=older._kind == t) for last, t in lasts.items()}
+    )
+    older = spread(older, grid, days)
+    # in the recent side's column order: a union matches columns by position
+    values = [c for c in recent.columns if c not in ("customer_id", "as_of")]
+    older_side = older.select(
+        "customer_id",
+        "as_of",
+        **{c: older[c] if c in lasts else ibis.null("int64") for c in values},
+    )
+    # a count comes from its one recent row, a latest moment from either side
+    both = recent.union(older_side)
+    return both.group_by(["customer_id", "as_of"]).aggregate(
+        **{name: both[name].max() for name in values}
+    )
 
 
 def _add_last_nps(population: ir.Table, events: ir.Table, grid: ir.Table) -> ir.Table:

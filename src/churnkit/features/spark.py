@@ -71,6 +71,7 @@ def spark_feature_frame(
         events=table.get("events"),
         customers=table.get("customers"),
         horizon_days=horizon_days,
+        split_history=len(dates) > 1,
     ).order_by(["as_of", "customer_id"])
     return spark.sql(con.compile(expr))
 
