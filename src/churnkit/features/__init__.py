@@ -135,7 +135,9 @@ def feature_table(
     # without it. Sharing one expression would make DuckDB materialise it as a CTE:
     # scanning the file twice is cheaper than holding every order row in memory.
     prepared = _prepare_orders(orders, spec)
-    with_gaps = _add_gaps(prepared) if spec.has("cadence") else prepared
+    # no snapshot sees an order at or after the last as_of: the gap window skips them
+    seen = prepared.filter(prepared.ordered_at < grid.as_of_ts.max().as_scalar())
+    with_gaps = _add_gaps(seen) if spec.has("cadence") else seen
     order_families = [f for f in _ORDER_FAMILIES if spec.has(f)]
     days = _longest_window(spec) if split_history else None
     table = rfm.population(_order_aggregates(with_gaps, grid, spec, order_families, days), spec)
