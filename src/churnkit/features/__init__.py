@@ -1,10 +1,11 @@
 """Point-in-time features, population and labels, written once as Ibis expressions.
 
 :func:`feature_table` builds one Ibis expression for any number of snapshot dates.
-Each snapshot sees its orders in two parts: those inside its longest window (365 days
-by default) are joined to it one by one and feed every order family; older ones only
-feed lifetime values (first order, totals, gaps, returns), so they are aggregated once
-per interval between snapshots and those parts are combined for every later snapshot.
+With several, each snapshot sees its orders in two parts: those inside its longest
+window (365 days by default) are joined to it one by one and feed every order family;
+older ones only feed lifetime values (first order, totals, gaps, returns), so they are
+aggregated once per interval between snapshots and those parts are combined for every
+later snapshot. One snapshot joins its whole history.
 Segments are ranked on the result, then breadth (from first-purchase dates),
 engagement (the same split over events) and attributes are joined onto the
 population. :func:`build_features` runs it on DuckDB from pandas frames. Time
