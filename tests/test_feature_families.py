@@ -243,6 +243,8 @@ def test_views_over_parquet_files_give_the_same_features_as_pandas_frames(
 
     expected = build_features(orders, [HAND_AS_OF], SPEC, events=events, customers=customers)
     con = duckdb.connect()
+    # the query turns off one join optimizer for itself; the user's choices stay
+    con.execute("SET disabled_optimizers = 'compressed_materialization'")
     for name, frame in (("orders", orders), ("events", events), ("customers", customers)):
         path = tmp_path / f"{name}.parquet"
         frame.to_parquet(path)
@@ -255,6 +257,8 @@ def test_views_over_parquet_files_give_the_same_features_as_pandas_frames(
     assert rows == 3
     assert copied["customer_id"].tolist() == ["A", "B", "E"]
     assert copied["r_score"].tolist() == expected["r_score"].tolist()
+    setting = "SELECT current_setting('disabled_optimizers')"
+    assert con.execute(setting).fetchall()[0][0] == "compressed_materialization"
 
 
 def test_the_plain_ibis_expression_gives_the_same_features_as_the_compiled_sql(

@@ -48,3 +48,23 @@ def memory_limit_as_error(con: duckdb.DuckDBPyConnection, doing: str) -> Iterato
             "Raise `duckdb.memory_limit` in the config (or remove it: DuckDB then takes up "
             f"to 80 % of RAM){fewer}."
         ) from None
+
+
+@contextlib.contextmanager
+def joins_build_as_written(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Make every hash join build its table from its right input, as written.
+
+    DuckDB swaps the sides of a join towards the input it estimates smaller, and its
+    estimates of aggregated inputs are rough: the feature query's population (wide,
+    one row per customer and as_of) would become the build side of each join that adds
+    a family to it, and those tables coexist. With the swap off, each join builds from
+    the narrow table it adds. This is DuckDB's documented way to force join sides
+    ("Join Operations" in its performance guide); the previous setting comes back after.
+    """
+    previous = con.execute("SELECT current_setting('disabled_optimizers')").fetchall()[0][0]
+    disabled = [name for name in previous.split(",") if name] + ["build_side_probe_side"]
+    con.execute(f"SET disabled_optimizers = '{','.join(disabled)}'")
+    try:
+        yield
+    finally:
+        con.execute(f"SET disabled_optimizers = '{previous}'")

@@ -40,7 +40,7 @@ import pandas as pd
 import pyarrow as pa
 from ibis.backends.sql.datatypes import DuckDBType
 
-from churnkit._duckdb import connect, memory_limit_as_error
+from churnkit._duckdb import connect, joins_build_as_written, memory_limit_as_error
 from churnkit.features import (
     attributes,
     breadth,
@@ -318,12 +318,14 @@ def _feature_sql(
     spec: FeatureSpec,
     horizon_days: int | None,
 ) -> Iterator[str]:
-    """The cached feature SQL for ``con``'s input tables, with the grid registered."""
+    """The cached feature SQL for ``con``'s input tables, with the grid registered and
+    each join building from the table it adds (see ``joins_build_as_written``)."""
     schemas = tuple((name, _schema_key(con, name)) for name in ("orders", "events", "customers"))
     sql = _duckdb_sql(spec, horizon_days, schemas, len(set(as_of_dates)) > 1)
     con.register(f"{TABLE_PREFIX}grid", _grid(as_of_dates))
     try:
-        yield sql
+        with joins_build_as_written(con):
+            yield sql
     finally:
         con.unregister(f"{TABLE_PREFIX}grid")
 
