@@ -154,6 +154,7 @@ def measure(name: str, repeat: int, *args, **kwargs) -> dict:
         "median_seconds": round(statistics.median(r["seconds"] for r in runs), 2),
         "runs_seconds": [round(r["seconds"], 2) for r in runs],
         "max_peak_rss_mib": round(max(r["peak_rss_mib"] for r in runs)),
+        "runs_peak_rss_mib": [round(r["peak_rss_mib"]) for r in runs],
         "rows": runs[0]["rows"],
     }
     print(name, json.dumps(result), flush=True)
