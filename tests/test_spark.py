@@ -114,6 +114,8 @@ def test_the_spark_frame_stays_on_spark_until_collected(spark, small):
     assert type(frame).__name__ == "DataFrame" and "pyspark" in type(frame).__module__
     assert frame.count() > 100
     assert frame.columns[:2] == ["customer_id", "as_of"]
+    # the temporary views behind it are gone; the frame does not need them
+    assert not [t.name for t in spark.catalog.listTables() if t.name.startswith("churnkit_")]
 
 
 def test_a_session_not_in_utc_is_refused(spark, small):

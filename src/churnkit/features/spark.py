@@ -73,7 +73,13 @@ def spark_feature_frame(
         horizon_days=horizon_days,
         split_history=len(dates) > 1,
     ).order_by(["as_of", "customer_id"])
-    return spark.sql(con.compile(expr))
+    try:
+        # Spark resolves the views when it analyses the query, here: the frame keeps
+        # working after they are dropped, and a long-lived session keeps no leftovers
+        return spark.sql(con.compile(expr))
+    finally:
+        for name in views:
+            spark.catalog.dropTempView(prefix + name)
 
 
 def spark_features(
