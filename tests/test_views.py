@@ -126,3 +126,13 @@ def test_the_duckdb_section_sets_the_connection_that_reads_the_views(tmp_path, g
     assert spill == str(tmp_path / "p" / "spill")
     assert threads == 1
     assert source.summary()["orders"] > 10_000
+
+
+def test_churnkit_connections_print_no_progress_bar_to_stdout(capfd):
+    from churnkit._duckdb import connect
+
+    con = connect({"threads": 1})
+    con.execute("SET progress_bar_time = 0")  # DuckDB would draw its bar at once
+    count = con.execute("SELECT count(*) FROM range(20_000_000) t(x) WHERE x % 7 = 3").fetchall()
+    assert count == [(2_857_143,)]
+    assert capfd.readouterr().out == ""

@@ -13,22 +13,24 @@ from churnkit.errors import ResourceError
 
 
 def connect(settings: Mapping[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection without the progress bar (it prints to stdout).
+    """An in-memory DuckDB connection without the progress bar.
 
-    ``settings`` are DuckDB options such as ``memory_limit`` or ``temp_directory``;
-    None values are left at DuckDB's defaults.
+    The progress bar prints to stdout, where it would break ``--json`` output and fill
+    scheduler logs. ``settings`` are DuckDB options such as ``memory_limit`` or
+    ``temp_directory``; None values are left at DuckDB's defaults.
     """
     options = {
         key: str(value) if isinstance(value, PurePath) else value
         for key, value in (settings or {}).items()
         if value is not None
     }
-    try:
-        return duckdb.connect(config={"enable_progress_bar": False, **options})
-    except duckdb.InvalidInputException:
-        # inside Jupyter, DuckDB refuses to change the setting without ipywidgets; its
-        # notebook progress bar does not print to stdout, so the default is fine there
-        return duckdb.connect(config=options)
+    con = duckdb.connect(config=options)
+    # DuckDB 2 takes these per connection only (not in `config`). Printing stays off even
+    # if a later `SET progress_bar_time` turns the bar back on. Inside Jupyter DuckDB may
+    # refuse without ipywidgets; its notebook bar does not print to stdout anyway.
+    with contextlib.suppress(duckdb.InvalidInputException):
+        con.execute("SET enable_progress_bar = false; SET enable_progress_bar_print = false")
+    return con
 
 
 @contextlib.contextmanager
