@@ -3,8 +3,9 @@
 Measures, on the same generated Parquet files, each in a fresh process (so peak memory
 is that measurement's own), repeated, medians reported:
 
-  (a) the full default feature set (every family) for one as_of, with DuckDB's
-      defaults and again under --small-memory-limit;
+  (a) the full default feature set (every family) for one as_of, on the connection
+      churnkit opens without a `duckdb:` config section (DuckDB's defaults, no spill
+      directory), and again under --small-memory-limit (spilling);
   (b) the same for 12 monthly as_of dates in one query;
   (c) the floor: one hand-written DuckDB query for recency, frequency, revenue, tenure
       and mean gap;
@@ -56,13 +57,14 @@ def report(start, rows):
 CHURNKIT = (
     SETUP
     + """
+from churnkit._duckdb import connect
 from churnkit.features import FAMILIES, FeatureSpec, copy_features, run_feature_query
 start = time.perf_counter()
-con = duckdb.connect()
-con.execute("SET enable_progress_bar = false")
+# the connection `churnkit features` opens from a config's `duckdb:` section
+spill = f"{out if out != 'none' else data / 'features'}.spill"
+limited = {"memory_limit": memory_limit, "temp_directory": spill}
+con = connect(limited if memory_limit != "none" else None)
 if memory_limit != "none":
-    con.execute(f"SET memory_limit='{memory_limit}'")
-    con.execute(f"SET temp_directory='{out if out != 'none' else data / 'features'}.spill'")
     con.execute("SET preserve_insertion_order=false")
 con.execute(f"CREATE VIEW churnkit_orders AS SELECT * FROM read_parquet('{src('orders')}')")
 con.execute(f"CREATE VIEW churnkit_events AS SELECT * FROM read_parquet('{src('events')}')")

@@ -177,7 +177,7 @@ def test_work_over_the_duckdb_memory_limit_exits_2_naming_the_settings(tmp_path,
     )
     assert result.exit_code == 2, result.stderr
     assert "DuckDB ran out of memory checking the data contract" in result.stderr
-    assert "(memory_limit 1.9 MiB, 1 thread)" in result.stderr
+    assert "(memory_limit 1.9 MiB, 1 thread, spilling to .tmp)" in result.stderr
     assert "Raise `duckdb.memory_limit`" in result.stderr and "Traceback" not in result.stderr
     assert not out.exists()
 

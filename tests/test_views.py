@@ -59,7 +59,9 @@ def test_features_over_the_memory_limit_raise_a_resource_error(every_table):
     views.con.execute("SET threads=2")
     with pytest.raises(ResourceError, match=r"ran out of memory building features") as caught:
         run_feature_query(views.con, AS_OF, spec)
-    assert "(memory_limit 976.5 KiB, 2 threads)" in str(caught.value)
+    # churnkit's own connection has no spill directory unless the config sets one
+    assert "(memory_limit 976.5 KiB, 2 threads, no spill directory)" in str(caught.value)
+    assert "Set `duckdb.temp_directory`" in str(caught.value)
     assert "`duckdb.threads: 1`" in str(caught.value)
 
 
@@ -136,3 +138,16 @@ def test_churnkit_connections_print_no_progress_bar_to_stdout(capfd):
     count = con.execute("SELECT count(*) FROM range(20_000_000) t(x) WHERE x % 7 = 3").fetchall()
     assert count == [(2_857_143,)]
     assert capfd.readouterr().out == ""
+
+
+def test_churnkit_connections_spill_only_when_a_limit_or_directory_is_set(tmp_path):
+    from churnkit._duckdb import connect
+
+    def spill(settings):
+        con = connect(settings)
+        return con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0]
+
+    # without either, DuckDB works in memory instead of partitioning joins it need not
+    assert spill(None) == ""
+    assert spill({"memory_limit": "1GB"}) == ".tmp"  # DuckDB's own default
+    assert spill({"temp_directory": tmp_path / "spill"}) == str(tmp_path / "spill")

@@ -301,7 +301,10 @@ def run_feature_query(
     The connection must have ``churnkit_orders`` (and ``churnkit_events`` or
     ``churnkit_customers`` when the spec uses them) with canonical column names: tables,
     views over files, or registered Arrow tables. This is how large data stays in DuckDB
-    (out of core with a ``memory_limit``) instead of passing through pandas.
+    (out of core with a ``memory_limit``) instead of passing through pandas. A plain
+    ``duckdb.connect()`` has a spill directory, which costs memory and time even far
+    below the limit (see :func:`churnkit._duckdb.connect`); ``SET temp_directory = ''``
+    when the data fits in memory.
     """
     with (
         _feature_sql(con, as_of_dates, spec, horizon_days) as sql,
