@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -111,7 +113,10 @@ def test_demo_runs_end_to_end(tmp_path, flag):
     result = invoke(flag, "demo", "--dir", tmp_path / "demo", "--customers", "2000")
     assert result.exit_code == 0, result.output + result.stderr
     if flag == "--json":
-        assert '"promoted": true' in result.output
+        summary = json.loads(result.stdout)  # one document, nothing else on stdout
+        assert summary["training"]["promoted"] is True
+        assert summary["scored"] > 0
+        assert Path(summary["scores"], "at_risk.csv").exists()
     else:
         assert "at-risk customers" in result.output
         assert "mlflow ui --backend-store-uri sqlite:///" in result.output
@@ -121,8 +126,6 @@ def test_demo_runs_end_to_end(tmp_path, flag):
 
 def _pull_lists_as_readme_shows(tmp_path):
     """The `churnkit at-risk` examples of README, run on the demo's output."""
-    import json
-
     import pandas as pd
 
     config = "demo/churnkit.yaml"  # the tests run in tmp_path, like README in the repo

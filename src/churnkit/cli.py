@@ -523,9 +523,20 @@ def demo(
 
     with _Progress() as step:
         outcome = run_demo(directory, customers=customers, seed=seed, on_step=step)
+    db = outcome.training.run.tracking_uri
+    if _state["json"]:  # one document, as every other command prints
+        payload = {
+            "training": _training_summary(outcome.training),
+            "scored": len(outcome.scoring.ranked),
+            "data_dir": str(outcome.data_dir),
+            "config": str(outcome.config_path),
+            "scores": str(outcome.scoring.partition),
+            "tracking_uri": db,
+        }
+        out.print_json(json.dumps(payload))
+        return
     _report_training(outcome.training)
     _print_at_risk(outcome.scoring.ranked, 10)
-    db = outcome.training.run.tracking_uri
     lines = [
         "",
         f"data      {outcome.data_dir}/",
@@ -539,25 +550,26 @@ def demo(
         out.print(line, soft_wrap=True, highlight=False)
 
 
+def _training_summary(outcome: Any) -> dict[str, Any]:
+    """What ``--json`` prints of a training run."""
+    return {
+        "run_id": outcome.run.run_id,
+        "model": outcome.run.model_name,
+        "version": outcome.run.version,
+        "promoted": outcome.promoted,
+        "promotion": outcome.promotion_reason,
+        "metrics": outcome.result.metrics,
+        "model_minus_crr_pr_auc": outcome.result.crr_difference,
+        "export_dir": str(outcome.export_dir),
+    }
+
+
 def _report_training(outcome: Any) -> None:
     from churnkit.training import SCORER_LABELS
 
     result = outcome.result
     if _state["json"]:
-        out.print_json(
-            json.dumps(
-                {
-                    "run_id": outcome.run.run_id,
-                    "model": outcome.run.model_name,
-                    "version": outcome.run.version,
-                    "promoted": outcome.promoted,
-                    "promotion": outcome.promotion_reason,
-                    "metrics": result.metrics,
-                    "model_minus_crr_pr_auc": result.crr_difference,
-                    "export_dir": str(outcome.export_dir),
-                }
-            )
-        )
+        out.print_json(json.dumps(_training_summary(outcome)))
         return
     by_rfm = result.model.baseline.segment_column == "rfm_segment"
     labels = {
