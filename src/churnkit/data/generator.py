@@ -7,6 +7,19 @@ Purchases follow a Poisson process thinned by a yearly season and by a fade that
 before the dropout; engagement events (sessions, e-mail opens, support tickets, NPS)
 fade earlier and more sharply, so churn is learnable from behaviour but not trivial.
 
+Real shops differ, so the generator has *scenarios* (:data:`SCENARIOS`):
+
+``default``
+    three years of a growing web shop, customers signing up all the time, about 10
+    orders each, every customer with events and attributes.
+``cohort``
+    one acquisition cohort (everyone's first order in the first two months) followed for
+    18 months: many one-and-done buyers and short lives, so most customers churn; events
+    for a third of the customers, the loyalty tier unknown for two thirds.
+``grocery``
+    a one-year panel of households that were customers before the data starts: frequent
+    baskets, long lives, low churn; sparse events, attributes often missing.
+
 Everything is drawn from one ``numpy.random.Generator`` seeded by the caller, and
 sorted before writing, so the same seed gives byte-identical files. The per-customer
 truth (rates, dropout day) is written too, for the oracle of the accuracy benchmark.
@@ -26,7 +39,9 @@ import pyarrow.parquet as pq
 
 __all__ = [
     "CHUNK_CUSTOMERS",
+    "SCENARIOS",
     "GeneratedData",
+    "Scenario",
     "generate_data",
     "generate_files",
     "parquet_rows",
@@ -45,6 +60,65 @@ _ENGAGEMENT_FADE_DAYS = 100.0  # engagement fades earlier than purchases
 
 
 @dataclass(frozen=True)
+class Scenario:
+    """How one kind of shop's customers arrive, buy and leave.
+
+    Days count from ``start``. A customer's first order is on the signup day, except
+    for panel customers signed up before ``start``, whose first order in the data is
+    their first purchase after it.
+    """
+
+    start: dt.date
+    end: dt.date
+    signup_from_day: float  # signups are uniform on [signup_from_day, signup_to_day)
+    signup_to_day: float | None  # None: up to the last day
+    days_per_order: float  # mean over customers of the expected days between orders
+    rate_shape: float  # gamma shape of purchase rates across customers
+    one_and_done: float  # share of customers who stop within 20 days of signing up
+    mean_life_days: float  # scale of the lognormal-exponential lifetime
+    with_events: float = 1.0  # share of customers who have engagement events
+    tier_known: float = 1.0  # share of customers whose loyalty tier is known
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "default": Scenario(
+        start=dt.date(2023, 1, 1),
+        end=dt.date(2025, 12, 31),
+        signup_from_day=0.0,
+        signup_to_day=None,
+        days_per_order=21.0,
+        rate_shape=2.0,
+        one_and_done=0.2,
+        mean_life_days=520.0,
+    ),
+    "cohort": Scenario(
+        start=dt.date(2024, 7, 1),
+        end=dt.date(2025, 12, 31),
+        signup_from_day=0.0,
+        signup_to_day=60.0,
+        days_per_order=30.0,
+        rate_shape=1.5,
+        one_and_done=0.35,
+        mean_life_days=260.0,
+        with_events=0.35,
+        tier_known=0.35,
+    ),
+    "grocery": Scenario(
+        start=dt.date(2025, 1, 1),
+        end=dt.date(2025, 12, 31),
+        signup_from_day=-1000.0,
+        signup_to_day=0.0,
+        days_per_order=8.0,
+        rate_shape=2.5,
+        one_and_done=0.0,
+        mean_life_days=5000.0,
+        with_events=0.3,
+        tier_known=0.35,
+    ),
+}
+
+
+@dataclass(frozen=True)
 class GeneratedData:
     """The four generated tables as Arrow tables."""
 
@@ -58,17 +132,29 @@ def generate_data(
     n_customers: int,
     *,
     seed: int | Sequence[int] = 0,
-    start: dt.date = dt.date(2023, 1, 1),
-    end: dt.date = dt.date(2025, 12, 31),
+    scenario: str = "default",
+    start: dt.date | None = None,
+    end: dt.date | None = None,
     first_customer: int = 0,
     first_order: int = 0,
 ) -> GeneratedData:
     """Draw orders, events, customers and the hidden truth for ``n_customers``.
 
-    Orders fall on days ``start`` to ``end`` inclusive. About 10 orders per customer on
-    average, and about 2 events per order. ``seed`` may be an int or a sequence of ints;
-    ids start after ``first_customer`` and ``first_order``.
+    Orders fall on days ``start`` to ``end`` inclusive (default: the scenario's). In the
+    default scenario, about 10 orders per customer on average, and about 2 events per
+    order. ``seed`` may be an int or a sequence of ints; ids start after
+    ``first_customer`` and ``first_order``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown scenario, fewer than one customer, or ``end`` not after ``start``.
     """
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}; choose one of {sorted(SCENARIOS)}")
+    shop = SCENARIOS[scenario]
+    start = start or shop.start
+    end = end or shop.end
     if n_customers < 1:
         raise ValueError("n_customers must be at least 1")
     if end <= start:
@@ -77,24 +163,29 @@ def generate_data(
     n_days = (end - start).days + 1
     n = n_customers
 
-    signup = rng.uniform(0, n_days - 1, n)
-    rate = rng.gamma(2.0, 1 / 42.0, n)  # orders per day; mean one per 21 days
+    signup_to = n_days - 1 if shop.signup_to_day is None else shop.signup_to_day
+    signup = rng.uniform(shop.signup_from_day, signup_to, n)
+    # orders per day; the default's mean is one per 21 days
+    rate = rng.gamma(shop.rate_shape, 1 / (shop.rate_shape * shop.days_per_order), n)
     spend = rng.gamma(2.5, 24.0, n)  # typical order value
     return_prob = rng.beta(1.0, 12.0, n)
-    one_and_done = rng.random(n) < 0.2
-    mean_life = 520.0 * rng.lognormal(0.0, 0.5, n) * np.exp(-4.0 * return_prob)
+    one_and_done = rng.random(n) < shop.one_and_done
+    mean_life = shop.mean_life_days * rng.lognormal(0.0, 0.5, n) * np.exp(-4.0 * return_prob)
     lifetime = np.where(one_and_done, rng.uniform(0, 20, n), rng.exponential(mean_life))
     dropout = signup + lifetime
     favourite = rng.integers(0, len(_CATEGORIES), n)
     channel = rng.integers(0, len(_CHANNELS), n)
     engagement = rng.gamma(2.0, 0.5, n)  # sessions per expected order
 
+    active_from = np.maximum(signup, 0.0)
     cust, day = _thinned_process(
-        rng, rate, signup, np.minimum(dropout, n_days), _season, _FADE_DAYS, dropout, 0.0
+        rng, rate, active_from, np.minimum(dropout, n_days), _season, _FADE_DAYS, dropout, 0.0
     )
-    # every customer's first order is on their signup day
-    cust = np.concatenate([np.arange(n), cust])
-    day = np.concatenate([signup, day])
+    # a customer's first order is on the signup day; a panel customer signed up before
+    # the data starts has only the purchases after it
+    new = np.flatnonzero(signup >= 0)
+    cust = np.concatenate([new, cust])
+    day = np.concatenate([signup[new], day])
     n_orders = len(cust)
     amount = np.round(spend[cust] * rng.gamma(4.0, 0.25, n_orders), 2)
     u = rng.random(n_orders)
@@ -116,15 +207,20 @@ def generate_data(
         }
     )
     events = _events(
-        rng, start, n_days, rate, engagement, signup, dropout, return_prob, first_customer
+        rng, start, n_days, rate, engagement, active_from, dropout, return_prob, first_customer
     )
+    signed_up = (np.maximum(signup - rng.uniform(0, 14, n), shop.signup_from_day) * _DAY_S).astype(
+        np.int64
+    )
+    tier = _TIERS[np.digitize(spend, [40.0, 90.0])]
+    if shop.with_events < 1.0:
+        events = _keep_customers(events, rng.random(n) < shop.with_events, first_customer)
+    tier_unknown = rng.random(n) >= shop.tier_known if shop.tier_known < 1.0 else None
     customers = pa.table(
         {
             "customer_id": _ids("C", first_customer + np.arange(n), 7),
-            "signed_up_at": _timestamps(
-                start, (np.maximum(signup - rng.uniform(0, 14, n), 0) * _DAY_S).astype(np.int64)
-            ),
-            "loyalty_tier": pa.array(_TIERS[np.digitize(spend, [40.0, 90.0])]),
+            "signed_up_at": _timestamps(start, signed_up),
+            "loyalty_tier": pa.array(tier, mask=tier_unknown),
             "acquisition_channel": pa.array(_CHANNELS[channel]),
             "country": pa.array(_COUNTRIES[rng.integers(0, len(_COUNTRIES), n)]),
         }
@@ -140,6 +236,13 @@ def generate_data(
         }
     )
     return GeneratedData(orders=orders, events=events, customers=customers, truth=truth)
+
+
+def _keep_customers(table: pa.Table, keep: np.ndarray, first_customer: int) -> pa.Table:
+    """Rows of ``table`` whose customer is marked in ``keep`` (indexed from ``first_customer``)."""
+    numbers = pc.cast(pc.utf8_slice_codeunits(table["customer_id"], 1), pa.int64())
+    index = pc.subtract(numbers, first_customer + 1).to_numpy(zero_copy_only=False)
+    return table.filter(pa.array(keep[index]))
 
 
 def write_generated(data: GeneratedData, out_dir: Path) -> dict[str, Path]:
@@ -158,8 +261,9 @@ def generate_files(
     out_dir: Path,
     *,
     seed: int = 0,
-    start: dt.date = dt.date(2023, 1, 1),
-    end: dt.date = dt.date(2025, 12, 31),
+    scenario: str = "default",
+    start: dt.date | None = None,
+    end: dt.date | None = None,
     chunk_customers: int = CHUNK_CUSTOMERS,
 ) -> dict[str, Path]:
     """Generate and write ``n_customers`` in parts of ``chunk_customers``, bounding memory.
@@ -169,7 +273,8 @@ def generate_files(
     (``orders/part-00000.parquet`` ...), part ``k`` drawn with seed ``[seed, k]``.
     """
     if n_customers <= chunk_customers:
-        return write_generated(generate_data(n_customers, seed=seed, start=start, end=end), out_dir)
+        data = generate_data(n_customers, seed=seed, scenario=scenario, start=start, end=end)
+        return write_generated(data, out_dir)
     paths = {name: out_dir / name for name in _TABLES}
     for path in paths.values():
         path.mkdir(parents=True, exist_ok=True)
@@ -178,6 +283,7 @@ def generate_files(
         data = generate_data(
             min(chunk_customers, n_customers - first),
             seed=[seed, part],
+            scenario=scenario,
             start=start,
             end=end,
             first_customer=first,
