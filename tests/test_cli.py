@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from tests.conftest import write_config
@@ -74,7 +75,8 @@ def test_validate_summarises_the_data_and_the_snapshots(tmp_path, generated_dir)
     result = invoke("validate", write_config(tmp_path, generated_dir))
     assert result.exit_code == 0, result.stderr
     assert "orders:" in result.output and "customers" in result.output
-    assert "validation 2025-08-01, test 2025-09-01, 2025-10-01" in result.output
+    assert "labelled snapshots: 31 (2023-04-01 .. 2025-10-01)" in result.output
+    assert "walk-forward test dates 2025-08-01, 2025-09-01, 2025-10-01" in result.output
 
 
 def test_scoring_without_a_trained_model_exits_2(tmp_path, generated_dir, fresh_store):
@@ -100,12 +102,26 @@ def test_a_model_that_does_not_beat_the_baseline_exits_3_and_stays_challenger(
     config = write_config(tmp_path / "p", generated_dir, model={"max_rounds": 1, "num_leaves": 2})
     result = invoke("train", config)
     assert result.exit_code == 3, result.output + result.stderr
-    assert "does not beat the CRR baseline" in result.stderr
+    assert "does not clearly beat the best baseline" in result.stderr
     assert "CRR baseline" in result.output  # the comparison table is printed
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'p' / 'mlflow.db'}")
     assert {k: str(v) for k, v in client.get_registered_model("churn-test").aliases.items()} == {
         "challenger": "1"
     }
+    best = client.get_run(client.get_model_version("churn-test", "1").run_id).data.tags[
+        "churnkit.best_baseline"
+    ]
+    # with no champion, the nightly list comes from the best baseline, clearly marked
+    scored = invoke("score", config)
+    assert scored.exit_code == 0, scored.output + scored.stderr
+    assert "this list comes from a deterministic baseline" in scored.stderr
+    partition = next((tmp_path / "p" / "scores").glob("as_of=*"))
+    manifest = json.loads((partition / "manifest.json").read_text())
+    assert manifest["scorer"]["served"] == best
+    assert "did not pass the quality gate" in manifest["scorer"]["fallback_reason"]
+    listed = pd.read_csv(partition / "at_risk.csv")
+    assert (listed["model_name"] == f"baseline:{best}").all()
+    assert listed["churn_probability"].is_monotonic_decreasing
 
 
 @pytest.mark.parametrize("flag", ["--quiet", "--json"])

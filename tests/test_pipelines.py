@@ -149,7 +149,10 @@ def test_a_second_model_that_is_not_better_stays_challenger(project):
     first = run_training(project, config_text="")
     second = run_training(project, config_text="")  # same data and seed: not better
     assert first.promoted and not second.promoted
-    assert "does not beat champion v1" in second.promotion_reason
+    assert (
+        "does not beat champion v1 on the walk-forward test dates both had, "
+        "2025-08-01, 2025-09-01, 2025-10-01" in second.promotion_reason
+    )
     client = MlflowClient()
     aliases = {k: str(v) for k, v in client.get_registered_model("churn-test").aliases.items()}
     assert aliases == {"champion": "1", "challenger": "2"}

@@ -247,14 +247,14 @@ def test_the_model_carries_a_drift_reference_that_survives_saving(trained, tmp_p
     assert scoring.manifest["drift"]["over_threshold"] == []
 
 
-def _drifted_bundle(outcome, folder):
-    """The trained bundle with a drift reference that tonight's recency cannot match."""
+def _drifted_bundle(outcome, folder, column=SCORE):
+    """The trained bundle with a drift reference that tonight's ``column`` cannot match."""
     model = ChurnModel.load(outcome.export_dir)
     reference = dict(model.drift_reference)
-    recency = dict(reference["recency_days"])
-    shares = [0.0] * len(recency["shares"])
-    shares[0] = 1.0  # "everyone ordered within the first bin" in training
-    reference["recency_days"] = {**recency, "shares": shares}
+    entry = dict(reference[column])
+    shares = [0.0] * len(entry["shares"])
+    shares[0] = 1.0  # "everyone fell in the first bin" in training
+    reference[column] = {**entry, "shares": shares}
     model.drift_reference = reference
     return model.save(folder)
 
@@ -268,14 +268,23 @@ def test_drift_over_the_threshold_stops_scoring_and_writes_nothing(trained, tmp_
             "scoring": cfg.scoring.model_copy(update={"model": str(bundle), "output_dir": output})
         }
     )
-    with pytest.raises(DriftError, match=r"recency_days .*Nothing was written.*--allow-drift"):
+    with pytest.raises(DriftError, match=r"score PSI .*Nothing was written.*--allow-drift"):
         run_scoring(drifted)
     assert not output.exists() or list_partitions(output) == []
 
     allowed = run_scoring(drifted, allow_drift=True)
     manifest = json.loads((allowed.partition / "manifest.json").read_text())
-    assert manifest["drift"]["allowed"] is True
-    assert "recency_days" in manifest["drift"]["over_threshold"]
+    assert manifest["drift"]["allowed"] is True and manifest["drift"]["stops"] is True
+    assert SCORE in manifest["drift"]["over_threshold"]
+
+
+def test_feature_drift_is_recorded_but_does_not_stop_the_night(trained, tmp_path):
+    cfg, outcome, _ = trained
+    bundle = _drifted_bundle(outcome, tmp_path / "bundle", column="recency_days")
+    scoring = cfg.scoring.model_copy(update={"model": str(bundle), "output_dir": tmp_path / "s"})
+    written = run_scoring(cfg.model_copy(update={"scoring": scoring}))
+    drift = json.loads((written.partition / "manifest.json").read_text())["drift"]
+    assert drift["stops"] is False and drift["over_threshold"] == ["recency_days"]
 
 
 def test_a_dry_run_scores_but_writes_nothing(trained, tmp_path):

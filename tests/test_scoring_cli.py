@@ -114,7 +114,7 @@ def test_the_same_scoring_twice_gives_the_same_bytes(bundle_config):
 def test_score_prints_the_list_with_reasons_actions_and_drift(bundle_config):
     result = invoke("score", bundle_config, "--top", "5")
     assert result.exit_code == 0, result.output
-    for text in ("top reason", "action", "tier", "drift (PSI vs training)", "wrote"):
+    for text in ("top reason", "action", "tier", "drift (PSI vs the latest labelled", "wrote"):
         assert text in result.output
 
 
@@ -135,7 +135,7 @@ def test_drift_exits_3_unless_allowed(trained, tmp_path, generated_dir):
     )
     result = invoke("score", config)
     assert result.exit_code == 3
-    assert "drift:" in result.stderr and "recency_days" in result.stderr
+    assert "drift:" in result.stderr and "score PSI" in result.stderr
     assert not (config.parent / "scores").exists()
     assert invoke("--quiet", "score", config, "--allow-drift").exit_code == 0
 

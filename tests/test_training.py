@@ -11,11 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
 
-from churnkit.config import ModelConfig
+from churnkit.config import ModelConfig, SnapshotConfig
 from churnkit.errors import DataError, FeatureMismatchError, ModelNotFoundError
 from churnkit.features import FeatureSpec, feature_names
-from churnkit.features.snapshots import make_as_of_grid
-from churnkit.training import CRRBaseline, split_snapshots
+from churnkit.features.snapshots import make_as_of_grid, observed_as_of_dates
+from churnkit.training import CRRBaseline, FitPlan, plan_walk_forward
 from churnkit.training.baselines import ScoreBaseline
 from churnkit.training.calibration import Calibration, fit_calibration
 from churnkit.training.metrics import expected_calibration_error, lift_at, score_metrics
@@ -24,43 +24,80 @@ from churnkit.training.model import ChurnModel, fit_booster
 
 @settings(max_examples=200, deadline=None)
 @given(
-    n_months=st.integers(min_value=3, max_value=48),
+    n_months=st.integers(min_value=2, max_value=48),
     horizon_days=st.integers(min_value=1, max_value=400),
     n_validation=st.integers(min_value=1, max_value=3),
-    n_test=st.integers(min_value=1, max_value=3),
+    n_backtests=st.integers(min_value=1, max_value=4),
 )
-def test_no_training_label_window_reaches_past_the_first_validation_as_of(
-    n_months, horizon_days, n_validation, n_test
+def test_no_walk_forward_fit_sees_a_label_window_that_ends_after_its_test_date(
+    n_months, horizon_days, n_validation, n_backtests
 ):
     dates = make_as_of_grid(
         dt.date(2022, 1, 1), dt.date(2022, 1, 1) + dt.timedelta(days=31 * n_months), "month"
     )
     try:
-        split = split_snapshots(
-            dates, horizon_days=horizon_days, n_validation=n_validation, n_test=n_test
+        plan = plan_walk_forward(
+            dates, horizon_days=horizon_days, n_validation=n_validation, n_backtests=n_backtests
         )
     except DataError:
-        return  # too short a grid for this horizon: refused, never a leaky split
-    first_validation = split.validation[0]
-    assert all(d + dt.timedelta(days=horizon_days) <= first_validation for d in split.train)
-    assert max(split.train) < min(split.validation) <= max(split.validation) < min(split.test)
-    assert split.test == tuple(dates[-n_test:])
-    assert len(split.validation) == n_validation
+        return  # too short a grid for this horizon: refused, never a leaky plan
+    horizon = dt.timedelta(days=horizon_days)
+    for test_date, fit in plan.backtests:
+        assert all(d + horizon <= test_date for d in fit.dates)
+        assert len(fit.validation) == n_validation and fit.fit
+        assert max(fit.fit) < min(fit.validation)
+    assert set(plan.test) <= set(dates[-n_backtests:])
+    assert plan.deployment.dates == tuple(dates)
 
 
-def test_split_drops_training_snapshots_whose_label_window_overlaps_validation():
-    dates = make_as_of_grid(dt.date(2024, 1, 1), dt.date(2024, 12, 1), "month")
-    split = split_snapshots(dates, horizon_days=90, n_validation=1, n_test=2)
-    assert split.test == (dt.date(2024, 11, 1), dt.date(2024, 12, 1))
-    assert split.validation == (dt.date(2024, 10, 1),)
-    # 07-01 + 90 days = 09-29 <= 10-01 is kept; 08-01 + 90 days = 10-30 > 10-01 is not
-    assert split.train == tuple(dt.date(2024, m, 1) for m in range(1, 8))
+def test_walk_forward_by_hand_on_a_one_year_history():
+    # a year of orders from 2025-01-01: snapshots 04-01 .. 10-01 are labelled at 90 days
+    dates = make_as_of_grid(dt.date(2025, 4, 1), dt.date(2025, 10, 3), "month")
+    plan = plan_walk_forward(dates, horizon_days=90, n_validation=1, n_backtests=3)
+    assert plan.test == (dt.date(2025, 8, 1), dt.date(2025, 9, 1), dt.date(2025, 10, 1))
+    backtests = dict(plan.backtests)
+    # 07-01 + 90 days = 09-29, by 10-01; 08-01 + 90 days = 10-30 is not
+    assert backtests[dt.date(2025, 10, 1)] == FitPlan(
+        fit=(dt.date(2025, 4, 1), dt.date(2025, 5, 1), dt.date(2025, 6, 1)),
+        validation=(dt.date(2025, 7, 1),),
+    )
+    assert backtests[dt.date(2025, 8, 1)] == FitPlan(
+        fit=(dt.date(2025, 4, 1),), validation=(dt.date(2025, 5, 1),)
+    )
+    # the model that is deployed fits on every labelled snapshot, stopping on the latest
+    assert plan.deployment.validation == (dt.date(2025, 10, 1),)
+    assert len(plan.deployment.fit) == 6
 
 
-def test_split_refuses_a_horizon_longer_than_the_history():
+def test_walk_forward_refuses_a_history_too_short_naming_what_helps():
     dates = make_as_of_grid(dt.date(2024, 1, 1), dt.date(2024, 4, 1), "month")
-    with pytest.raises(DataError, match="no training snapshot has its 365-day label window"):
-        split_snapshots(dates, horizon_days=365, n_validation=1, n_test=1)
+    with pytest.raises(DataError, match=r"4 labelled snapshot\(s\) \(2024-01-01 .. 2024-04-01\)"):
+        plan_walk_forward(dates, horizon_days=365, n_validation=1, n_backtests=1)
+    with pytest.raises(DataError, match="min_history_days.*first_as_of.*frequency: week"):
+        plan_walk_forward(dates, horizon_days=365, n_validation=1, n_backtests=1)
+
+
+def test_snapshots_start_one_horizon_after_the_first_order_by_default():
+    cfg = SnapshotConfig(horizon_days=90)
+    dates = observed_as_of_dates(dt.date(2025, 1, 1), dt.date(2026, 1, 1), cfg)
+    assert dates[0] == dt.date(2025, 4, 1) and dates[-1] == dt.date(2025, 10, 1)
+    longer = observed_as_of_dates(
+        dt.date(2025, 1, 1), dt.date(2026, 1, 1), SnapshotConfig(min_history_days=200)
+    )
+    assert longer[0] == dt.date(2025, 8, 1)
+
+
+def test_no_snapshot_fitting_the_data_is_explained_in_date_order():
+    cfg = SnapshotConfig(horizon_days=90, min_history_days=365)
+    with pytest.raises(DataError) as err:
+        observed_as_of_dates(dt.date(2017, 1, 1), dt.date(2018, 1, 1), cfg)
+    message = str(err.value)
+    assert "orders run from 2017-01-01 to 2017-12-31" in message
+    assert (
+        "first snapshot would be 2018-01-01 (the first order, 2017-01-01, plus 365 days" in message
+    )
+    assert "last whose 90-day label window the data observes is 2017-10-03" in message
+    assert "`snapshots.min_history_days`" in message and "`snapshots.first_as_of`" in message
 
 
 def test_crr_baseline_is_one_minus_retention_rate_of_the_segment():
@@ -107,21 +144,39 @@ def test_calibration_error_and_brier_by_hand():
     assert score_metrics(y, p)["brier"] == pytest.approx((0.05**2 + 0.95**2 + 2 * 0.05**2) / 4)
 
 
-def test_isotonic_calibration_makes_probabilities_match_churn_rates():
+@pytest.mark.parametrize("method", ["sigmoid", "isotonic"])
+def test_calibration_makes_probabilities_match_churn_rates(method):
     rng = np.random.default_rng(1)
     raw = rng.random(20_000)
     churned = (rng.random(20_000) < raw**3).astype(int)  # raw scores overstate churn
     fit, holdout = slice(0, 10_000), slice(10_000, None)
-    calibration = fit_calibration(raw[fit], churned[fit])
+    calibration = fit_calibration(raw[fit], churned[fit], method)
     before = expected_calibration_error(churned[holdout], raw[holdout])
     after = expected_calibration_error(churned[holdout], calibration.apply(raw[holdout]))
-    assert before > 0.15 and after < 0.02
+    assert before > 0.15 and after < 0.03
     restored = Calibration.from_dict(calibration.to_dict())
     np.testing.assert_array_equal(restored.apply(raw[:50]), calibration.apply(raw[:50]))
-    assert calibration.apply(np.array([-1.0, 2.0])).tolist() == [
-        pytest.approx(calibration.y_thresholds[0], abs=1e-4),
-        pytest.approx(calibration.y_thresholds[-1], abs=1e-4),
-    ]
+
+
+def test_sigmoid_calibration_keeps_the_ranking_without_ties_or_floors():
+    rng = np.random.default_rng(4)
+    raw = rng.beta(0.5, 3.0, 5000)  # many scores near 0, as for loyal customers
+    churned = (rng.random(5000) < raw).astype(int)
+    sigmoid = fit_calibration(raw, churned, "sigmoid").apply(raw)
+    order = np.argsort(raw)
+    assert np.all(np.diff(sigmoid[order]) >= 0)  # monotone: the ranking is the raw one
+    assert len(np.unique(sigmoid)) == len(np.unique(raw))  # no ties the raw score lacks
+    assert sigmoid.min() < 1e-4 or len(np.unique(sigmoid[sigmoid < 0.01])) > 1  # no floor
+    isotonic = fit_calibration(raw, churned, "isotonic").apply(raw)
+    largest_tie = pd.Series(isotonic).value_counts().iloc[0] / len(raw)
+    assert largest_tie > 0.01  # what the sigmoid avoids: a step holding many customers
+    assert pd.Series(sigmoid).value_counts().iloc[0] == 1
+
+
+def test_bundles_with_isotonic_thresholds_only_still_load():
+    old = Calibration.from_dict({"x_thresholds": [0.0, 1.0], "y_thresholds": [0.1, 0.9]})
+    assert old.method == "isotonic"
+    np.testing.assert_allclose(old.apply(np.array([0.5])), [0.5])
 
 
 def test_score_baselines_are_monotone_in_their_signal():
@@ -214,21 +269,47 @@ def test_bootstrap_interval_of_a_better_scorer_is_above_zero_and_covers_the_diff
     assert 0 < result["ci_low"] < expected < result["ci_high"]
 
 
-def _m(pr_auc, lift, precision):
-    return {"pr_auc": pr_auc, "lift_10": lift, "precision_10": precision}
+def test_vectorised_bootstrap_metrics_equal_sklearn_with_weights_and_ties():
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from churnkit.training.metrics import _curve_points, _weighted_ranking_metrics
+
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 500).astype(float)
+    scores = np.round(y * 0.5 + rng.normal(0, 1, 500), 1)  # many ties
+    weights = rng.integers(0, 3, (4, 500)).astype(float)
+    order, thresholds = _curve_points(y, scores)
+    pr, roc = _weighted_ranking_metrics(y[order], weights[:, order], thresholds)
+    for i, w in enumerate(weights):
+        assert pr[i] == pytest.approx(average_precision_score(y, scores, sample_weight=w))
+        assert roc[i] == pytest.approx(roc_auc_score(y, scores, sample_weight=w))
+
+
+def _result(model_pr, baselines):
+    """A TrainingResult with pooled PR-AUCs and PR-AUC differences' intervals only."""
+    from churnkit.training import TrainingResult
+
+    metrics = {"model": {"pr_auc": model_pr}} | {
+        n: {"pr_auc": v} for n, (v, _) in baselines.items()
+    }
+    comparisons = {
+        name: {"pr_auc": {"difference": model_pr - v, "ci_low": low}}
+        for name, (v, low) in baselines.items()
+    }
+    empty = pd.DataFrame()
+    return TrainingResult(None, metrics, empty, empty, empty, comparisons)
 
 
 @pytest.mark.parametrize(
-    ("model", "baseline", "expected"),
+    ("baselines", "best", "passes"),
     [
-        (_m(0.95, 1.80, 0.99), _m(0.90, 1.70, 0.95), True),
-        (_m(0.97, 1.70, 1.00), _m(0.91, 1.70, 1.00), True),  # both at the lift cap
-        (_m(0.97, 1.60, 0.90), _m(0.91, 1.60, 0.90), False),  # a tie below the cap
-        (_m(0.90, 1.80, 1.00), _m(0.91, 1.70, 0.95), False),  # lower PR-AUC
-        (_m(0.91, 1.70, 1.00), _m(0.91, 1.70, 1.00), False),  # equal PR-AUC
+        ({"crr_baseline": (0.90, 0.02), "recency_baseline": (0.93, 0.004)}, "recency", True),
+        ({"crr_baseline": (0.90, 0.02), "recency_baseline": (0.93, -0.001)}, "recency", False),
+        ({"crr_baseline": (0.95, -0.01), "recency_baseline": (0.93, 0.01)}, "crr", False),
+        ({"crr_baseline": (0.93, 0.01), "recency_baseline": (0.93, -0.01)}, "crr", True),
     ],
 )
-def test_the_gate_needs_higher_pr_auc_and_lift_unless_lift_is_capped(model, baseline, expected):
-    from churnkit.training import beats
-
-    assert beats(model, baseline) is expected
+def test_the_gate_needs_an_interval_above_zero_against_the_best_baseline(baselines, best, passes):
+    result = _result(0.95, baselines)
+    assert result.best_baseline == f"{best}_baseline"  # ties: the first in BASELINES
+    assert result.beats_baseline is passes

@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from churnkit import __version__
-from churnkit.errors import ChurnkitError, DriftError, QualityGateError
+from churnkit.errors import ChurnkitError, ConfigError, DriftError, QualityGateError
 
 app = typer.Typer(
     name="churnkit",
@@ -138,16 +138,34 @@ def generate(
     ),
     customers: Annotated[int, typer.Option(min=1, help="number of customers")] = 10_000,
     seed: Annotated[int, typer.Option(help="random seed; the same seed gives the same files")] = 0,
-    start: Annotated[str, typer.Option(help="first order day, YYYY-MM-DD")] = "2023-01-01",
-    end: Annotated[str, typer.Option(help="last order day, YYYY-MM-DD")] = "2025-12-31",
+    scenario: Annotated[
+        str,
+        typer.Option(
+            help="default (3 years, growing shop), cohort (one acquisition cohort, 18 months, "
+            "high churn) or grocery (one-year household panel, low churn)"
+        ),
+    ] = "default",
+    start: Annotated[
+        str | None, typer.Option(help="first order day, YYYY-MM-DD; default: the scenario's")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(help="last order day, YYYY-MM-DD; default: the scenario's")
+    ] = None,
 ) -> None:
     """Generate orders, events and customers (Parquet) that behave like real ones."""
-    from churnkit.data.generator import generate_files, parquet_rows
+    from churnkit.data.generator import SCENARIOS, generate_files, parquet_rows
 
+    if scenario not in SCENARIOS:
+        raise ConfigError(f"unknown --scenario {scenario!r}; choose one of {sorted(SCENARIOS)}")
     with _Progress() as step:
-        step(f"generating {customers} customers")
+        step(f"generating {customers} customers ({scenario})")
         paths = generate_files(
-            customers, out_dir, seed=seed, start=_date(start, "--start"), end=_date(end, "--end")
+            customers,
+            out_dir,
+            seed=seed,
+            scenario=scenario,
+            start=_date(start, "--start") if start else None,
+            end=_date(end, "--end") if end else None,
         )
     if _state["json"]:
         out.print_json(json.dumps({k: str(v) for k, v in paths.items()}))
@@ -181,10 +199,10 @@ def validate(config: ConfigArg) -> None:
         if name in summary:
             out.print(f"{name}: {summary[name]['rows']:,} rows")
     snaps = summary["snapshots"]
-    train = snaps["train"]
+    labelled = snaps["labelled"]
     out.print(
-        f"usable snapshots: {len(train)} train ({train[0]} .. {train[-1]}), "
-        f"validation {', '.join(snaps['validation'])}, test {', '.join(snaps['test'])}"
+        f"labelled snapshots: {len(labelled)} ({labelled[0]} .. {labelled[-1]}), "
+        f"walk-forward test dates {', '.join(snaps['walk_forward_test'])}"
     )
 
 
@@ -260,6 +278,15 @@ def score(
     shown = outcome.ranked.head(top or cfg.scoring.top)
     _print_at_risk(shown, len(shown), title=f"top {len(shown)} at-risk customers of {rows:,}")
     _print_drift(outcome.manifest["drift"])
+    scorer = outcome.manifest.get("scorer") or {}
+    if scorer.get("fallback_reason"):
+        err.print(
+            "[bold yellow]warning:[/] this list comes from a deterministic baseline, "
+            f"{scorer['label']}, not a model: {scorer['fallback_reason']} (see `churnkit "
+            "train`); recorded in the manifest and the list's model_name column",
+            highlight=False,
+            soft_wrap=True,
+        )
     if outcome.written:
         out.print(f"wrote {rows:,} scored customers to {outcome.partition}/")
     else:
@@ -559,7 +586,8 @@ def _training_summary(outcome: Any) -> dict[str, Any]:
         "promoted": outcome.promoted,
         "promotion": outcome.promotion_reason,
         "metrics": outcome.result.metrics,
-        "model_minus_crr_pr_auc": outcome.result.crr_difference,
+        "best_baseline": outcome.result.best_baseline,
+        "model_minus_baseline": outcome.result.comparisons,
         "export_dir": str(outcome.export_dir),
     }
 
@@ -578,13 +606,23 @@ def _report_training(outcome: Any) -> None:
     }
     rows = {label: result.metrics[s] for s, label in labels.items() if s in result.metrics}
     headers = ("roc_auc", "pr_auc", "lift_10", "capture_10", "brier", "ece")
-    title = "test snapshots " + ", ".join(result.model.metadata["test_as_of"])
+    title = "walk-forward test " + ", ".join(result.model.metadata["test_as_of"])
     out.print(_metrics_table(title, rows, headers))
-    diff = result.crr_difference
+    for name, diffs in result.comparisons.items():
+        pr, roc = diffs["pr_auc"], diffs["roc_auc"]
+        best = " (best baseline)" if name == result.best_baseline else ""
+        out.print(
+            f"model - {SCORER_LABELS[name]}{best}: PR-AUC {pr['difference']:+.4f} "
+            f"[{pr['ci_low']:+.4f}, {pr['ci_high']:+.4f}], ROC-AUC {roc['difference']:+.4f} "
+            f"[{roc['ci_low']:+.4f}, {roc['ci_high']:+.4f}]",
+            highlight=False,
+        )
+    meta = result.model.metadata
     out.print(
-        f"model - CRR baseline PR-AUC: {diff['difference']:+.4f}, {diff['confidence']:.0%} "
-        f"interval [{diff['ci_low']:+.4f}, {diff['ci_high']:+.4f}] "
-        f"({int(diff['samples'])} customer-level bootstrap resamples)",
+        f"{pr['confidence']:.0%} intervals from {int(pr['samples'])} customer-level bootstrap "
+        f"resamples. Each test date was scored by a model fitted as production would on the "
+        f"snapshots labelled by then; the registered model is refit on all "
+        f"{len(meta['train_as_of'])} labelled snapshots ({meta['refit_rounds']} rounds).",
         highlight=False,
     )
     alias = "champion" if outcome.promoted else "challenger"
@@ -660,13 +698,23 @@ def _print_drift(drift: dict[str, Any]) -> None:
         out.print("drift: not checked (the model has no drift reference)")
         return
     over = drift["over_threshold"]
+    score = "not compared" if drift["score_psi"] is None else f"{drift['score_psi']:.3f}"
     line = (
-        f"drift (PSI vs training): score {drift['score_psi']:.3f}, largest feature "
-        f"{drift['max_feature_psi']:.3f}; threshold {drift['threshold']}"
+        f"drift (PSI vs the latest labelled snapshot): score {score}, largest "
+        f"feature {drift['max_feature_psi']:.3f}; threshold {drift['threshold']}"
     )
-    if over:
-        line += f"; over it: {', '.join(over)} (--allow-drift)"
+    if drift.get("stops") and drift.get("allowed"):
+        line += "; [bold yellow]score drift over the threshold, written with --allow-drift[/]"
     out.print(line, highlight=False, soft_wrap=True)
+    features = [name for name in over if name != "churn_probability"]
+    if features:
+        err.print(
+            f"[yellow]warning:[/] features drifted beyond the threshold (recorded in the "
+            f"manifest; only score drift stops a night): {', '.join(features[:8])}"
+            + (f" and {len(features) - 8} more" if len(features) > 8 else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _cell(value: Any, fmt: str) -> str:

@@ -172,10 +172,17 @@ class SnapshotConfig(_Frozen):
     horizon_days: int = Field(default=90, gt=0)
     activity_days: int = Field(default=365, gt=0)
     frequency: Literal["month", "week"] = "month"
+    min_history_days: int | None = Field(
+        default=None, ge=0, description="history before the first snapshot; default: the horizon"
+    )
     first_as_of: dt.date | None = None
     last_as_of: dt.date | None = None
-    validation_snapshots: int = Field(default=1, ge=1)
-    test_snapshots: int = Field(default=2, ge=1)
+    validation_snapshots: int = Field(
+        default=1, ge=1, description="latest snapshots of each fit that stop it early"
+    )
+    test_snapshots: int = Field(
+        default=3, ge=1, description="last labelled dates of the walk-forward test"
+    )
 
 
 FeatureFamily = Literal[
@@ -211,9 +218,13 @@ class ModelConfig(_Frozen):
     feature_fraction: float = Field(default=0.9, gt=0, le=1)
     lambda_l2: float = Field(default=1.0, ge=0)
     max_rounds: int = Field(default=1000, ge=1)
-    early_stopping_rounds: int = Field(default=50, ge=1)
+    early_stopping_rounds: int = Field(default=100, ge=1)
+    early_stopping_metric: Literal["auc", "average_precision", "binary_logloss"] = "auc"
+    calibration: Literal["sigmoid", "isotonic"] = Field(
+        default="sigmoid", description="sigmoid keeps the ranking; isotonic can tie many"
+    )
     bootstrap_samples: int = Field(
-        default=1000, ge=100, description="resamples of the model-minus-CRR PR-AUC interval"
+        default=1000, ge=100, description="resamples of the model-minus-baseline intervals"
     )
 
 

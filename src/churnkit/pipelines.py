@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -25,7 +26,7 @@ from churnkit.config import Config, load_config
 from churnkit.data import Tables, load_data, load_orders, summarise_orders
 from churnkit.data.generator import generate_data, write_generated
 from churnkit.data.views import ViewTables, register_views
-from churnkit.errors import ChurnkitError, DataError, DriftError
+from churnkit.errors import ChurnkitError, DataError, DriftError, ModelNotFoundError
 from churnkit.features import (
     FeatureSpec,
     build_features,
@@ -40,9 +41,10 @@ from churnkit.scoring.output import partition_dir, read_partition
 from churnkit.training import (
     CRR_BASELINE,
     MODEL,
-    SnapshotSplit,
+    SCORER_LABELS,
     TrainingResult,
-    split_snapshots,
+    WalkForward,
+    plan_walk_forward,
     train_churn_model,
 )
 from churnkit.training.drift import SCORE as DRIFT_SCORE
@@ -103,12 +105,11 @@ def run_validation(cfg: Config) -> dict[str, Any]:
     """Check the config's data against the contract; summarise tables and snapshots."""
     source = open_source(cfg)
     orders = source.summary()
-    split = _split(cfg, orders)
+    plan = _plan(cfg, orders)
     summary: dict[str, Any] = {"orders": orders, **source.other_tables()}
     summary["snapshots"] = {
-        "train": [d.isoformat() for d in split.train],
-        "validation": [d.isoformat() for d in split.validation],
-        "test": [d.isoformat() for d in split.test],
+        "labelled": [d.isoformat() for d in plan.labelled],
+        "walk_forward_test": [d.isoformat() for d in plan.test],
     }
     return summary
 
@@ -126,17 +127,17 @@ def run_training(
     on_step("reading and validating data")
     source = open_source(cfg)
     data_summary = source.summary()
-    split = _split(cfg, data_summary)
+    plan = _plan(cfg, data_summary)
     on_step("checking the MLflow tracking store")
     tracking.check_reachable(cfg)
     spec = source.spec(cfg)
-    used = [*split.train, *split.validation, *split.test]
+    used = list(plan.labelled)
     on_step(
         f"building features for {len(used)} snapshots ({', '.join(spec.families)}) on {cfg.engine}"
     )
     dataset = source.features(used, spec, horizon_days=cfg.snapshots.horizon_days)
-    on_step(f"training LightGBM on {int(dataset['as_of'].isin(split.train).sum())} rows")
-    result = train_churn_model(dataset, split, cfg.model, spec, drift_bins=cfg.scoring.drift.bins)
+    on_step(f"walk-forward test on {len(plan.test)} dates, then LightGBM on {len(dataset):,} rows")
+    result = train_churn_model(dataset, plan, cfg.model, spec, drift_bins=cfg.scoring.drift.bins)
     data_summary["snapshot_rows"] = len(dataset)
 
     on_step("logging the run and registering the model in MLflow")
@@ -149,7 +150,7 @@ def run_training(
     )
     export_dir = tracking.export_bundle(result.model, cfg.models_dir, run.model_name, run.version)
 
-    promoted, reason = _decide_promotion(cfg, result, source, champion)
+    promoted, reason = _decide_promotion(cfg, result, champion)
     if force_promote and not promoted:
         promoted, reason = True, f"forced with --force-promote; otherwise: {reason}"
     if promoted:
@@ -346,42 +347,54 @@ def _first_day(summary: dict[str, Any]) -> dt.date:
     return dt.datetime.fromisoformat(summary["first_order_at"]).date()
 
 
-def _split(cfg: Config, summary: dict[str, Any]) -> SnapshotSplit:
+def _plan(cfg: Config, summary: dict[str, Any]) -> WalkForward:
     dates = observed_as_of_dates(_first_day(summary), _data_end(summary), cfg.snapshots)
-    return split_snapshots(
+    return plan_walk_forward(
         dates,
         horizon_days=cfg.snapshots.horizon_days,
         n_validation=cfg.snapshots.validation_snapshots,
-        n_test=cfg.snapshots.test_snapshots,
+        n_backtests=cfg.snapshots.test_snapshots,
     )
 
 
 def _decide_promotion(
-    cfg: Config, result: TrainingResult, source: Source, champion: str | None
+    cfg: Config, result: TrainingResult, champion: str | None
 ) -> tuple[bool, str]:
+    """Promote when the model clearly beats the best baseline and the champion.
+
+    Versions are compared as deployed: on the walk-forward test dates both were tested on,
+    each scored by a fit made before that date (mean PR-AUC over those dates). A champion
+    with no such date in common (older data, or trained before walk-forward tests) gives
+    way to the newer model, which passed the gate on fresher data.
+    """
     ours = result.metrics[MODEL]
+    best = result.best_baseline
     if not result.beats_baseline:
-        base = result.metrics[CRR_BASELINE]
+        diff = result.comparisons[best]["pr_auc"]
         return False, (
-            f"does not beat the CRR baseline (PR-AUC {ours['pr_auc']:.4f} vs {base['pr_auc']:.4f}, "
-            f"lift@10% {ours['lift_10']:.3f} vs {base['lift_10']:.3f})"
+            f"does not clearly beat the best baseline, {SCORER_LABELS[best]} (walk-forward "
+            f"PR-AUC {ours['pr_auc']:.4f} vs {result.metrics[best]['pr_auc']:.4f}; difference "
+            f"{diff['difference']:+.4f}, 95% interval [{diff['ci_low']:+.4f}, "
+            f"{diff['ci_high']:+.4f}])"
         )
     if champion is None:
-        return True, "first model that beats the CRR baseline"
+        return True, f"first model that clearly beats the best baseline, {SCORER_LABELS[best]}"
     incumbent = tracking.load_model(cfg, f"models:/{cfg.mlflow.registered_model_name}/{champion}")
-    test = result.test_predictions
-    features = source.features(
-        sorted(set(test["as_of"])), incumbent.feature_spec, horizon_days=cfg.snapshots.horizon_days
-    )
-    theirs = score_metrics(features["churned"].to_numpy(), incumbent.predict_proba(features))
-    if ours["pr_auc"] > theirs["pr_auc"]:
+    theirs = incumbent.metadata.get("walk_forward_pr_auc", {})
+    mine = result.model.metadata["walk_forward_pr_auc"]
+    common = sorted(set(mine) & set(theirs))
+    if not common:
         return True, (
-            f"beats champion v{champion} on the same test snapshots "
-            f"(PR-AUC {ours['pr_auc']:.4f} vs {theirs['pr_auc']:.4f})"
+            f"clearly beats the best baseline; champion v{champion} has no walk-forward test "
+            "date in common with it, so the newer model replaces it"
         )
-    return False, (
-        f"does not beat champion v{champion} on the same test snapshots "
-        f"(PR-AUC {ours['pr_auc']:.4f} vs {theirs['pr_auc']:.4f})"
+    ours_mean = float(np.mean([mine[d] for d in common]))
+    theirs_mean = float(np.mean([theirs[d] for d in common]))
+    dates = ", ".join(common)
+    verdict = "beats" if ours_mean > theirs_mean else "does not beat"
+    return ours_mean > theirs_mean, (
+        f"{verdict} champion v{champion} on the walk-forward test dates both had, {dates} "
+        f"(mean PR-AUC {ours_mean:.4f} vs {theirs_mean:.4f})"
     )
 
 
@@ -403,13 +416,19 @@ def run_scoring(
     """
     started = time.perf_counter()
     on_step("loading the model")
-    model = tracking.load_model(cfg)
+    model = load_scoring_model(cfg)
     on_step("reading and validating data")
     source = open_source(cfg, in_memory=False)
     orders = source.summary()
     data_end = _data_end(orders)
     as_of = resolve_as_of(as_of, data_end, cfg.scoring.max_staleness_days)
     if isinstance(source, SparkSource):
+        if model.serving:
+            raise ModelNotFoundError(
+                f"no model is champion yet ({model.metadata['fallback_reason']}), and serving "
+                "the best baseline instead runs only with `engine: duckdb`; score with "
+                "`--force-promote`-ed model or set `scoring.model`"
+            )
         return _score_on_spark(
             cfg, source, model, as_of, orders, dry_run, allow_drift, started, on_step
         )
@@ -427,13 +446,14 @@ def run_scoring(
         features,
         tiers=cfg.scoring.risk_tiers,
         high_value_share=cfg.scoring.high_value_share,
-        explain_top=cfg.scoring.explain_top,
+        # a served baseline is not the booster: its contributions would explain another list
+        explain_top=0 if model.serving else cfg.scoring.explain_top,
     )
     drift = _drift_summary(model, features, ranked, cfg.scoring.drift.psi_threshold)
     drift["allowed"] = allow_drift
     counts = ranked["risk_tier"].value_counts().to_dict()
     manifest = _manifest(cfg, model, as_of, len(ranked), counts, drift, orders, started)
-    if drift["over_threshold"] and not allow_drift:
+    if drift["stops"] and not allow_drift:
         raise DriftError(_drift_message(drift, as_of))
     partition = partition_dir(cfg.scoring.output_dir, as_of)
     if dry_run:
@@ -441,6 +461,31 @@ def run_scoring(
     on_step("writing the partition")
     partition = write_partition(ranked, cfg.scoring.output_dir, as_of=as_of, manifest=manifest)
     return ScoringOutcome(partition, as_of, ranked, manifest)
+
+
+def load_scoring_model(cfg: Config) -> Any:
+    """The configured model or the champion; with neither, the best baseline of the
+    latest registered version, so the nightly list never dies for lack of a model.
+
+    The fallback applies only when ``scoring.model`` is unset and the registry has
+    versions but no champion (every version so far missed the quality gate).
+    """
+    if cfg.scoring.model is not None or tracking.champion_version(cfg) is not None:
+        return tracking.load_model(cfg)
+    latest = tracking.latest_version(cfg)
+    if latest is None:
+        return tracking.load_model(cfg)  # raises, naming the missing champion
+    name = cfg.mlflow.registered_model_name
+    model = tracking.load_model(cfg, f"models:/{name}/{latest}")
+    baseline = model.metadata.get("best_baseline", CRR_BASELINE)
+    served = model.serving_baseline(baseline)
+    served.metadata = {
+        **model.metadata,
+        "model_name": f"baseline:{baseline}",
+        "model_version": "",
+        "fallback_reason": f"no champion: {name} v{latest} did not pass the quality gate",
+    }
+    return served
 
 
 def _manifest(
@@ -461,6 +506,11 @@ def _manifest(
         "model_name": model.metadata.get("model_name", ""),
         "model_version": model.metadata.get("model_version", ""),
         "run_id": model.metadata.get("run_id", ""),
+        "scorer": {
+            "served": model.serving or "model",
+            "label": SCORER_LABELS[model.serving or MODEL],
+            "fallback_reason": model.metadata.get("fallback_reason"),
+        },
         "feature_schema_hash": _schema_hash(model.feature_names, spec),
         "feature_spec": spec.model_dump(mode="json"),
         "rows": rows,
@@ -526,7 +576,7 @@ def _score_on_spark(
     drift.update(allowed=allow_drift, sampled_rows=len(sample))
     counts = {r["risk_tier"]: r["count"] for r in scores.groupBy("risk_tier").count().collect()}
     manifest = _manifest(cfg, model, as_of, rows, counts, drift, orders, started)
-    if drift["over_threshold"] and not allow_drift:
+    if drift["stops"] and not allow_drift:
         raise DriftError(_drift_message(drift, as_of))
     top = scores.limit(cfg.scoring.top).toPandas()
     partition = partition_dir(cfg.scoring.output_dir, as_of)
@@ -541,31 +591,39 @@ def _score_on_spark(
 def _drift_summary(
     model: Any, features: pd.DataFrame, ranked: pd.DataFrame, threshold: float
 ) -> dict[str, Any]:
+    """PSI of the score and of every feature against the model's reference.
+
+    Only the score's drift stops the night (``stops``): features such as tenure grow with
+    calendar time for everyone, so their drift is recorded and warned about instead.
+    """
     if not model.drift_reference:
-        return {"checked": False, "over_threshold": [], "threshold": threshold}
+        return {"checked": False, "over_threshold": [], "stops": False, "threshold": threshold}
     psi = population_stability(
         model.drift_reference, features, ranked["churn_probability"].to_numpy()
     )
+    if model.serving:  # the reference score is the booster's, not the served baseline's
+        del psi[DRIFT_SCORE]
     worst = sorted(psi.items(), key=lambda item: (-item[1], item[0]))
     return {
         "checked": True,
         "threshold": threshold,
-        "score_psi": round(psi[DRIFT_SCORE], 4),
+        "score_psi": round(psi[DRIFT_SCORE], 4) if DRIFT_SCORE in psi else None,
         "max_feature_psi": round(max(v for k, v in psi.items() if k != DRIFT_SCORE), 4),
         "over_threshold": [name for name, value in worst if value > threshold],
+        "stops": psi.get(DRIFT_SCORE, 0.0) > threshold,
         "top": {name: round(value, 4) for name, value in worst[:10]},
     }
 
 
 def _drift_message(drift: dict[str, Any], as_of: dt.date) -> str:
-    over = drift["over_threshold"]
-    shown = ", ".join(f"{name} {drift['top'].get(name, float('nan')):.2f}" for name in over[:5])
-    more = f" and {len(over) - 5} more" if len(over) > 5 else ""
+    features = [name for name in drift["over_threshold"] if name != DRIFT_SCORE]
+    shown = ", ".join(f"{name} {drift['top'].get(name, float('nan')):.2f}" for name in features[:5])
+    also = f" (features over it too: {shown})" if shown else ""
     return (
-        f"the population at {as_of} has drifted from training: PSI above "
-        f"{drift['threshold']} for {shown}{more}. Nothing was written. Check the data, retrain, "
-        "or score anyway with --allow-drift (recorded in the manifest); the threshold is "
-        "`scoring.drift.psi_threshold`."
+        f"the churn scores at {as_of} have drifted from training: score PSI "
+        f"{drift['score_psi']:.2f} is above {drift['threshold']}{also}. Nothing was written. "
+        "Check the data, retrain, or score anyway with --allow-drift (recorded in the "
+        "manifest); the threshold is `scoring.drift.psi_threshold`."
     )
 
 

@@ -141,6 +141,9 @@ def check_reachable(cfg: Config) -> str:
     return uri
 
 
+_DIFFERENCE_SUFFIXES = (("difference", ""), ("ci_low", "_ci_low"), ("ci_high", "_ci_high"))
+
+
 def log_training_run(
     result: TrainingResult,
     cfg: Config,
@@ -185,12 +188,14 @@ def log_training_run(
             }
         )
         mlflow.log_metric("best_iteration", result.model.metadata["best_iteration"])
-        diff = result.crr_difference
+        mlflow.log_metric("refit_rounds", result.model.metadata["refit_rounds"])
+        mlflow.set_tag("churnkit.best_baseline", result.best_baseline)
         mlflow.log_metrics(
             {
-                "test_model_minus_crr_pr_auc": diff["difference"],
-                "test_model_minus_crr_pr_auc_ci_low": diff["ci_low"],
-                "test_model_minus_crr_pr_auc_ci_high": diff["ci_high"],
+                f"test_model_minus_{name.removesuffix('_baseline')}_{metric}{suffix}": diff[key]
+                for name, diffs in result.comparisons.items()
+                for metric, diff in diffs.items()
+                for key, suffix in _DIFFERENCE_SUFFIXES
             }
         )
         with tempfile.TemporaryDirectory() as tmp:
@@ -332,6 +337,18 @@ def champion_version(cfg: Config) -> str | None:
         )
     except MlflowException:
         return None
+
+
+def latest_version(cfg: Config) -> str | None:
+    """The newest registered version of the configured model, or None when there is none."""
+    configure(cfg)
+    try:
+        versions = MlflowClient().search_model_versions(
+            f"name = '{cfg.mlflow.registered_model_name}'"
+        )
+    except MlflowException:
+        return None
+    return str(max(int(v.version) for v in versions)) if versions else None
 
 
 def promote(cfg: Config, version: str, *, reason: str) -> None:

@@ -62,29 +62,34 @@ def observed_as_of_dates(
 ) -> list[dt.date]:
     """Snapshot dates whose label window the data fully observes.
 
-    The grid starts ``activity_days`` after the first order (so the activity window is
-    observed) unless ``first_as_of`` is set, and ends where ``as_of + horizon_days``
-    would pass ``data_end``, or at ``last_as_of``.
+    The grid starts ``min_history_days`` (default: the horizon) after the first order,
+    unless ``first_as_of`` is set: the population and features of a snapshot are defined
+    on whatever history was observable then, so real shops with a year or two of data
+    get snapshots from early on. It ends where ``as_of + horizon_days`` would pass
+    ``data_end``, or at ``last_as_of``.
 
     Raises
     ------
     DataError
-        When no snapshot fits, naming the dates, so the user can shorten the horizon or
-        add data.
+        When no snapshot fits, naming the dates and the settings that would help.
     """
-    start = cfg.first_as_of or first_order + dt.timedelta(days=cfg.activity_days)
+    history = cfg.min_history_days if cfg.min_history_days is not None else cfg.horizon_days
+    start = cfg.first_as_of or first_order + dt.timedelta(days=history)
     last_observable = data_end - dt.timedelta(days=cfg.horizon_days)
     end = min(cfg.last_as_of, last_observable) if cfg.last_as_of else last_observable
     grid = make_as_of_grid(start, end, cfg.frequency)
-    needed = cfg.validation_snapshots + cfg.test_snapshots + 1
-    if len(grid) < needed:
+    if not grid:
+        first = (
+            f"`snapshots.first_as_of` {start}"
+            if cfg.first_as_of
+            else f"{start} (the first order, {first_order}, plus {history} days of history)"
+        )
         raise DataError(
-            f"the data observes {len(grid)} {cfg.frequency}ly snapshot(s) between {start} and "
-            f"{end}, but training needs at least {needed} (1 train + "
-            f"{cfg.validation_snapshots} validation + {cfg.test_snapshots} test): orders run "
-            f"from {first_order} to {data_end - dt.timedelta(days=1)} and each label window needs "
-            f"{cfg.horizon_days} days after its as_of. Add data, or lower "
-            "`snapshots.horizon_days`, `snapshots.activity_days` or the snapshot counts."
+            f"no {cfg.frequency}ly snapshot fits the data: orders run from {first_order} to "
+            f"{data_end - dt.timedelta(days=1)}, the first snapshot would be {first}, and the "
+            f"last whose {cfg.horizon_days}-day label window the data observes is {end}. Add "
+            "data, or lower `snapshots.horizon_days` or `snapshots.min_history_days`, or set "
+            "an earlier `snapshots.first_as_of`."
         )
     return grid
 

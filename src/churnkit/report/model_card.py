@@ -36,8 +36,8 @@ def model_card(result: TrainingResult, cfg: Config, data_summary: Mapping[str, A
     model = result.model
     spec = model.feature_spec
     horizon = cfg.snapshots.horizon_days
-    diff = result.crr_difference
     snapshots = result.snapshots
+    meta = model.metadata
     segment = "RFM segment" if model.baseline.segment_column == "rfm_segment" else "recency bucket"
     lines = [
         "## Intended use",
@@ -64,18 +64,25 @@ def model_card(result: TrainingResult, cfg: Config, data_summary: Mapping[str, A
         f"`churned = 1` when the customer places no qualifying order (status completed, "
         f"amount at least {spec.min_order_amount:g}) in `[as_of, as_of + {horizon} days)`.",
         "",
-        "## Metrics against baselines (test snapshots, out of time)",
+        "## Training",
+        f"LightGBM on {len(meta['train_as_of'])} labelled snapshots: early stopping on "
+        f"{meta.get('early_stopping_metric', 'the validation metric')} of the latest "
+        f"({', '.join(meta['validation_as_of'])}) at round {meta['best_iteration']}, then refit "
+        f"on all of them with {meta.get('refit_rounds', meta['best_iteration'])} rounds.",
+        "",
+        "## Metrics against baselines (walk-forward test)",
+        "Each test date was scored by a model fitted exactly as this one, on the snapshots "
+        "whose label windows ended by that date; the baselines were fitted on the same "
+        "snapshots. These are the figures to expect from tonight's list.",
         "",
         _metrics_table(result.metrics, segment),
         "",
-        f"Model PR-AUC minus CRR baseline PR-AUC: **{diff['difference']:+.4f}**, "
-        f"{diff['confidence']:.0%} interval [{diff['ci_low']:+.4f}, {diff['ci_high']:+.4f}] "
-        f"(customer-level bootstrap, {int(diff['samples'])} resamples).",
+        *_comparison_lines(result),
         "",
         "## Calibration",
-        f"Isotonic regression on the validation snapshots maps the booster's scores to churn "
-        f"rates. Expected calibration error on the test snapshots: "
-        f"{result.metrics[UNCALIBRATED]['ece']:.4f} raw, "
+        f"{_CALIBRATION.get(meta.get('calibration', 'isotonic'))} on the early-stopping "
+        f"snapshot maps the booster's scores to churn rates. Expected calibration error in "
+        f"the walk-forward test: {result.metrics[UNCALIBRATED]['ece']:.4f} raw, "
         f"{result.metrics[MODEL]['ece']:.4f} calibrated.",
         "",
         "## Top features (total split gain)",
@@ -95,6 +102,30 @@ def model_card(result: TrainingResult, cfg: Config, data_summary: Mapping[str, A
     return "\n".join(lines) + "\n"
 
 
+_CALIBRATION = {
+    "sigmoid": "Platt scaling (a sigmoid of the score's log-odds, which keeps the ranking)",
+    "isotonic": "Isotonic regression",
+}
+
+
+def _comparison_lines(result: TrainingResult) -> list[str]:
+    lines = []
+    for name, diffs in result.comparisons.items():
+        pr, roc = diffs["pr_auc"], diffs["roc_auc"]
+        best = " (the best baseline)" if name == result.best_baseline else ""
+        lines.append(
+            f"- Model minus {SCORER_LABELS[name]}{best}: PR-AUC **{pr['difference']:+.4f}** "
+            f"[{pr['ci_low']:+.4f}, {pr['ci_high']:+.4f}], ROC-AUC {roc['difference']:+.4f} "
+            f"[{roc['ci_low']:+.4f}, {roc['ci_high']:+.4f}]"
+        )
+    pr = next(iter(result.comparisons.values()))["pr_auc"]
+    lines.append(
+        f"\n{pr['confidence']:.0%} intervals: paired customer-level bootstrap, "
+        f"{int(pr['samples'])} resamples."
+    )
+    return lines
+
+
 def _metrics_table(metrics: Mapping[str, Mapping[str, float]], segment: str) -> str:
     header = "| scorer | " + " | ".join(label for _, label in _METRICS) + " |"
     rule = "|---|" + "---:|" * len(_METRICS)
@@ -110,6 +141,9 @@ def _metrics_table(metrics: Mapping[str, Mapping[str, float]], segment: str) -> 
 
 def _snapshot_table(snapshots: pd.DataFrame) -> str:
     parts = []
+    snapshots = snapshots.assign(
+        part=snapshots["part"].where(~snapshots["walk_forward_test"], snapshots["part"] + ", test")
+    )
     for part, group in snapshots.groupby("part", sort=False):
         dates = group["as_of"].astype(str)
         span = dates.iloc[0] if len(dates) == 1 else f"{dates.iloc[0]} .. {dates.iloc[-1]}"
@@ -118,5 +152,5 @@ def _snapshot_table(snapshots: pd.DataFrame) -> str:
             f"{(group['rows'] * group['churn_rate']).sum() / group['rows'].sum():.1%} |"
         )
     return "\n".join(
-        ["| part | snapshots | count | rows | churn rate |", "|---|---|---:|---:|---:|", *parts]
+        ["| role | snapshots | count | rows | churn rate |", "|---|---|---:|---:|---:|", *parts]
     )

@@ -1,12 +1,21 @@
-"""Training: out-of-time split, LightGBM fit, the CRR baseline, test metrics.
+"""Training: walk-forward evaluation, the deployment fit, baselines, metrics.
 
-:func:`train_churn_model` is pure: a labelled feature table and a split in, a
-:class:`TrainingResult` out. Reading data and logging to MLflow happen in
-:mod:`churnkit.pipelines`.
+:func:`train_churn_model` is pure: a labelled feature table and a
+:class:`~churnkit.training.splits.WalkForward` plan in, a :class:`TrainingResult` out.
+Reading data and logging to MLflow happen in :mod:`churnkit.pipelines`.
+
+One *fit* (:func:`fit_churn_model`) is what production does with the labelled snapshots
+it has: LightGBM on all but the latest, early stopping (on ROC-AUC by default) and
+calibration on the latest, then a refit on all of them with the early-stopping rounds
+scaled by the rows added. The walk-forward test repeats that fit for each of the last
+few labelled dates ``T`` with the snapshots whose label windows end by ``T``, and scores
+``T``: those metrics, beside every baseline fitted on the same snapshots, are the ones
+printed, logged and gated on. The registered model is the fit on every labelled snapshot.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,20 +27,23 @@ from churnkit.features import LABEL_COLUMN, FeatureSpec, feature_names
 from churnkit.training.baselines import CRRBaseline, ScoreBaseline
 from churnkit.training.calibration import fit_calibration
 from churnkit.training.drift import drift_reference
-from churnkit.training.metrics import bootstrap_pr_auc_difference, score_metrics
-from churnkit.training.model import ChurnModel, fit_booster
-from churnkit.training.splits import SnapshotSplit, split_snapshots
+from churnkit.training.metrics import bootstrap_differences, score_metrics
+from churnkit.training.model import ChurnModel, fit_booster, refit_booster
+from churnkit.training.splits import FitPlan, WalkForward, plan_fit, plan_walk_forward
 
 __all__ = [
+    "BASELINES",
     "SCORER_LABELS",
     "ChurnModel",
     "CRRBaseline",
-    "SnapshotSplit",
+    "FitPlan",
     "TrainingResult",
-    "beats",
+    "WalkForward",
     "evaluate_scores",
+    "fit_churn_model",
+    "plan_fit",
+    "plan_walk_forward",
     "snapshot_table",
-    "split_snapshots",
     "train_churn_model",
 ]
 
@@ -53,10 +65,11 @@ _MIN_PER_CLASS = 20
 
 @dataclass(frozen=True)
 class TrainingResult:
-    """A trained model and how it and the baselines did on the test snapshots.
+    """The deployment model and how its protocol did in the walk-forward test.
 
-    ``crr_difference`` is the model's PR-AUC minus the CRR baseline's, with a 95 %
-    customer-level bootstrap interval (``ci_low``, ``ci_high``).
+    ``metrics`` are pooled over the walk-forward test dates, for the model and every
+    baseline; ``comparisons`` holds, per baseline, the model's PR-AUC and ROC-AUC minus
+    the baseline's with a 95 % paired customer-level bootstrap interval.
     """
 
     model: ChurnModel
@@ -64,43 +77,42 @@ class TrainingResult:
     per_snapshot: pd.DataFrame
     snapshots: pd.DataFrame
     test_predictions: pd.DataFrame
-    crr_difference: dict[str, float]
+    comparisons: dict[str, dict[str, dict[str, float]]]
+
+    @property
+    def crr_difference(self) -> dict[str, float]:
+        """PR-AUC of the model minus the CRR baseline's, with its interval."""
+        return self.comparisons[CRR_BASELINE]["pr_auc"]
+
+    @property
+    def best_baseline(self) -> str:
+        """The baseline with the highest walk-forward PR-AUC (ties: the first in BASELINES)."""
+        present = [name for name in BASELINES if name in self.metrics]
+        return max(present, key=lambda name: self.metrics[name]["pr_auc"])
 
     @property
     def baselines_beaten(self) -> dict[str, bool]:
-        """For each baseline evaluated: does the model beat it (see :func:`beats`)?"""
-        return {
-            name: beats(self.metrics[MODEL], self.metrics[name])
-            for name in BASELINES
-            if name in self.metrics
-        }
+        """For each baseline: is the model's PR-AUC higher beyond the bootstrap noise?"""
+        return {name: diffs["pr_auc"]["ci_low"] > 0 for name, diffs in self.comparisons.items()}
 
     @property
     def beats_baseline(self) -> bool:
-        """The quality gate: the model beats the CRR baseline (see :func:`beats`)."""
-        return beats(self.metrics[MODEL], self.metrics[CRR_BASELINE])
+        """The quality gate: the model clearly beats the best baseline (interval above 0)."""
+        return self.baselines_beaten[self.best_baseline]
 
 
-def beats(model: dict[str, float], baseline: dict[str, float]) -> bool:
-    """Higher test PR-AUC, and higher lift at 10 % unless nobody can have one.
-
-    When both scorers' top 10 % are all churners (precision 1.0), both sit at the
-    highest lift the churn rate allows, so lift cannot separate them and PR-AUC decides.
-    """
-    lift_capped = model["precision_10"] == baseline["precision_10"] == 1.0
-    higher_lift = model["lift_10"] > baseline["lift_10"] or lift_capped
-    return model["pr_auc"] > baseline["pr_auc"] and higher_lift
-
-
-def snapshot_table(dataset: pd.DataFrame, split: SnapshotSplit) -> pd.DataFrame:
-    """Rows and churn rate per snapshot, with the part of the split it belongs to."""
+def snapshot_table(dataset: pd.DataFrame, plan: WalkForward) -> pd.DataFrame:
+    """Rows and churn rate per labelled snapshot, with its role in the deployment fit
+    and whether it is a walk-forward test date."""
     table = (
         dataset.groupby("as_of", sort=True)[LABEL_COLUMN]
         .agg(rows="size", churn_rate="mean")
         .reset_index()
     )
-    table["part"] = [split.part_of(d) or "unused" for d in table["as_of"]]
-    return table[["as_of", "part", "rows", "churn_rate"]]
+    deployment = plan.deployment
+    table["part"] = ["validation" if d in deployment.validation else "fit" for d in table["as_of"]]
+    table["walk_forward_test"] = table["as_of"].isin(plan.test)
+    return table[["as_of", "part", "walk_forward_test", "rows", "churn_rate"]]
 
 
 def evaluate_scores(predictions: pd.DataFrame, scorers: list[str]) -> tuple[dict, pd.DataFrame]:
@@ -115,93 +127,162 @@ def evaluate_scores(predictions: pd.DataFrame, scorers: list[str]) -> tuple[dict
     return pooled, pd.DataFrame(rows)
 
 
-def train_churn_model(
+def fit_churn_model(
     dataset: pd.DataFrame,
-    split: SnapshotSplit,
+    plan: FitPlan,
     cfg: ModelConfig,
     spec: FeatureSpec,
     *,
-    drift_bins: int = 10,
-) -> TrainingResult:
-    """Fit LightGBM and the CRR baseline, and evaluate both on the test snapshots.
+    drift_bins: int | None = None,
+) -> ChurnModel:
+    """One production fit on the snapshots of ``plan`` (see the module docstring).
 
     Parameters
     ----------
     dataset
-        Output of :func:`churnkit.features.build_features` with labels, for every
-        snapshot of ``split``.
-    split
-        Out-of-time split of the snapshot dates.
+        Labelled features (:func:`churnkit.features.build_features`) of at least the
+        snapshots of ``plan``.
+    plan
+        Which snapshots grow the trees and which stop them early and calibrate.
     cfg
-        LightGBM settings.
+        LightGBM and calibration settings.
     spec
         The feature spec the dataset was built with; stored in the model.
     drift_bins
-        Bins per feature of the drift reference (the validation snapshots' distribution).
+        When given, the model carries the distribution of every feature and of its score
+        on the latest snapshot, in this many bins, for scoring's drift check.
 
     Raises
     ------
     DataError
-        When a part of the split has too few churned or retained customers.
+        When the fitting or validation snapshots have too few churned or retained
+        customers.
     """
-    part = dataset["as_of"].map(split.part_of)
-    train, valid, test = (dataset[part == p] for p in ("train", "validation", "test"))
-    for name, frame in (("training", train), ("validation", valid), ("test", test)):
-        _check_classes(name, frame[LABEL_COLUMN])
+    used = dataset[dataset["as_of"].isin(plan.dates)]
+    fit = used[used["as_of"].isin(plan.fit)]
+    valid = used[used["as_of"].isin(plan.validation)]
+    _check_classes(f"fitting snapshots ({_dates(plan.fit)})", fit[LABEL_COLUMN])
+    _check_classes(f"early-stopping snapshots ({_dates(plan.validation)})", valid[LABEL_COLUMN])
 
     names = feature_names(spec)
-    booster = fit_booster(
-        train[names],
-        train[LABEL_COLUMN].to_numpy(),
-        valid[names],
-        valid[LABEL_COLUMN].to_numpy(),
-        cfg,
+    stopped = fit_booster(
+        fit[names], fit[LABEL_COLUMN].to_numpy(), valid[names], valid[LABEL_COLUMN].to_numpy(), cfg
     )
+    best = int(stopped.best_iteration) or stopped.current_iteration()
+    calibration = fit_calibration(
+        stopped.predict(valid[names], num_iteration=best),
+        valid[LABEL_COLUMN].to_numpy(),
+        cfg.calibration,
+    )
+    # the refit sees more rows than the early-stopped fit: scale its rounds alike
+    rounds = min(cfg.max_rounds, max(1, math.ceil(best * len(used) / len(fit))))
+    booster = refit_booster(used[names], used[LABEL_COLUMN].to_numpy(), rounds, cfg)
     # the CRR baseline segments by RFM segment when there is one, else by recency bucket
-    segment = "rfm_segment" if "rfm_segment" in train else "segment"
-    baseline = CRRBaseline(segment_column=segment).fit(train, train[LABEL_COLUMN])
-    uncalibrated = ChurnModel(booster, names, spec, baseline)
-    valid_raw = uncalibrated.predict_raw(valid)
-    calibration = fit_calibration(valid_raw, valid[LABEL_COLUMN].to_numpy())
+    segment = "rfm_segment" if "rfm_segment" in used else "segment"
+    baseline = CRRBaseline(segment_column=segment).fit(used, used[LABEL_COLUMN])
     model = ChurnModel(
         booster=booster,
         feature_names=names,
         feature_spec=spec,
         baseline=baseline,
         calibration=calibration,
-        drift_reference=drift_reference(valid, names, calibration.apply(valid_raw), drift_bins),
         metadata={
-            "best_iteration": int(booster.best_iteration),
-            "train_as_of": [d.isoformat() for d in split.train],
-            "validation_as_of": [d.isoformat() for d in split.validation],
-            "test_as_of": [d.isoformat() for d in split.test],
+            "best_iteration": best,
+            "refit_rounds": rounds,
+            "early_stopping_metric": cfg.early_stopping_metric,
+            "calibration": cfg.calibration,
+            "train_as_of": [d.isoformat() for d in plan.dates],
+            "validation_as_of": [d.isoformat() for d in plan.validation],
         },
     )
-    scores = {
-        MODEL: model.predict_proba(test),
-        UNCALIBRATED: model.predict_raw(test),
-        CRR_BASELINE: model.baseline_proba(test),
+    model.score_baselines = {
+        name: other.fit(used, used[LABEL_COLUMN]) for name, other in _score_baselines(spec).items()
     }
-    for name, other in _score_baselines(spec).items():
-        scores[name] = other.fit(train, train[LABEL_COLUMN]).predict_proba(test)[:, 1]
-    predictions = test[["customer_id", "as_of", LABEL_COLUMN]].assign(**scores)
-    pooled, per_snapshot = evaluate_scores(predictions, list(scores))
-    crr_difference = bootstrap_pr_auc_difference(
-        predictions[LABEL_COLUMN].to_numpy(),
-        predictions[MODEL].to_numpy(),
-        predictions[CRR_BASELINE].to_numpy(),
-        predictions["customer_id"].to_numpy(),
-        samples=cfg.bootstrap_samples,
-        seed=cfg.seed,
-    )
-    return TrainingResult(
+    if drift_bins is not None:
+        latest = used[used["as_of"] == max(plan.dates)]
+        model.drift_reference = drift_reference(
+            latest, names, model.predict_proba(latest), drift_bins
+        )
+    return model
+
+
+def train_churn_model(
+    dataset: pd.DataFrame,
+    plan: WalkForward,
+    cfg: ModelConfig,
+    spec: FeatureSpec,
+    *,
+    drift_bins: int = 10,
+) -> TrainingResult:
+    """The walk-forward test, then the deployment fit; see the module docstring.
+
+    Parameters
+    ----------
+    dataset
+        Labelled features for every labelled snapshot of ``plan``.
+    plan
+        The walk-forward test dates with the fit made before each, and the deployment fit.
+    cfg
+        LightGBM settings, the seed and the bootstrap resamples.
+    spec
+        The feature spec the dataset was built with; stored in the model.
+    drift_bins
+        Bins per feature of the drift reference (the latest labelled snapshot).
+
+    Raises
+    ------
+    DataError
+        When a fit or a test date has too few churned or retained customers.
+    """
+    scored = []
+    for test_date, fit_plan in plan.backtests:
+        test = dataset[dataset["as_of"] == test_date]
+        _check_classes(f"walk-forward test snapshot {test_date}", test[LABEL_COLUMN])
+        model = fit_churn_model(dataset, fit_plan, cfg, spec)
+        scores = {
+            MODEL: model.predict_proba(test),
+            UNCALIBRATED: model.predict_raw(test),
+            CRR_BASELINE: model.baseline_proba(test),
+        }
+        for name, other in model.score_baselines.items():
+            scores[name] = other.predict_proba(test)[:, 1]
+        scored.append(test[["customer_id", "as_of", LABEL_COLUMN]].assign(**scores))
+    predictions = pd.concat(scored, ignore_index=True)
+    scorers = [c for c in predictions.columns if c in SCORER_LABELS]
+    pooled, per_snapshot = evaluate_scores(predictions, scorers)
+    comparisons = {
+        name: bootstrap_differences(
+            predictions[LABEL_COLUMN].to_numpy(),
+            predictions[MODEL].to_numpy(),
+            predictions[name].to_numpy(),
+            predictions["customer_id"].to_numpy(),
+            samples=cfg.bootstrap_samples,
+            seed=cfg.seed,
+        )
+        for name in BASELINES
+        if name in predictions
+    }
+    model = fit_churn_model(dataset, plan.deployment, cfg, spec, drift_bins=drift_bins)
+    result = TrainingResult(
         model=model,
         metrics=pooled,
         per_snapshot=per_snapshot,
-        snapshots=snapshot_table(dataset, split),
-        test_predictions=predictions.reset_index(drop=True),
-        crr_difference=crr_difference,
+        snapshots=snapshot_table(dataset, plan),
+        test_predictions=predictions,
+        comparisons=comparisons,
     )
+    model.metadata["test_as_of"] = [d.isoformat() for d in plan.test]
+    model.metadata["best_baseline"] = result.best_baseline
+    # what the protocol achieved on each test date, for comparing later versions fairly
+    model.metadata["walk_forward_pr_auc"] = {
+        row.as_of.isoformat(): round(float(row.pr_auc), 6)
+        for row in per_snapshot[per_snapshot["scorer"] == MODEL].itertuples()
+    }
+    return result
+
+
+def _dates(dates: tuple) -> str:
+    return ", ".join(d.isoformat() for d in dates)
 
 
 def _score_baselines(spec: FeatureSpec) -> dict[str, ScoreBaseline]:

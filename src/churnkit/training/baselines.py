@@ -123,6 +123,28 @@ class ScoreBaseline(ClassifierMixin, BaseEstimator):
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
 
+    def signal(self, X: pd.DataFrame) -> np.ndarray:
+        """The score itself, oriented so that higher means more churn (orders ties)."""
+        score = self._score(X)
+        return score if self.increasing else -score
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fitted map, for storing with a model."""
+        return {
+            "columns": list(self.columns),
+            "increasing": self.increasing,
+            "x_thresholds": [float(x) for x in self.x_thresholds_],
+            "y_thresholds": [float(y) for y in self.y_thresholds_],
+        }
+
+    @classmethod
+    def from_dict(cls, table: dict[str, Any]) -> ScoreBaseline:
+        baseline = cls(tuple(table["columns"]), increasing=bool(table["increasing"]))
+        baseline.x_thresholds_ = np.asarray(table["x_thresholds"], dtype=float)
+        baseline.y_thresholds_ = np.asarray(table["y_thresholds"], dtype=float)
+        baseline.classes_ = np.array([0, 1])
+        return baseline
+
     def _score(self, X: pd.DataFrame) -> np.ndarray:
         missing = [c for c in self.columns if c not in X]
         if missing:

@@ -15,6 +15,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 
 __all__ = [
     "TOP_FRACTIONS",
+    "bootstrap_differences",
     "bootstrap_pr_auc_difference",
     "expected_calibration_error",
     "lift_at",
@@ -72,6 +73,93 @@ def score_metrics(y_true: np.ndarray, probabilities: np.ndarray) -> dict[str, fl
     return metrics
 
 
+def _curve_points(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row order by descending score, and the last position of each distinct score."""
+    order = np.argsort(scores, kind="mergesort")[::-1]
+    sorted_scores = scores[order]
+    distinct = np.flatnonzero(np.diff(sorted_scores))
+    return order, np.r_[distinct, len(y) - 1]
+
+
+def _weighted_ranking_metrics(
+    y_sorted: np.ndarray, weights: np.ndarray, thresholds: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """PR-AUC (average precision) and ROC-AUC of one scorer for each row of ``weights``.
+
+    ``weights`` is (resamples x rows) in the scorer's descending order; the curves have
+    one point per distinct score, as sklearn's ``average_precision_score`` and
+    ``roc_auc_score`` with ``sample_weight`` compute them.
+    """
+    tps = np.cumsum(weights * y_sorted, axis=1)[:, thresholds]
+    fps = np.cumsum(weights * (1 - y_sorted), axis=1)[:, thresholds]
+    positives, negatives = tps[:, -1:], fps[:, -1:]
+    predicted = tps + fps
+    precision = np.divide(tps, predicted, out=np.ones_like(tps), where=predicted > 0)
+    recall = tps / positives
+    pr_auc = np.sum(np.diff(recall, axis=1, prepend=0.0) * precision, axis=1)
+    tpr = np.concatenate([np.zeros_like(positives), recall], axis=1)
+    fpr = np.concatenate([np.zeros_like(negatives), fps / negatives], axis=1)
+    roc_auc = np.trapezoid(tpr, fpr, axis=1)
+    return pr_auc, roc_auc
+
+
+def bootstrap_differences(
+    y_true: np.ndarray,
+    scores_a: np.ndarray,
+    scores_b: np.ndarray,
+    groups: np.ndarray,
+    *,
+    samples: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> dict[str, dict[str, float]]:
+    """PR-AUC and ROC-AUC of ``scores_a`` minus those of ``scores_b``, with intervals.
+
+    A paired cluster bootstrap: each resample draws whole ``groups`` (customers, who
+    appear once per test date) with replacement, and both scorers are measured on the
+    same resample, so the interval reflects the correlation between them. Implemented as
+    multinomial sample weights over the groups; the percentile interval is returned.
+
+    The weighted curves are computed here, vectorised over resamples, instead of calling
+    sklearn's metrics once per resample: the same numbers (a test compares them), about
+    50 times faster, which is what lets every baseline get an interval.
+    """
+    y = np.asarray(y_true, dtype=float)
+    a, b = np.asarray(scores_a, dtype=float), np.asarray(scores_b, dtype=float)
+    _, group_of_row = np.unique(np.asarray(groups), return_inverse=True)
+    n_groups = int(group_of_row.max()) + 1
+    rng = np.random.default_rng(seed)
+    curves = [_curve_points(y, s) for s in (a, b)]
+    differences = {"pr_auc": np.empty(samples), "roc_auc": np.empty(samples)}
+    batch = max(1, 4_000_000 // max(len(y), 1))
+    for first in range(0, samples, batch):
+        size = min(batch, samples - first)
+        counts = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=size)
+        weights = counts[:, group_of_row].astype(float)
+        (pr_a, roc_a), (pr_b, roc_b) = (
+            _weighted_ranking_metrics(y[order], weights[:, order], thresholds)
+            for order, thresholds in curves
+        )
+        differences["pr_auc"][first : first + size] = pr_a - pr_b
+        differences["roc_auc"][first : first + size] = roc_a - roc_b
+    full = {
+        "pr_auc": average_precision_score(y, a) - average_precision_score(y, b),
+        "roc_auc": roc_auc_score(y, a) - roc_auc_score(y, b),
+    }
+    tail = (1 - confidence) / 2 * 100
+    result = {}
+    for metric, values in differences.items():
+        low, high = np.percentile(values, [tail, 100 - tail])
+        result[metric] = {
+            "difference": float(full[metric]),
+            "ci_low": float(low),
+            "ci_high": float(high),
+            "samples": float(samples),
+            "confidence": float(confidence),
+        }
+    return result
+
+
 def bootstrap_pr_auc_difference(
     y_true: np.ndarray,
     scores_a: np.ndarray,
@@ -82,30 +170,7 @@ def bootstrap_pr_auc_difference(
     seed: int = 0,
     confidence: float = 0.95,
 ) -> dict[str, float]:
-    """PR-AUC of ``scores_a`` minus that of ``scores_b``, with a bootstrap interval.
-
-    A paired cluster bootstrap: each resample draws whole ``groups`` (customers, who
-    appear once per test snapshot) with replacement, and both scorers are measured on the
-    same resample, so the interval reflects the correlation between them. Implemented as
-    multinomial sample weights over the groups; the percentile interval is returned.
-    """
-    y = np.asarray(y_true, dtype=int)
-    a, b = np.asarray(scores_a, dtype=float), np.asarray(scores_b, dtype=float)
-    _, group_of_row = np.unique(np.asarray(groups), return_inverse=True)
-    n_groups = int(group_of_row.max()) + 1
-    rng = np.random.default_rng(seed)
-    differences = np.empty(samples)
-    for i in range(samples):
-        weight = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups))[group_of_row]
-        differences[i] = average_precision_score(
-            y, a, sample_weight=weight
-        ) - average_precision_score(y, b, sample_weight=weight)
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(differences, [tail, 100 - tail])
-    return {
-        "difference": float(average_precision_score(y, a) - average_precision_score(y, b)),
-        "ci_low": float(low),
-        "ci_high": float(high),
-        "samples": float(samples),
-        "confidence": float(confidence),
-    }
+    """The PR-AUC part of :func:`bootstrap_differences`."""
+    return bootstrap_differences(
+        y_true, scores_a, scores_b, groups, samples=samples, seed=seed, confidence=confidence
+    )["pr_auc"]

@@ -8,6 +8,7 @@ MLflow pyfunc in :mod:`churnkit.tracking` wraps the same bundle.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass, field
@@ -21,10 +22,10 @@ import pandas as pd
 from churnkit.config import ModelConfig
 from churnkit.errors import FeatureMismatchError, ModelNotFoundError
 from churnkit.features import ID_COLUMNS, INFO_COLUMNS, LABEL_COLUMN, FeatureSpec
-from churnkit.training.baselines import CRRBaseline
+from churnkit.training.baselines import CRRBaseline, ScoreBaseline
 from churnkit.training.calibration import Calibration
 
-__all__ = ["ChurnModel", "fit_booster", "lightgbm_params"]
+__all__ = ["ChurnModel", "fit_booster", "lightgbm_params", "refit_booster"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def lightgbm_params(cfg: ModelConfig) -> dict[str, Any]:
     """Deterministic LightGBM parameters for a binary churn model."""
     return {
         "objective": "binary",
-        "metric": "binary_logloss",
+        "metric": cfg.early_stopping_metric,
         "learning_rate": cfg.learning_rate,
         "num_leaves": cfg.num_leaves,
         "min_data_in_leaf": cfg.min_child_samples,
@@ -58,7 +59,11 @@ def fit_booster(
     y_valid: np.ndarray,
     cfg: ModelConfig,
 ) -> lgb.Booster:
-    """Fit LightGBM with early stopping on the (out-of-time) validation rows."""
+    """Fit LightGBM with early stopping on the (out-of-time) validation rows.
+
+    Stops when ``cfg.early_stopping_metric`` on the validation rows has not improved
+    for ``cfg.early_stopping_rounds``; ``best_iteration`` is the best round.
+    """
     train_set = lgb.Dataset(X_train, label=y_train, free_raw_data=True)
     valid_set = lgb.Dataset(X_valid, label=y_valid, reference=train_set)
     booster = lgb.train(
@@ -70,6 +75,14 @@ def fit_booster(
         callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)],
     )
     logger.info("LightGBM stopped at iteration %d", booster.best_iteration)
+    return booster
+
+
+def refit_booster(X: pd.DataFrame, y: np.ndarray, rounds: int, cfg: ModelConfig) -> lgb.Booster:
+    """Fit LightGBM for exactly ``rounds`` rounds on every row (no early stopping)."""
+    train_set = lgb.Dataset(X, label=y, free_raw_data=True)
+    booster = lgb.train(lightgbm_params(cfg), train_set, num_boost_round=rounds)
+    logger.info("LightGBM refit with %d rounds on %d rows", rounds, len(X))
     return booster
 
 
@@ -90,18 +103,45 @@ class ChurnModel:
     metadata: dict[str, Any] = field(default_factory=dict)
     calibration: Calibration | None = None
     drift_reference: dict[str, Any] | None = None
+    score_baselines: dict[str, ScoreBaseline] = field(default_factory=dict)
+    serving: str | None = None
+
+    def serving_baseline(self, name: str) -> ChurnModel:
+        """A copy that scores with the stored baseline ``name`` instead of the booster.
+
+        Nightly scoring uses it when no model has passed the quality gate yet: the list
+        then comes from the best deterministic baseline, and says so.
+        """
+        if name != "crr_baseline" and name not in self.score_baselines:
+            raise ModelNotFoundError(
+                f"the model has no stored baseline {name!r}; it has crr_baseline and "
+                f"{sorted(self.score_baselines)}"
+            )
+        return dataclasses.replace(self, serving=name)
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """Calibrated churn probability per row of ``features``."""
+        if self.serving is not None:
+            return self._baseline_scores(features)[0]
         raw = self.predict_raw(features)
         return raw if self.calibration is None else self.calibration.apply(raw)
 
     def predict_raw(self, features: pd.DataFrame) -> np.ndarray:
-        """The booster's own (uncalibrated) churn score per row of ``features``."""
+        """The booster's own (uncalibrated) churn score per row of ``features``; for a
+        served baseline, the baseline's own signal (which orders its ties)."""
+        if self.serving is not None:
+            return self._baseline_scores(features)[1]
         X = self.select_features(features)
         if X.empty:
             return np.empty(0, dtype="float64")
         return self.booster.predict(X, validate_features=True)
+
+    def _baseline_scores(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        if self.serving == "crr_baseline":
+            probability = self.baseline_proba(features)
+            return probability, probability
+        baseline = self.score_baselines[str(self.serving)]
+        return baseline.predict_proba(features)[:, 1], baseline.signal(features)
 
     def baseline_proba(self, features: pd.DataFrame) -> np.ndarray:
         """CRR-baseline churn probability per row of ``features``."""
@@ -150,6 +190,7 @@ class ChurnModel:
             "calibration": self.calibration.to_dict() if self.calibration else None,
             "drift_reference": self.drift_reference,
             "metadata": self.metadata,
+            "score_baselines": {k: v.to_dict() for k, v in self.score_baselines.items()},
         }
         (path / META_FILE).write_text(
             json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8"
@@ -182,4 +223,7 @@ class ChurnModel:
             if meta.get("calibration")
             else None,
             drift_reference=meta.get("drift_reference"),
+            score_baselines={
+                k: ScoreBaseline.from_dict(v) for k, v in meta.get("score_baselines", {}).items()
+            },
         )

@@ -1,9 +1,13 @@
-"""Out-of-time splits of a snapshot grid: train, then validation, then test.
+"""Which labelled snapshots each fit may use: walk-forward tests and the deployment fit.
 
-Validation (early stopping) and test snapshots are the last ones of the grid. A
-training snapshot is kept only when its label window ``[as_of, as_of + horizon)`` ends
-on or before the first validation ``as_of``, so no training label looks into the
-period the model is validated on. There are no random row splits.
+A *fit* is what production does with the snapshots it has: grow trees on all but the
+latest ``n_validation`` of them, stop early and calibrate on those latest ones, then refit
+on all of them (:mod:`churnkit.training`). A :class:`FitPlan` names those dates.
+
+Evaluation is *walk-forward*: for each of the last ``n_backtests`` labelled dates ``T``,
+a fit uses exactly the snapshots whose label window ``[as_of, as_of + horizon)`` ends on
+or before ``T`` — what production would have known on ``T`` — and is scored on ``T``.
+The deployment fit uses every labelled snapshot. There are no random row splits.
 """
 
 from __future__ import annotations
@@ -15,53 +19,79 @@ from dataclasses import dataclass
 from churnkit.errors import DataError
 from churnkit.features.snapshots import label_window_end
 
-__all__ = ["SnapshotSplit", "split_snapshots"]
+__all__ = ["FitPlan", "WalkForward", "plan_fit", "plan_walk_forward"]
 
 
 @dataclass(frozen=True)
-class SnapshotSplit:
-    """Snapshot dates of each part of an out-of-time split."""
+class FitPlan:
+    """Snapshot dates of one fit: trees on ``fit``, early stopping and calibration on
+    ``validation`` (the latest dates), then a refit on both."""
 
-    train: tuple[dt.date, ...]
+    fit: tuple[dt.date, ...]
     validation: tuple[dt.date, ...]
-    test: tuple[dt.date, ...]
 
-    def part_of(self, as_of: dt.date) -> str | None:
-        """``train``, ``validation``, ``test``, or None for a snapshot left out."""
-        for part in ("train", "validation", "test"):
-            if as_of in getattr(self, part):
-                return part
-        return None
+    @property
+    def dates(self) -> tuple[dt.date, ...]:
+        return self.fit + self.validation
 
 
-def split_snapshots(
-    as_of_dates: Sequence[dt.date], *, horizon_days: int, n_validation: int, n_test: int
-) -> SnapshotSplit:
-    """Split snapshot dates out of time; see the module docstring.
+@dataclass(frozen=True)
+class WalkForward:
+    """The deployment fit and, for each walk-forward test date, the fit made before it."""
+
+    labelled: tuple[dt.date, ...]
+    backtests: tuple[tuple[dt.date, FitPlan], ...]
+    deployment: FitPlan
+
+    @property
+    def test(self) -> tuple[dt.date, ...]:
+        """The walk-forward test dates, oldest first."""
+        return tuple(date for date, _ in self.backtests)
+
+
+def plan_fit(dates: Sequence[dt.date], n_validation: int) -> FitPlan:
+    """Split the dates a fit may use: the latest ``n_validation`` validate, the rest fit."""
+    ordered = sorted(set(dates))
+    if len(ordered) < n_validation + 1:
+        raise ValueError(f"a fit needs at least {n_validation + 1} snapshots, got {len(ordered)}")
+    cut = len(ordered) - n_validation
+    return FitPlan(fit=tuple(ordered[:cut]), validation=tuple(ordered[cut:]))
+
+
+def plan_walk_forward(
+    labelled: Sequence[dt.date], *, horizon_days: int, n_validation: int, n_backtests: int
+) -> WalkForward:
+    """The walk-forward plan of the module docstring.
+
+    Each of the last ``n_backtests`` labelled dates becomes a test date when at least
+    ``n_validation + 1`` snapshots have their label window end by it; older test dates
+    without that much history are left out.
 
     Raises
     ------
     DataError
-        When no training snapshot's label window ends before the first validation date.
+        When no labelled date has enough snapshots before it, naming the dates and the
+        settings that would help.
     """
-    dates = sorted(set(as_of_dates))
-    if len(dates) < n_validation + n_test + 1:
+    dates = tuple(sorted(set(labelled)))
+    needed = n_validation + 1
+    backtests = []
+    for test_date in dates[-n_backtests:]:
+        known = [d for d in dates if label_window_end(d, horizon_days) <= test_date]
+        if len(known) >= needed:
+            backtests.append((test_date, plan_fit(known, n_validation)))
+    if not backtests:
+        span = f"{dates[0]} .. {dates[-1]}" if dates else "none"
         raise DataError(
-            f"{len(dates)} snapshot(s) cannot be split into training, {n_validation} "
-            f"validation and {n_test} test snapshot(s)"
+            f"{len(dates)} labelled snapshot(s) ({span}) are too few for a walk-forward test: "
+            f"a test date needs {needed} snapshots whose {horizon_days}-day label windows end "
+            "by it (1 to fit, "
+            f"{n_validation} to stop early). Add data, lower `snapshots.horizon_days` or "
+            "`snapshots.min_history_days`, set an earlier `snapshots.first_as_of`, or use "
+            "`snapshots.frequency: week` for more snapshots."
         )
-    test = dates[len(dates) - n_test :]
-    validation = dates[len(dates) - n_test - n_validation : len(dates) - n_test]
-    first_validation = validation[0]
-    train = [
-        d
-        for d in dates[: len(dates) - n_test - n_validation]
-        if label_window_end(d, horizon_days) <= first_validation
-    ]
-    if not train:
-        raise DataError(
-            f"no training snapshot has its {horizon_days}-day label window end by the first "
-            f"validation as_of {first_validation} (snapshots {dates[0]} .. {dates[-1]}); "
-            "add older data or lower `snapshots.horizon_days`"
-        )
-    return SnapshotSplit(train=tuple(train), validation=tuple(validation), test=tuple(test))
+    return WalkForward(
+        labelled=dates,
+        backtests=tuple(backtests),
+        deployment=plan_fit(dates, n_validation),
+    )
