@@ -240,30 +240,31 @@ def test_loading_a_folder_without_a_bundle_names_the_folder(tmp_path):
 
 
 def test_bootstrap_difference_of_identical_scorers_is_zero_and_deterministic():
-    from churnkit.training.metrics import bootstrap_pr_auc_difference
+    from churnkit.training.metrics import bootstrap_differences
 
     rng = np.random.default_rng(1)
     y = rng.integers(0, 2, 400)
     scores = rng.uniform(size=400)
     groups = np.repeat(np.arange(200), 2)
-    same = bootstrap_pr_auc_difference(y, scores, scores, groups, samples=200)
+    same = bootstrap_differences(y, scores, scores, groups, samples=200)["pr_auc"]
     assert same["difference"] == same["ci_low"] == same["ci_high"] == 0.0
-    again = bootstrap_pr_auc_difference(y, scores, scores[::-1], groups, samples=200, seed=3)
-    assert again == bootstrap_pr_auc_difference(
-        y, scores, scores[::-1], groups, samples=200, seed=3
+    again = bootstrap_differences(y, scores, scores[::-1], groups, samples=200, seed=3)["pr_auc"]
+    assert (
+        again
+        == bootstrap_differences(y, scores, scores[::-1], groups, samples=200, seed=3)["pr_auc"]
     )
 
 
 def test_bootstrap_interval_of_a_better_scorer_is_above_zero_and_covers_the_difference():
     from sklearn.metrics import average_precision_score
 
-    from churnkit.training.metrics import bootstrap_pr_auc_difference
+    from churnkit.training.metrics import bootstrap_differences
 
     rng = np.random.default_rng(2)
     y = rng.integers(0, 2, 2000)
     good = y + rng.normal(0, 0.6, 2000)
     weak = y + rng.normal(0, 1.5, 2000)
-    result = bootstrap_pr_auc_difference(y, good, weak, np.arange(2000), samples=300)
+    result = bootstrap_differences(y, good, weak, np.arange(2000), samples=300)["pr_auc"]
     expected = average_precision_score(y, good) - average_precision_score(y, weak)
     assert result["difference"] == pytest.approx(expected)
     assert 0 < result["ci_low"] < expected < result["ci_high"]

@@ -593,7 +593,7 @@ def _training_summary(outcome: Any) -> dict[str, Any]:
 
 
 def _report_training(outcome: Any) -> None:
-    from churnkit.training import SCORER_LABELS
+    from churnkit.training import SCORER_LABELS, describe_comparison
 
     result = outcome.result
     if _state["json"]:
@@ -608,15 +608,9 @@ def _report_training(outcome: Any) -> None:
     headers = ("roc_auc", "pr_auc", "lift_10", "capture_10", "brier", "ece")
     title = "walk-forward test " + ", ".join(result.model.metadata["test_as_of"])
     out.print(_metrics_table(title, rows, headers))
-    for name, diffs in result.comparisons.items():
-        pr, roc = diffs["pr_auc"], diffs["roc_auc"]
-        best = " (best baseline)" if name == result.best_baseline else ""
-        out.print(
-            f"model - {SCORER_LABELS[name]}{best}: PR-AUC {pr['difference']:+.4f} "
-            f"[{pr['ci_low']:+.4f}, {pr['ci_high']:+.4f}], ROC-AUC {roc['difference']:+.4f} "
-            f"[{roc['ci_low']:+.4f}, {roc['ci_high']:+.4f}]",
-            highlight=False,
-        )
+    for name in result.comparisons:
+        out.print(f"model - {describe_comparison(result, name)}", highlight=False)
+    pr = result.crr_difference
     meta = result.model.metadata
     out.print(
         f"{pr['confidence']:.0%} intervals from {int(pr['samples'])} customer-level bootstrap "

@@ -13,7 +13,14 @@ import pandas as pd
 
 from churnkit.config import Config
 from churnkit.report.figures import feature_importance
-from churnkit.training import CRR_BASELINE, MODEL, SCORER_LABELS, UNCALIBRATED, TrainingResult
+from churnkit.training import (
+    CRR_BASELINE,
+    MODEL,
+    SCORER_LABELS,
+    UNCALIBRATED,
+    TrainingResult,
+    describe_comparison,
+)
 
 __all__ = ["model_card"]
 
@@ -109,16 +116,8 @@ _CALIBRATION = {
 
 
 def _comparison_lines(result: TrainingResult) -> list[str]:
-    lines = []
-    for name, diffs in result.comparisons.items():
-        pr, roc = diffs["pr_auc"], diffs["roc_auc"]
-        best = " (the best baseline)" if name == result.best_baseline else ""
-        lines.append(
-            f"- Model minus {SCORER_LABELS[name]}{best}: PR-AUC **{pr['difference']:+.4f}** "
-            f"[{pr['ci_low']:+.4f}, {pr['ci_high']:+.4f}], ROC-AUC {roc['difference']:+.4f} "
-            f"[{roc['ci_low']:+.4f}, {roc['ci_high']:+.4f}]"
-        )
-    pr = next(iter(result.comparisons.values()))["pr_auc"]
+    lines = [f"- Model minus {describe_comparison(result, name)}" for name in result.comparisons]
+    pr = result.crr_difference
     lines.append(
         f"\n{pr['confidence']:.0%} intervals: paired customer-level bootstrap, "
         f"{int(pr['samples'])} resamples."

@@ -51,10 +51,10 @@ def score_customers(
 ) -> pd.DataFrame:
     """The ranked, explained at-risk list (:data:`SCORE_COLUMNS`) for ``features``.
 
-    Rows are sorted by churn probability, highest first. Ties (isotonic calibration maps
-    ranges of raw scores to one probability) are broken by the model's raw score, then by
-    ``customer_id``, so the order is total and reruns give the same bytes. ``segment``
-    is the segment of the CRR baseline (the RFM segment when the model has one), so
+    Rows are sorted by churn probability, highest first. Ties (an isotonic calibration or
+    a served baseline maps ranges of scores to one probability) are broken by the raw
+    score, then by ``customer_id``, so the order is total and reruns give the same bytes.
+    ``segment`` is the segment of the CRR baseline (the RFM segment when the model has one), so
     ``baseline_churn_probability`` is that segment's historical churn rate.
 
     Reasons (exact TreeSHAP, about a millisecond per customer and hundred trees on two

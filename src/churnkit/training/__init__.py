@@ -39,6 +39,7 @@ __all__ = [
     "FitPlan",
     "TrainingResult",
     "WalkForward",
+    "describe_comparison",
     "evaluate_scores",
     "fit_churn_model",
     "plan_fit",
@@ -99,6 +100,16 @@ class TrainingResult:
     def beats_baseline(self) -> bool:
         """The quality gate: the model clearly beats the best baseline (interval above 0)."""
         return self.baselines_beaten[self.best_baseline]
+
+
+def describe_comparison(result: TrainingResult, name: str) -> str:
+    """``recency alone (best baseline): PR-AUC +0.0404 [+0.0352, +0.0459], ROC-AUC ...``."""
+    parts = []
+    for metric, label in (("pr_auc", "PR-AUC"), ("roc_auc", "ROC-AUC")):
+        d = result.comparisons[name][metric]
+        parts.append(f"{label} {d['difference']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]")
+    best = " (best baseline)" if name == result.best_baseline else ""
+    return f"{SCORER_LABELS[name]}{best}: {', '.join(parts)}"
 
 
 def snapshot_table(dataset: pd.DataFrame, plan: WalkForward) -> pd.DataFrame:

@@ -16,7 +16,6 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 __all__ = [
     "TOP_FRACTIONS",
     "bootstrap_differences",
-    "bootstrap_pr_auc_difference",
     "expected_calibration_error",
     "lift_at",
     "score_metrics",
@@ -158,19 +157,3 @@ def bootstrap_differences(
             "confidence": float(confidence),
         }
     return result
-
-
-def bootstrap_pr_auc_difference(
-    y_true: np.ndarray,
-    scores_a: np.ndarray,
-    scores_b: np.ndarray,
-    groups: np.ndarray,
-    *,
-    samples: int = 1000,
-    seed: int = 0,
-    confidence: float = 0.95,
-) -> dict[str, float]:
-    """The PR-AUC part of :func:`bootstrap_differences`."""
-    return bootstrap_differences(
-        y_true, scores_a, scores_b, groups, samples=samples, seed=seed, confidence=confidence
-    )["pr_auc"]
