@@ -426,8 +426,8 @@ def run_scoring(
         if model.serving:
             raise ModelNotFoundError(
                 f"no model is champion yet ({model.metadata['fallback_reason']}), and serving "
-                "the best baseline instead runs only with `engine: duckdb`; score with "
-                "`--force-promote`-ed model or set `scoring.model`"
+                "the best baseline instead runs only with `engine: duckdb`; promote a version "
+                "(`churnkit train --force-promote`) or set `scoring.model` to a bundle folder"
             )
         return _score_on_spark(
             cfg, source, model, as_of, orders, dry_run, allow_drift, started, on_step
