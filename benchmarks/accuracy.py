@@ -5,7 +5,8 @@ as `churnkit train` does, and compares on its walk-forward test dates, each scor
 fits made with the snapshots labelled by then:
 
 - churnkit (the walk-forward predictions of its protocol);
-- the CRR baseline, recency alone and the RFM score, fitted on the same snapshots;
+- the CRR baseline, recency alone, the RFM score and BG/NBD (its probability of no
+  purchase in the horizon, fitted per snapshot), fitted on the same snapshots;
 - a *plain LightGBM*: LightGBM's default parameters (100 rounds, no early stopping, no
   calibration) on the RFM family only (recency, tenure, orders and revenue in windows,
   lifetime totals, mean and largest order), trained on the same snapshots, out of time;
@@ -116,6 +117,7 @@ def run_scenario(scenario: str, customers: int, seed: int) -> str:
         "crr_baseline",
         "recency_baseline",
         "rfm_baseline",
+        "bgnbd_baseline",
         "plain_lightgbm",
         "oracle",
     ]

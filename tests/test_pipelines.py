@@ -30,10 +30,11 @@ def test_the_model_beats_every_baseline_on_test_pr_auc(trained):
         "model",
         "model_uncalibrated",
         "crr_baseline",
+        "bgnbd_baseline",
         "recency_baseline",
         "rfm_baseline",
     }
-    for baseline in ("crr_baseline", "recency_baseline", "rfm_baseline"):
+    for baseline in ("crr_baseline", "recency_baseline", "rfm_baseline", "bgnbd_baseline"):
         assert metrics["model"]["pr_auc"] > metrics[baseline]["pr_auc"], baseline
     assert metrics["model"]["lift_10"] > metrics["crr_baseline"]["lift_10"]
     assert outcome.result.beats_baseline

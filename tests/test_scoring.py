@@ -29,7 +29,8 @@ def model_and_features(trained):
     cfg, outcome, _ = trained
     model = ChurnModel.load(outcome.export_dir)
     orders = pd.read_parquet(cfg.data.orders.path)
-    return model, build_features(orders, [AS_OF], model.feature_spec)
+    # as scoring sees them: with the BG/NBD feature fitted on the whole population
+    return model, model.add_derived_features(build_features(orders, [AS_OF], model.feature_spec))
 
 
 # -- reasons -------------------------------------------------------------------------

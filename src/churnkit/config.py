@@ -213,13 +213,17 @@ class ModelConfig(_Frozen):
     seed: int = 42
     num_threads: int = Field(default=2, ge=1)
     learning_rate: float = Field(default=0.05, gt=0)
-    num_leaves: int = Field(default=31, ge=2)
-    min_child_samples: int = Field(default=50, ge=1)
+    num_leaves: int = Field(default=15, ge=2)
+    min_child_samples: int = Field(default=100, ge=1)
     feature_fraction: float = Field(default=0.9, gt=0, le=1)
     lambda_l2: float = Field(default=1.0, ge=0)
     max_rounds: int = Field(default=1000, ge=1)
-    early_stopping_rounds: int = Field(default=100, ge=1)
+    early_stopping_rounds: int = Field(default=30, ge=1)
     early_stopping_metric: Literal["auc", "average_precision", "binary_logloss"] = "auc"
+    bgnbd_feature: bool = Field(
+        default=True,
+        description="BG/NBD probability of no purchase in the horizon as a LightGBM feature",
+    )
     calibration: Literal["sigmoid", "isotonic"] = Field(
         default="sigmoid", description="sigmoid keeps the ranking; isotonic can tie many"
     )

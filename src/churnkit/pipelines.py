@@ -47,6 +47,7 @@ from churnkit.training import (
     plan_walk_forward,
     train_churn_model,
 )
+from churnkit.training.baselines import BGNBD_COLUMN
 from churnkit.training.drift import SCORE as DRIFT_SCORE
 from churnkit.training.drift import population_stability
 from churnkit.training.metrics import score_metrics
@@ -137,7 +138,14 @@ def run_training(
     )
     dataset = source.features(used, spec, horizon_days=cfg.snapshots.horizon_days)
     on_step(f"walk-forward test on {len(plan.test)} dates, then LightGBM on {len(dataset):,} rows")
-    result = train_churn_model(dataset, plan, cfg.model, spec, drift_bins=cfg.scoring.drift.bins)
+    result = train_churn_model(
+        dataset,
+        plan,
+        cfg.model,
+        spec,
+        horizon_days=cfg.snapshots.horizon_days,
+        drift_bins=cfg.scoring.drift.bins,
+    )
     data_summary["snapshot_rows"] = len(dataset)
 
     on_step("logging the run and registering the model in MLflow")
@@ -441,6 +449,7 @@ def run_scoring(
             f"{data_end - dt.timedelta(days=1)}. Choose an --as-of inside that range."
         )
     on_step(f"scoring and explaining {len(features):,} customers")
+    features = model.add_derived_features(features)
     ranked = score_customers(
         model,
         features,
@@ -546,12 +555,17 @@ def _score_on_spark(
 
     from churnkit.features import finish_frame
     from churnkit.features.spark import spark_feature_frame
-    from churnkit.scoring.spark import score_on_spark, write_spark_partition
+    from churnkit.scoring.spark import score_on_spark, with_bgnbd_column, write_spark_partition
 
     on_step(f"building features at {as_of} on spark")
     spark, spec = source.spark, model.feature_spec
     features = spark_feature_frame(spark, source.tables.as_dict(), [as_of], spec).cache()
     rows = features.count()
+    if rows and BGNBD_COLUMN in model.feature_names:
+        rfm = features.select("orders_lifetime", "tenure_days", "recency_days")
+        fitted_on = rfm.sample(fraction=min(1.0, _DRIFT_SAMPLE / rows), seed=0).toPandas()
+        horizon = int(model.metadata.get("horizon_days", cfg.snapshots.horizon_days))
+        features = with_bgnbd_column(features, fitted_on, horizon).cache()
     if not rows:
         raise DataError(
             f"no customer has a qualifying order in the {spec.activity_days} days before "

@@ -66,6 +66,7 @@ def score_customers(
     FeatureMismatchError
         When ``features`` does not have the model's feature columns.
     """
+    features = model.add_derived_features(features)  # on the whole population, once
     raw = model.predict_raw(features)
     probability = raw if model.calibration is None else model.calibration.apply(raw)
     order = (

@@ -58,6 +58,7 @@ def reason_sentences(
     model: ChurnModel, features: pd.DataFrame, k: int = 3
 ) -> tuple[pd.DataFrame, list[list[str]]]:
     """``reason_1`` .. ``reason_k`` sentences per row, and the features behind them."""
+    features = model.add_derived_features(features)
     chosen = reason_features(model, features, k)
     attributes = frozenset(model.feature_spec.attributes)
     columns = _Columns(features)
@@ -297,5 +298,12 @@ _RULES: Sequence[tuple[re.Pattern[str], Callable[[re.Match, Row], str]]] = [
         (r"last_nps", _last_nps),
         (r"days_since_signup", _simple("signed up {} days ago", _int)),
         (r"([rfm])_score", _score),
+        (
+            r"bgnbd_no_purchase",
+            _simple(
+                "{} chance of no order in the horizon for their buying pattern (BG/NBD)",
+                lambda v: f"{float(v):.0%}",
+            ),
+        ),
     )
 ]

@@ -99,3 +99,27 @@ def write_spark_partition(
         ordered.write.option("header", True).csv(str(folder / AT_RISK_FILE))
 
     return write_atomically(output_dir, as_of, manifest, write)
+
+
+def with_bgnbd_column(frame: Any, sample: pd.DataFrame, horizon_days: int) -> Any:
+    """``frame`` with the BG/NBD feature, fitted on the driver on ``sample`` (the RFM
+    features of a sample of the same snapshot) and computed on Spark in closed form."""
+    from pyspark.sql import functions as F
+
+    from churnkit.training.baselines import BGNBD_COLUMN
+    from churnkit.training.bgnbd import WEEK_DAYS, bgnbd_inputs, fit_bgnbd
+
+    m = fit_bgnbd(*bgnbd_inputs(sample))
+    x = F.col("orders_lifetime").cast("double") - 1.0
+    T = F.col("tenure_days").cast("double") / WEEK_DAYS
+    t_x = F.greatest(T - F.col("recency_days").cast("double") / WEEK_DAYS, F.lit(0.0))
+    shape = F.lit(m.r) + x
+    log_ratio = shape * (F.log(F.lit(m.alpha) + T) - F.log(F.lit(m.alpha) + t_x))
+    odds = F.when(
+        x > 0,
+        F.exp(F.log(F.lit(m.a)) - F.log(F.greatest(F.lit(m.b) + x - 1, F.lit(1e-12))) + log_ratio),
+    ).otherwise(F.lit(0.0))
+    alive = F.lit(1.0) / (F.lit(1.0) + odds)
+    horizon = horizon_days / WEEK_DAYS
+    quiet = F.exp(shape * (F.log(F.lit(m.alpha) + T) - F.log(F.lit(m.alpha) + T + horizon)))
+    return frame.withColumn(BGNBD_COLUMN, F.lit(1.0) - alive + alive * quiet)

@@ -24,7 +24,8 @@ import pandas as pd
 from churnkit.config import ModelConfig
 from churnkit.errors import DataError
 from churnkit.features import LABEL_COLUMN, FeatureSpec, feature_names
-from churnkit.training.baselines import CRRBaseline, ScoreBaseline
+from churnkit.training.baselines import BGNBD_COLUMN, BGNBDBaseline, CRRBaseline, ScoreBaseline
+from churnkit.training.bgnbd import bgnbd_no_purchase_probability
 from churnkit.training.calibration import fit_calibration
 from churnkit.training.drift import drift_reference
 from churnkit.training.metrics import bootstrap_differences, score_metrics
@@ -53,13 +54,15 @@ UNCALIBRATED = "model_uncalibrated"
 CRR_BASELINE = "crr_baseline"
 RECENCY_BASELINE = "recency_baseline"
 RFM_BASELINE = "rfm_baseline"
-BASELINES = (CRR_BASELINE, RECENCY_BASELINE, RFM_BASELINE)
+BGNBD_BASELINE = "bgnbd_baseline"
+BASELINES = (CRR_BASELINE, RECENCY_BASELINE, RFM_BASELINE, BGNBD_BASELINE)
 SCORER_LABELS = {
     MODEL: "LightGBM (calibrated)",
     UNCALIBRATED: "LightGBM (raw)",
     CRR_BASELINE: "CRR baseline",
     RECENCY_BASELINE: "recency alone",
     RFM_BASELINE: "RFM score",
+    BGNBD_BASELINE: "BG/NBD",
 }
 _MIN_PER_CLASS = 20
 
@@ -144,6 +147,7 @@ def fit_churn_model(
     cfg: ModelConfig,
     spec: FeatureSpec,
     *,
+    horizon_days: int = 90,
     drift_bins: int | None = None,
 ) -> ChurnModel:
     """One production fit on the snapshots of ``plan`` (see the module docstring).
@@ -159,6 +163,8 @@ def fit_churn_model(
         LightGBM and calibration settings.
     spec
         The feature spec the dataset was built with; stored in the model.
+    horizon_days
+        The label window, for the BG/NBD baseline's probability of no purchase in it.
     drift_bins
         When given, the model carries the distribution of every feature and of its score
         on the latest snapshot, in this many bins, for scoring's drift check.
@@ -175,7 +181,7 @@ def fit_churn_model(
     _check_classes(f"fitting snapshots ({_dates(plan.fit)})", fit[LABEL_COLUMN])
     _check_classes(f"early-stopping snapshots ({_dates(plan.validation)})", valid[LABEL_COLUMN])
 
-    names = feature_names(spec)
+    names = feature_names(spec) + ([BGNBD_COLUMN] if cfg.bgnbd_feature else [])
     stopped = fit_booster(
         fit[names], fit[LABEL_COLUMN].to_numpy(), valid[names], valid[LABEL_COLUMN].to_numpy(), cfg
     )
@@ -201,13 +207,15 @@ def fit_churn_model(
             "best_iteration": best,
             "refit_rounds": rounds,
             "early_stopping_metric": cfg.early_stopping_metric,
+            "horizon_days": horizon_days,
             "calibration": cfg.calibration,
             "train_as_of": [d.isoformat() for d in plan.dates],
             "validation_as_of": [d.isoformat() for d in plan.validation],
         },
     )
     model.score_baselines = {
-        name: other.fit(used, used[LABEL_COLUMN]) for name, other in _score_baselines(spec).items()
+        name: other.fit(used, used[LABEL_COLUMN])
+        for name, other in _score_baselines(spec, horizon_days).items()
     }
     if drift_bins is not None:
         latest = used[used["as_of"] == max(plan.dates)]
@@ -223,6 +231,7 @@ def train_churn_model(
     cfg: ModelConfig,
     spec: FeatureSpec,
     *,
+    horizon_days: int = 90,
     drift_bins: int = 10,
 ) -> TrainingResult:
     """The walk-forward test, then the deployment fit; see the module docstring.
@@ -237,6 +246,8 @@ def train_churn_model(
         LightGBM settings, the seed and the bootstrap resamples.
     spec
         The feature spec the dataset was built with; stored in the model.
+    horizon_days
+        The label window the dataset's labels were made with.
     drift_bins
         Bins per feature of the drift reference (the latest labelled snapshot).
 
@@ -245,11 +256,13 @@ def train_churn_model(
     DataError
         When a fit or a test date has too few churned or retained customers.
     """
+    # BG/NBD is fitted once per snapshot, on its customers' history before it
+    dataset = dataset.assign(**{BGNBD_COLUMN: bgnbd_no_purchase_probability(dataset, horizon_days)})
     scored = []
     for test_date, fit_plan in plan.backtests:
         test = dataset[dataset["as_of"] == test_date]
         _check_classes(f"walk-forward test snapshot {test_date}", test[LABEL_COLUMN])
-        model = fit_churn_model(dataset, fit_plan, cfg, spec)
+        model = fit_churn_model(dataset, fit_plan, cfg, spec, horizon_days=horizon_days)
         scores = {
             MODEL: model.predict_proba(test),
             UNCALIBRATED: model.predict_raw(test),
@@ -273,7 +286,9 @@ def train_churn_model(
         for name in BASELINES
         if name in predictions
     }
-    model = fit_churn_model(dataset, plan.deployment, cfg, spec, drift_bins=drift_bins)
+    model = fit_churn_model(
+        dataset, plan.deployment, cfg, spec, horizon_days=horizon_days, drift_bins=drift_bins
+    )
     result = TrainingResult(
         model=model,
         metrics=pooled,
@@ -296,10 +311,11 @@ def _dates(dates: tuple) -> str:
     return ", ".join(d.isoformat() for d in dates)
 
 
-def _score_baselines(spec: FeatureSpec) -> dict[str, ScoreBaseline]:
+def _score_baselines(spec: FeatureSpec, horizon_days: int) -> dict[str, ScoreBaseline]:
     baselines = {RECENCY_BASELINE: ScoreBaseline(("recency_days",), increasing=True)}
     if spec.has("segments"):
         baselines[RFM_BASELINE] = ScoreBaseline(("r_score", "f_score", "m_score"), increasing=False)
+    baselines[BGNBD_BASELINE] = BGNBDBaseline(horizon_days)
     return baselines
 
 

@@ -8,7 +8,11 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-__all__ = ["CRRBaseline", "ScoreBaseline"]
+from churnkit.training.bgnbd import bgnbd_no_purchase_probability
+
+__all__ = ["BGNBD_COLUMN", "BGNBDBaseline", "CRRBaseline", "ScoreBaseline", "baseline_from_dict"]
+
+BGNBD_COLUMN = "bgnbd_no_purchase"
 
 
 class CRRBaseline(ClassifierMixin, BaseEstimator):
@@ -150,3 +154,41 @@ class ScoreBaseline(ClassifierMixin, BaseEstimator):
         if missing:
             raise ValueError(f"ScoreBaseline needs columns {missing}; got {list(X.columns)}")
         return X[list(self.columns)].astype(float).sum(axis=1).to_numpy()
+
+
+class BGNBDBaseline(ScoreBaseline):
+    """Churn probability from BG/NBD's probability of no purchase in the horizon.
+
+    The BG/NBD model is fitted on each snapshot's customers with their history before it
+    (:func:`churnkit.training.bgnbd.bgnbd_no_purchase_probability`); its output is then
+    mapped to churn rates by isotonic regression fitted on the training snapshots. Frames
+    that already carry the ``bgnbd_no_purchase`` column (training computes it once per
+    snapshot) are not refitted.
+    """
+
+    def __init__(self, horizon_days: int = 90) -> None:
+        super().__init__((BGNBD_COLUMN,), increasing=True)
+        self.horizon_days = horizon_days
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "kind": "bgnbd", "horizon_days": self.horizon_days}
+
+    @classmethod
+    def from_dict(cls, table: dict[str, Any]) -> BGNBDBaseline:
+        baseline = cls(int(table["horizon_days"]))
+        baseline.x_thresholds_ = np.asarray(table["x_thresholds"], dtype=float)
+        baseline.y_thresholds_ = np.asarray(table["y_thresholds"], dtype=float)
+        baseline.classes_ = np.array([0, 1])
+        return baseline
+
+    def _score(self, X: pd.DataFrame) -> np.ndarray:
+        if BGNBD_COLUMN in X:
+            return X[BGNBD_COLUMN].to_numpy(dtype=float)
+        return bgnbd_no_purchase_probability(X, self.horizon_days)
+
+
+def baseline_from_dict(table: dict[str, Any]) -> ScoreBaseline:
+    """A stored score baseline, of the kind its table names."""
+    if table.get("kind") == "bgnbd":
+        return BGNBDBaseline.from_dict(table)
+    return ScoreBaseline.from_dict(table)

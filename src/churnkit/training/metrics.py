@@ -16,6 +16,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 __all__ = [
     "TOP_FRACTIONS",
     "bootstrap_differences",
+    "bootstrap_intervals",
     "expected_calibration_error",
     "lift_at",
     "score_metrics",
@@ -157,3 +158,35 @@ def bootstrap_differences(
             "confidence": float(confidence),
         }
     return result
+
+
+def bootstrap_intervals(
+    y_true: np.ndarray,
+    scores: np.ndarray,
+    groups: np.ndarray,
+    *,
+    samples: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> dict[str, tuple[float, float]]:
+    """Percentile intervals of one scorer's PR-AUC and ROC-AUC, resampling ``groups``
+    (customers) with replacement as :func:`bootstrap_differences` does."""
+    y = np.asarray(y_true, dtype=float)
+    _, group_of_row = np.unique(np.asarray(groups), return_inverse=True)
+    n_groups = int(group_of_row.max()) + 1
+    rng = np.random.default_rng(seed)
+    order, thresholds = _curve_points(y, np.asarray(scores, dtype=float))
+    values: dict[str, list[np.ndarray]] = {"pr_auc": [], "roc_auc": []}
+    batch = max(1, 4_000_000 // max(len(y), 1))
+    for first in range(0, samples, batch):
+        size = min(batch, samples - first)
+        counts = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=size)
+        weights = counts[:, group_of_row].astype(float)
+        pr, roc = _weighted_ranking_metrics(y[order], weights[:, order], thresholds)
+        values["pr_auc"].append(pr)
+        values["roc_auc"].append(roc)
+    tail = (1 - confidence) / 2 * 100
+    return {
+        metric: tuple(float(v) for v in np.percentile(np.concatenate(parts), [tail, 100 - tail]))
+        for metric, parts in values.items()
+    }

@@ -22,7 +22,8 @@ import pandas as pd
 from churnkit.config import ModelConfig
 from churnkit.errors import FeatureMismatchError, ModelNotFoundError
 from churnkit.features import ID_COLUMNS, INFO_COLUMNS, LABEL_COLUMN, FeatureSpec
-from churnkit.training.baselines import CRRBaseline, ScoreBaseline
+from churnkit.training.baselines import BGNBD_COLUMN, CRRBaseline, ScoreBaseline, baseline_from_dict
+from churnkit.training.bgnbd import bgnbd_no_purchase_probability
 from churnkit.training.calibration import Calibration
 
 __all__ = ["ChurnModel", "fit_booster", "lightgbm_params", "refit_booster"]
@@ -31,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 BOOSTER_FILE = "booster.txt"
 META_FILE = "model.json"
-_KNOWN_NON_FEATURES = {*ID_COLUMNS, *INFO_COLUMNS, LABEL_COLUMN}
+_KNOWN_NON_FEATURES = {*ID_COLUMNS, *INFO_COLUMNS, LABEL_COLUMN, BGNBD_COLUMN}
 
 
 def lightgbm_params(cfg: ModelConfig) -> dict[str, Any]:
@@ -147,14 +148,29 @@ class ChurnModel:
         """CRR-baseline churn probability per row of ``features``."""
         return self.baseline.predict_proba(features)[:, 1]
 
+    def add_derived_features(self, features: pd.DataFrame) -> pd.DataFrame:
+        """``features`` with the BG/NBD feature when the model uses it and the frame lacks
+        it, fitted on the frame's customers of each as_of (so pass whole populations)."""
+        needs = ("as_of", "orders_lifetime", "tenure_days", "recency_days")
+        if BGNBD_COLUMN not in self.feature_names or BGNBD_COLUMN in features:
+            return features
+        if any(column not in features for column in needs):
+            return features  # select_features then names what is missing
+        horizon = int(self.metadata.get("horizon_days", 90))
+        return features.assign(**{BGNBD_COLUMN: bgnbd_no_purchase_probability(features, horizon)})
+
     def select_features(self, features: pd.DataFrame) -> pd.DataFrame:
         """The model's feature columns of ``features``, in training order.
+
+        A model with the BG/NBD feature computes it when the frame lacks it
+        (:meth:`add_derived_features`).
 
         Raises
         ------
         FeatureMismatchError
             When a feature is missing or an unknown column is present.
         """
+        features = self.add_derived_features(features)
         columns = list(features.columns)
         missing = [c for c in self.feature_names if c not in columns]
         unknown = [
@@ -224,6 +240,6 @@ class ChurnModel:
             else None,
             drift_reference=meta.get("drift_reference"),
             score_baselines={
-                k: ScoreBaseline.from_dict(v) for k, v in meta.get("score_baselines", {}).items()
+                k: baseline_from_dict(v) for k, v in meta.get("score_baselines", {}).items()
             },
         )
