@@ -246,6 +246,10 @@ def test_the_model_carries_a_drift_reference_that_survives_saving(trained, tmp_p
     assert set(model.drift_reference) == {*model.feature_names, SCORE}
     assert scoring.manifest["drift"]["checked"]
     assert scoring.manifest["drift"]["over_threshold"] == []
+    # the reference is the population the model was trained for, at the data's end:
+    # scoring that same night finds no drift at all
+    assert model.metadata["drift_reference_as_of"] == "2026-01-01" == scoring.as_of.isoformat()
+    assert scoring.manifest["drift"]["score_psi"] < 1e-6
 
 
 def _drifted_bundle(outcome, folder, column=SCORE):

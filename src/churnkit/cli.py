@@ -694,7 +694,7 @@ def _print_drift(drift: dict[str, Any]) -> None:
     over = drift["over_threshold"]
     score = "not compared" if drift["score_psi"] is None else f"{drift['score_psi']:.3f}"
     line = (
-        f"drift (PSI vs the latest labelled snapshot): score {score}, largest "
+        f"drift (PSI vs the population at training): score {score}, largest "
         f"feature {drift['max_feature_psi']:.3f}; threshold {drift['threshold']}"
     )
     if drift.get("stops") and drift.get("allowed"):

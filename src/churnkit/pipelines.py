@@ -137,6 +137,8 @@ def run_training(
         f"building features for {len(used)} snapshots ({', '.join(spec.families)}) on {cfg.engine}"
     )
     dataset = source.features(used, spec, horizon_days=cfg.snapshots.horizon_days)
+    # the population the model is made for: tonight's, at the data's end (the drift reference)
+    tonight = source.features([_data_end(data_summary)], spec)
     on_step(f"walk-forward test on {len(plan.test)} dates, then LightGBM on {len(dataset):,} rows")
     result = train_churn_model(
         dataset,
@@ -145,6 +147,7 @@ def run_training(
         spec,
         horizon_days=cfg.snapshots.horizon_days,
         drift_bins=cfg.scoring.drift.bins,
+        drift_population=tonight,
     )
     data_summary["snapshot_rows"] = len(dataset)
 

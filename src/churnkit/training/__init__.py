@@ -148,7 +148,6 @@ def fit_churn_model(
     spec: FeatureSpec,
     *,
     horizon_days: int = 90,
-    drift_bins: int | None = None,
 ) -> ChurnModel:
     """One production fit on the snapshots of ``plan`` (see the module docstring).
 
@@ -165,9 +164,6 @@ def fit_churn_model(
         The feature spec the dataset was built with; stored in the model.
     horizon_days
         The label window, for the BG/NBD baseline's probability of no purchase in it.
-    drift_bins
-        When given, the model carries the distribution of every feature and of its score
-        on the latest snapshot, in this many bins, for scoring's drift check.
 
     Raises
     ------
@@ -217,11 +213,6 @@ def fit_churn_model(
         name: other.fit(used, used[LABEL_COLUMN])
         for name, other in _score_baselines(spec, horizon_days).items()
     }
-    if drift_bins is not None:
-        latest = used[used["as_of"] == max(plan.dates)]
-        model.drift_reference = drift_reference(
-            latest, names, model.predict_proba(latest), drift_bins
-        )
     return model
 
 
@@ -233,6 +224,7 @@ def train_churn_model(
     *,
     horizon_days: int = 90,
     drift_bins: int = 10,
+    drift_population: pd.DataFrame | None = None,
 ) -> TrainingResult:
     """The walk-forward test, then the deployment fit; see the module docstring.
 
@@ -249,7 +241,11 @@ def train_churn_model(
     horizon_days
         The label window the dataset's labels were made with.
     drift_bins
-        Bins per feature of the drift reference (the latest labelled snapshot).
+        Bins per feature of the drift reference.
+    drift_population
+        Features of the population the model is trained for (at the data's end, no
+        labels needed): the drift reference, so scoring measures change since training.
+        Default: the latest labelled snapshot.
 
     Raises
     ------
@@ -286,9 +282,16 @@ def train_churn_model(
         for name in BASELINES
         if name in predictions
     }
-    model = fit_churn_model(
-        dataset, plan.deployment, cfg, spec, horizon_days=horizon_days, drift_bins=drift_bins
+    model = fit_churn_model(dataset, plan.deployment, cfg, spec, horizon_days=horizon_days)
+    population = (
+        dataset[dataset["as_of"] == max(plan.labelled)]
+        if drift_population is None
+        else model.add_derived_features(drift_population)
     )
+    model.drift_reference = drift_reference(
+        population, model.feature_names, model.predict_proba(population), drift_bins
+    )
+    model.metadata["drift_reference_as_of"] = max(population["as_of"]).isoformat()
     result = TrainingResult(
         model=model,
         metrics=pooled,
