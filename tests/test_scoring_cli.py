@@ -114,7 +114,13 @@ def test_the_same_scoring_twice_gives_the_same_bytes(bundle_config):
 def test_score_prints_the_list_with_reasons_actions_and_drift(bundle_config):
     result = invoke("score", bundle_config, "--top", "5")
     assert result.exit_code == 0, result.output
-    for text in ("top reason", "action", "tier", "drift (PSI vs the population at training)", "wrote"):
+    for text in (
+        "top reason",
+        "action",
+        "tier",
+        "drift (PSI vs the population at training)",
+        "wrote",
+    ):
         assert text in result.output
 
 

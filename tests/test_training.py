@@ -314,3 +314,23 @@ def test_the_gate_needs_an_interval_above_zero_against_the_best_baseline(baselin
     result = _result(0.95, baselines)
     assert result.best_baseline == f"{best}_baseline"  # ties: the first in BASELINES
     assert result.beats_baseline is passes
+
+
+def test_tonights_interval_widens_with_the_spread_between_test_dates():
+    from churnkit.training.metrics import bootstrap_intervals, tonight_intervals
+
+    rng = np.random.default_rng(6)
+    n = 3000
+    y = rng.integers(0, 2, n)
+    dates = np.repeat(np.array(["2025-08-01", "2025-09-01", "2025-10-01"]), n // 3)
+    steady = y + rng.normal(0, 1.0, n)
+    noise = np.repeat([0.5, 1.0, 2.0], n // 3)  # the ranking gets worse from date to date
+    drifting = y + rng.normal(0, 1.0, n) * noise
+    ids = np.arange(n)
+    customers = bootstrap_intervals(y, steady, ids, samples=200)["roc_auc"]
+    same = tonight_intervals(y, steady, ids, dates, samples=200)["roc_auc"]
+    varied = tonight_intervals(y, drifting, ids, dates, samples=200)["roc_auc"]
+    assert same["low"] < same["estimate"] < same["high"]
+    assert same["high"] - same["low"] >= customers[1] - customers[0]
+    assert same["high"] - same["low"] < 0.1
+    assert varied["high"] - varied["low"] > 3 * (same["high"] - same["low"])

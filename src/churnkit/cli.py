@@ -619,6 +619,34 @@ def _report_training(outcome: Any) -> None:
         f"{len(meta['train_as_of'])} labelled snapshots ({meta['refit_rounds']} rounds).",
         highlight=False,
     )
+    per_date = result.per_snapshot[result.per_snapshot["scorer"] == "model"]
+    out.print(
+        "model per test date (ROC-AUC / PR-AUC): "
+        + ", ".join(f"{r.as_of} {r.roc_auc:.4f} / {r.pr_auc:.4f}" for r in per_date.itertuples()),
+        highlight=False,
+    )
+    served = "model" if result.beats_baseline else result.best_baseline
+    expected = result.tonight[served]
+    out.print(
+        f"tonight's list ({SCORER_LABELS[served]}) should reach "
+        + ", ".join(
+            f"{label} {expected[m]['estimate']:.4f} (95% prediction interval "
+            f"{expected[m]['low']:.4f}-{expected[m]['high']:.4f})"
+            for m, label in (("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC"))
+        )
+        + "; `churnkit evaluate` measures it once the horizon has passed",
+        highlight=False,
+    )
+    shift = meta.get("population_shift_psi")
+    if shift is not None and shift > _MAJOR_SHIFT_PSI:
+        err.print(
+            "[yellow]warning:[/] the population at the data's end "
+            f"({meta['drift_reference_as_of']}) differs from the walk-forward test dates' "
+            f"(score PSI {shift:.2f}): expect "
+            "tonight's list to do differently from the figures above",
+            highlight=False,
+            soft_wrap=True,
+        )
     alias = "champion" if outcome.promoted else "challenger"
     out.print(
         f"registered {outcome.run.model_name} v{outcome.run.version} as [bold]{alias}[/]: "
@@ -626,6 +654,8 @@ def _report_training(outcome: Any) -> None:
     )
     out.print(f"run {outcome.run.run_id} in {outcome.run.tracking_uri}", soft_wrap=True)
 
+
+_MAJOR_SHIFT_PSI = 0.25  # the usual reading of PSI: above 0.25, a major shift
 
 _METRIC_HEADERS = {
     "roc_auc": "ROC-AUC",

@@ -189,6 +189,15 @@ def log_training_run(
         )
         mlflow.log_metric("best_iteration", result.model.metadata["best_iteration"])
         mlflow.log_metric("refit_rounds", result.model.metadata["refit_rounds"])
+        mlflow.log_metrics(
+            {
+                f"tonight_{scorer}_{metric}_{key}": value
+                for scorer, intervals in result.tonight.items()
+                for metric, values in intervals.items()
+                for key, value in values.items()
+                if key != "estimate"
+            }
+        )
         mlflow.set_tag("churnkit.best_baseline", result.best_baseline)
         mlflow.log_metrics(
             {

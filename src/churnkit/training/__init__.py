@@ -15,6 +15,7 @@ printed, logged and gated on. The registered model is the fit on every labelled 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -27,8 +28,8 @@ from churnkit.features import LABEL_COLUMN, FeatureSpec, feature_names
 from churnkit.training.baselines import BGNBD_COLUMN, BGNBDBaseline, CRRBaseline, ScoreBaseline
 from churnkit.training.bgnbd import bgnbd_no_purchase_probability
 from churnkit.training.calibration import fit_calibration
-from churnkit.training.drift import drift_reference
-from churnkit.training.metrics import bootstrap_differences, score_metrics
+from churnkit.training.drift import SCORE, drift_reference, population_stability
+from churnkit.training.metrics import bootstrap_differences, score_metrics, tonight_intervals
 from churnkit.training.model import ChurnModel, fit_booster, refit_booster
 from churnkit.training.splits import FitPlan, WalkForward, plan_fit, plan_walk_forward
 
@@ -73,7 +74,9 @@ class TrainingResult:
 
     ``metrics`` are pooled over the walk-forward test dates, for the model and every
     baseline; ``comparisons`` holds, per baseline, the model's PR-AUC and ROC-AUC minus
-    the baseline's with a 95 % paired customer-level bootstrap interval.
+    the baseline's with a 95 % paired customer-level bootstrap interval; ``tonight``, per
+    scorer, what one more night's list should achieve
+    (:func:`~churnkit.training.metrics.tonight_intervals`).
     """
 
     model: ChurnModel
@@ -82,6 +85,7 @@ class TrainingResult:
     snapshots: pd.DataFrame
     test_predictions: pd.DataFrame
     comparisons: dict[str, dict[str, dict[str, float]]]
+    tonight: dict[str, dict[str, dict[str, float]]] = dataclasses.field(default_factory=dict)
 
     @property
     def crr_difference(self) -> dict[str, float]:
@@ -282,16 +286,35 @@ def train_churn_model(
         for name in BASELINES
         if name in predictions
     }
+    tonight = {
+        name: tonight_intervals(
+            predictions[LABEL_COLUMN].to_numpy(),
+            predictions[name].to_numpy(),
+            predictions["customer_id"].to_numpy(),
+            predictions["as_of"].to_numpy(),
+            samples=cfg.bootstrap_samples,
+            seed=cfg.seed,
+        )
+        for name in (MODEL, *BASELINES)
+        if name in predictions
+    }
     model = fit_churn_model(dataset, plan.deployment, cfg, spec, horizon_days=horizon_days)
     population = (
         dataset[dataset["as_of"] == max(plan.labelled)]
         if drift_population is None
         else model.add_derived_features(drift_population)
     )
+    tonight_scores = model.predict_proba(population)
     model.drift_reference = drift_reference(
-        population, model.feature_names, model.predict_proba(population), drift_bins
+        population, model.feature_names, tonight_scores, drift_bins
     )
     model.metadata["drift_reference_as_of"] = max(population["as_of"]).isoformat()
+    # does the population the model is made for look like the one it was tested on?
+    last_test = dataset[dataset["as_of"] == plan.test[-1]]
+    tested = drift_reference(last_test, [], model.predict_proba(last_test), drift_bins)
+    model.metadata["population_shift_psi"] = round(
+        population_stability(tested, population, tonight_scores)[SCORE], 4
+    )
     result = TrainingResult(
         model=model,
         metrics=pooled,
@@ -299,6 +322,7 @@ def train_churn_model(
         snapshots=snapshot_table(dataset, plan),
         test_predictions=predictions,
         comparisons=comparisons,
+        tonight=tonight,
     )
     model.metadata["test_as_of"] = [d.isoformat() for d in plan.test]
     model.metadata["best_baseline"] = result.best_baseline

@@ -17,6 +17,7 @@ __all__ = [
     "TOP_FRACTIONS",
     "bootstrap_differences",
     "bootstrap_intervals",
+    "tonight_intervals",
     "expected_calibration_error",
     "lift_at",
     "score_metrics",
@@ -190,3 +191,38 @@ def bootstrap_intervals(
         metric: tuple(float(v) for v in np.percentile(np.concatenate(parts), [tail, 100 - tail]))
         for metric, parts in values.items()
     }
+
+
+def tonight_intervals(
+    y_true: np.ndarray,
+    scores: np.ndarray,
+    groups: np.ndarray,
+    dates: np.ndarray,
+    *,
+    samples: int = 1000,
+    seed: int = 0,
+) -> dict[str, dict[str, float]]:
+    """What one more night's list should achieve: PR-AUC and ROC-AUC pooled over the
+    walk-forward test ``dates``, with a 95 % prediction interval for a new date.
+
+    A night's list is one draw of a date as well as of customers, so the interval adds
+    the spread between test dates to the customer bootstrap's:
+    ``estimate +- 1.96 * sqrt(se_customers**2 + sd_dates**2 * (1 + 1 / dates))``.
+    """
+    y, p = np.asarray(y_true, dtype=int), np.asarray(scores, dtype=float)
+    dates = np.asarray(dates)
+    customers = bootstrap_intervals(y, p, groups, samples=samples, seed=seed)
+    metrics = {"pr_auc": average_precision_score, "roc_auc": roc_auc_score}
+    result = {}
+    for name, metric in metrics.items():
+        per_date = [metric(y[dates == d], p[dates == d]) for d in np.unique(dates)]
+        se = (customers[name][1] - customers[name][0]) / (2 * 1.96)
+        between = float(np.std(per_date, ddof=1)) if len(per_date) > 1 else 0.0
+        half = 1.96 * math.sqrt(se**2 + between**2 * (1 + 1 / len(per_date)))
+        estimate = float(metric(y, p))
+        result[name] = {
+            "estimate": estimate,
+            "low": max(0.0, estimate - half),
+            "high": min(1.0, estimate + half),
+        }
+    return result
