@@ -104,6 +104,27 @@ def _weighted_ranking_metrics(
     return pr_auc, roc_auc
 
 
+def _resampled_metrics(
+    y: np.ndarray, scorers: list[np.ndarray], groups: np.ndarray, samples: int, seed: int
+) -> list[dict[str, np.ndarray]]:
+    """PR-AUC and ROC-AUC of each scorer on the same ``samples`` cluster resamples."""
+    _, group_of_row = np.unique(np.asarray(groups), return_inverse=True)
+    n_groups = int(group_of_row.max()) + 1
+    rng = np.random.default_rng(seed)
+    curves = [_curve_points(y, s) for s in scorers]
+    values = [{"pr_auc": np.empty(samples), "roc_auc": np.empty(samples)} for _ in scorers]
+    batch = max(1, 4_000_000 // max(len(y), 1))
+    for first in range(0, samples, batch):
+        size = min(batch, samples - first)
+        counts = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=size)
+        weights = counts[:, group_of_row].astype(float)
+        for (order, thresholds), out in zip(curves, values, strict=True):
+            pr, roc = _weighted_ranking_metrics(y[order], weights[:, order], thresholds)
+            out["pr_auc"][first : first + size] = pr
+            out["roc_auc"][first : first + size] = roc
+    return values
+
+
 def bootstrap_differences(
     y_true: np.ndarray,
     scores_a: np.ndarray,
@@ -127,22 +148,8 @@ def bootstrap_differences(
     """
     y = np.asarray(y_true, dtype=float)
     a, b = np.asarray(scores_a, dtype=float), np.asarray(scores_b, dtype=float)
-    _, group_of_row = np.unique(np.asarray(groups), return_inverse=True)
-    n_groups = int(group_of_row.max()) + 1
-    rng = np.random.default_rng(seed)
-    curves = [_curve_points(y, s) for s in (a, b)]
-    differences = {"pr_auc": np.empty(samples), "roc_auc": np.empty(samples)}
-    batch = max(1, 4_000_000 // max(len(y), 1))
-    for first in range(0, samples, batch):
-        size = min(batch, samples - first)
-        counts = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=size)
-        weights = counts[:, group_of_row].astype(float)
-        (pr_a, roc_a), (pr_b, roc_b) = (
-            _weighted_ranking_metrics(y[order], weights[:, order], thresholds)
-            for order, thresholds in curves
-        )
-        differences["pr_auc"][first : first + size] = pr_a - pr_b
-        differences["roc_auc"][first : first + size] = roc_a - roc_b
+    of_a, of_b = _resampled_metrics(y, [a, b], groups, samples, seed)
+    differences = {metric: of_a[metric] - of_b[metric] for metric in of_a}
     full = {
         "pr_auc": average_precision_score(y, a) - average_precision_score(y, b),
         "roc_auc": roc_auc_score(y, a) - roc_auc_score(y, b),
@@ -173,23 +180,11 @@ def bootstrap_intervals(
     """Percentile intervals of one scorer's PR-AUC and ROC-AUC, resampling ``groups``
     (customers) with replacement as :func:`bootstrap_differences` does."""
     y = np.asarray(y_true, dtype=float)
-    _, group_of_row = np.unique(np.asarray(groups), return_inverse=True)
-    n_groups = int(group_of_row.max()) + 1
-    rng = np.random.default_rng(seed)
-    order, thresholds = _curve_points(y, np.asarray(scores, dtype=float))
-    values: dict[str, list[np.ndarray]] = {"pr_auc": [], "roc_auc": []}
-    batch = max(1, 4_000_000 // max(len(y), 1))
-    for first in range(0, samples, batch):
-        size = min(batch, samples - first)
-        counts = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=size)
-        weights = counts[:, group_of_row].astype(float)
-        pr, roc = _weighted_ranking_metrics(y[order], weights[:, order], thresholds)
-        values["pr_auc"].append(pr)
-        values["roc_auc"].append(roc)
+    (values,) = _resampled_metrics(y, [np.asarray(scores, dtype=float)], groups, samples, seed)
     tail = (1 - confidence) / 2 * 100
     return {
-        metric: tuple(float(v) for v in np.percentile(np.concatenate(parts), [tail, 100 - tail]))
-        for metric, parts in values.items()
+        metric: tuple(float(v) for v in np.percentile(draws, [tail, 100 - tail]))
+        for metric, draws in values.items()
     }
 
 
