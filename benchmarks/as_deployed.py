@@ -4,9 +4,9 @@ For each generator scenario: generate it with 100 more days after its end, keep 
 happened before tonight (the day after the scenario's end) as the history, train with
 the default config and score tonight; then, with all the data, `churnkit evaluate` the
 list once its label window has passed. The list's ROC-AUC and PR-AUC should fall inside
-the 95 % prediction interval `train` prints for tonight's list (the walk-forward metric
-pooled over the test dates; the interval adds the spread between test dates to the
-customer bootstrap's). The population shift is the PSI of the score between the latest
+the 95 % prediction interval `train` prints for tonight's list (the mean of the
+walk-forward metric over the test dates; Student's t on the spread between them, never
+narrower than one night's customer bootstrap). The population shift is the PSI of the score between the latest
 test date and tonight, as `train` reports it.
 
 Usage, from the repo root after `make install`:

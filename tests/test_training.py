@@ -334,3 +334,9 @@ def test_tonights_interval_widens_with_the_spread_between_test_dates():
     assert same["high"] - same["low"] >= customers[1] - customers[0]
     assert same["high"] - same["low"] < 0.1
     assert varied["high"] - varied["low"] > 3 * (same["high"] - same["low"])
+    # a night is one date: the estimate is the mean of the per-date figures, not pooled
+    from sklearn.metrics import roc_auc_score
+
+    per_date = [roc_auc_score(y[dates == d], drifting[dates == d]) for d in np.unique(dates)]
+    assert varied["estimate"] == pytest.approx(np.mean(per_date))
+    assert varied["estimate"] != pytest.approx(roc_auc_score(y, drifting), abs=1e-3)

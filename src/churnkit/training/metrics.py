@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy import stats
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
 __all__ = [
@@ -197,24 +198,32 @@ def tonight_intervals(
     samples: int = 1000,
     seed: int = 0,
 ) -> dict[str, dict[str, float]]:
-    """What one more night's list should achieve: PR-AUC and ROC-AUC pooled over the
-    walk-forward test ``dates``, with a 95 % prediction interval for a new date.
+    """What one more night's list should achieve: the mean of PR-AUC and ROC-AUC over
+    the walk-forward test ``dates``, with a 95 % prediction interval for a new date.
 
-    A night's list is one draw of a date as well as of customers, so the interval adds
-    the spread between test dates to the customer bootstrap's:
-    ``estimate +- 1.96 * sqrt(se_customers**2 + sd_dates**2 * (1 + 1 / dates))``.
+    A night's list is one draw of a date, so the estimate is the mean of the per-date
+    metrics (pooling dates with different churn rates gives a figure no single night
+    has), and the interval is the one for a new observation from ``n`` observed ones:
+    ``mean +- t(n - 1) * sd_dates * sqrt(1 + 1 / n)``, Student's t because ``sd_dates``
+    is estimated from a handful of dates. It is never narrower than the customer
+    bootstrap's interval for one night (the pooled standard error times ``sqrt(n)``), so
+    dates that agree by chance do not promise more than one night's customers allow.
     """
     y, p = np.asarray(y_true, dtype=int), np.asarray(scores, dtype=float)
     dates = np.asarray(dates)
     customers = bootstrap_intervals(y, p, groups, samples=samples, seed=seed)
     metrics = {"pr_auc": average_precision_score, "roc_auc": roc_auc_score}
+    distinct = np.unique(dates)
+    n = len(distinct)
     result = {}
     for name, metric in metrics.items():
-        per_date = [metric(y[dates == d], p[dates == d]) for d in np.unique(dates)]
-        se = (customers[name][1] - customers[name][0]) / (2 * 1.96)
-        between = float(np.std(per_date, ddof=1)) if len(per_date) > 1 else 0.0
-        half = 1.96 * math.sqrt(se**2 + between**2 * (1 + 1 / len(per_date)))
-        estimate = float(metric(y, p))
+        per_date = np.array([metric(y[dates == d], p[dates == d]) for d in distinct])
+        one_night_se = (customers[name][1] - customers[name][0]) / (2 * 1.96) * math.sqrt(n)
+        half = 1.96 * one_night_se
+        if n > 1:
+            between = float(np.std(per_date, ddof=1)) * math.sqrt(1 + 1 / n)
+            half = max(half, float(stats.t.ppf(0.975, n - 1)) * between)
+        estimate = float(per_date.mean())
         result[name] = {
             "estimate": estimate,
             "low": max(0.0, estimate - half),
