@@ -46,6 +46,13 @@ def test_calibration_brings_the_test_calibration_error_down(trained):
     metrics = outcome.result.metrics
     assert metrics["model"]["ece"] < metrics["model_uncalibrated"]["ece"]
     assert metrics["model"]["ece"] < 0.03  # 3,000 customers; the demo's 10,000 reach 0.009
+    # `auto`: the deployment fit uses the map with the lowest walk-forward error
+    meta = outcome.result.model.metadata
+    errors = meta["calibration_ece"]
+    assert set(errors) == {"sigmoid", "beta"}
+    assert meta["calibration"] == min(errors, key=errors.get)
+    assert outcome.result.model.calibration.method == meta["calibration"]
+    assert metrics["model"]["ece"] == pytest.approx(errors[meta["calibration"]], abs=1e-6)
 
 
 def test_the_first_model_is_registered_as_champion_and_challenger(trained):

@@ -144,7 +144,7 @@ def test_calibration_error_and_brier_by_hand():
     assert score_metrics(y, p)["brier"] == pytest.approx((0.05**2 + 0.95**2 + 2 * 0.05**2) / 4)
 
 
-@pytest.mark.parametrize("method", ["sigmoid", "isotonic"])
+@pytest.mark.parametrize("method", ["sigmoid", "beta", "isotonic"])
 def test_calibration_makes_probabilities_match_churn_rates(method):
     rng = np.random.default_rng(1)
     raw = rng.random(20_000)
@@ -158,19 +158,49 @@ def test_calibration_makes_probabilities_match_churn_rates(method):
     np.testing.assert_array_equal(restored.apply(raw[:50]), calibration.apply(raw[:50]))
 
 
-def test_sigmoid_calibration_keeps_the_ranking_without_ties_or_floors():
+@pytest.mark.parametrize("method", ["sigmoid", "beta"])
+def test_smooth_calibrations_keep_the_ranking_without_ties_or_floors(method):
     rng = np.random.default_rng(4)
     raw = rng.beta(0.5, 3.0, 5000)  # many scores near 0, as for loyal customers
     churned = (rng.random(5000) < raw).astype(int)
-    sigmoid = fit_calibration(raw, churned, "sigmoid").apply(raw)
+    smooth = fit_calibration(raw, churned, method).apply(raw)
     order = np.argsort(raw)
-    assert np.all(np.diff(sigmoid[order]) >= 0)  # monotone: the ranking is the raw one
-    assert len(np.unique(sigmoid)) == len(np.unique(raw))  # no ties the raw score lacks
-    assert sigmoid.min() < 1e-4 or len(np.unique(sigmoid[sigmoid < 0.01])) > 1  # no floor
+    assert np.all(np.diff(smooth[order]) >= 0)  # monotone: the ranking is the raw one
+    assert len(np.unique(smooth)) == len(np.unique(raw))  # no ties the raw score lacks
+    assert smooth.min() < 1e-4 or len(np.unique(smooth[smooth < 0.01])) > 1  # no floor
     isotonic = fit_calibration(raw, churned, "isotonic").apply(raw)
     largest_tie = pd.Series(isotonic).value_counts().iloc[0] / len(raw)
-    assert largest_tie > 0.01  # what the sigmoid avoids: a step holding many customers
-    assert pd.Series(sigmoid).value_counts().iloc[0] == 1
+    assert largest_tie > 0.01  # what the smooth maps avoid: a step holding many customers
+    assert pd.Series(smooth).value_counts().iloc[0] == 1
+
+
+def test_beta_calibration_bends_the_ends_differently_and_never_turns_back():
+    rng = np.random.default_rng(8)
+    raw = rng.random(20_000)
+    # over-confident about loyal customers only: low scores churn more than they say
+    churned = (rng.random(20_000) < np.where(raw < 0.5, 0.25 + raw / 2, raw)).astype(int)
+    fit, holdout = slice(0, 10_000), slice(10_000, None)
+    errors = {
+        method: expected_calibration_error(
+            churned[holdout], fit_calibration(raw[fit], churned[fit], method).apply(raw[holdout])
+        )
+        for method in ("sigmoid", "beta")
+    }
+    assert errors["beta"] < errors["sigmoid"]
+    # a score that goes the wrong way at one end: the offending input is dropped
+    backwards = (rng.random(20_000) < np.where(raw > 0.9, 0.1, raw)).astype(int)
+    beta = fit_calibration(raw, backwards, "beta")
+    assert beta.a >= 0 and beta.b >= 0
+    assert np.all(np.diff(beta.apply(np.sort(raw))) >= 0)
+
+
+def test_auto_calibration_chooses_the_lower_calibration_error():
+    from churnkit.training.calibration import choose_calibration
+
+    y = np.array([0, 0, 1, 1])
+    good, poor = np.array([0.1, 0.2, 0.8, 0.9]), np.array([0.4, 0.45, 0.55, 0.6])
+    assert choose_calibration(y, {"sigmoid": poor, "beta": good}) == "beta"
+    assert choose_calibration(y, {"sigmoid": good, "beta": good}) == "sigmoid"  # ties: first
 
 
 def test_bundles_with_isotonic_thresholds_only_still_load():

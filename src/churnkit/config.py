@@ -224,8 +224,10 @@ class ModelConfig(_Frozen):
         default=True,
         description="BG/NBD probability of no purchase in the horizon as a LightGBM feature",
     )
-    calibration: Literal["sigmoid", "isotonic"] = Field(
-        default="sigmoid", description="sigmoid keeps the ranking; isotonic can tie many"
+    calibration: Literal["auto", "sigmoid", "beta", "isotonic"] = Field(
+        default="auto",
+        description="auto: sigmoid or beta, whichever is better calibrated on the "
+        "walk-forward test dates (both keep the ranking); isotonic can tie many",
     )
     bootstrap_samples: int = Field(
         default=1000, ge=100, description="resamples of the model-minus-baseline intervals"

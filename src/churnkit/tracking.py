@@ -199,6 +199,13 @@ def log_training_run(
             }
         )
         mlflow.set_tag("churnkit.best_baseline", result.best_baseline)
+        mlflow.set_tag("churnkit.calibration", result.model.metadata["calibration"])
+        mlflow.log_metrics(
+            {
+                f"test_ece_{method}_calibration": ece
+                for method, ece in result.model.metadata.get("calibration_ece", {}).items()
+            }
+        )
         mlflow.log_metrics(
             {
                 f"test_model_minus_{name.removesuffix('_baseline')}_{metric}{suffix}": diff[key]

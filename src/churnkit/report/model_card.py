@@ -90,7 +90,7 @@ def model_card(result: TrainingResult, cfg: Config, data_summary: Mapping[str, A
         f"{_CALIBRATION.get(meta.get('calibration', 'isotonic'))} on the early-stopping "
         f"snapshot maps the booster's scores to churn rates. Expected calibration error in "
         f"the walk-forward test: {result.metrics[UNCALIBRATED]['ece']:.4f} raw, "
-        f"{result.metrics[MODEL]['ece']:.4f} calibrated.",
+        f"{result.metrics[MODEL]['ece']:.4f} calibrated{_chosen_by(meta)}.",
         "",
         "## Top features (total split gain)",
         "",
@@ -111,8 +111,18 @@ def model_card(result: TrainingResult, cfg: Config, data_summary: Mapping[str, A
 
 _CALIBRATION = {
     "sigmoid": "Platt scaling (a sigmoid of the score's log-odds, which keeps the ranking)",
+    "beta": "Beta calibration (a logistic map of the score's logarithms, which keeps the "
+    "ranking)",
     "isotonic": "Isotonic regression",
 }
+
+
+def _chosen_by(meta: dict) -> str:
+    errors = meta.get("calibration_ece", {})
+    if len(errors) < 2:
+        return ""
+    listed = ", ".join(f"{method} {ece:.4f}" for method, ece in errors.items())
+    return f" (chosen as the lowest error of {listed})"
 
 
 def _comparison_lines(result: TrainingResult) -> list[str]:

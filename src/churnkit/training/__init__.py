@@ -7,7 +7,9 @@ Reading data and logging to MLflow happen in :mod:`churnkit.pipelines`.
 One *fit* (:func:`fit_churn_model`) is what production does with the labelled snapshots
 it has: LightGBM on all but the latest, early stopping (on ROC-AUC by default) and
 calibration on the latest, then a refit on all of them with the early-stopping rounds
-scaled by the rows added. The walk-forward test repeats that fit for each of the last
+scaled by the rows added. With ``model.calibration: auto`` every walk-forward fit
+calibrates with each map that keeps the ranking, and the deployment fit uses the one
+with the lowest calibration error on the test dates. The walk-forward test repeats that fit for each of the last
 few labelled dates ``T`` with the snapshots whose label windows end by ``T``, and scores
 ``T``: those metrics, beside every baseline fitted on the same snapshots, are the ones
 printed, logged and gated on. The registered model is the fit on every labelled snapshot.
@@ -27,9 +29,19 @@ from churnkit.errors import DataError
 from churnkit.features import LABEL_COLUMN, FeatureSpec, feature_names
 from churnkit.training.baselines import BGNBD_COLUMN, BGNBDBaseline, CRRBaseline, ScoreBaseline
 from churnkit.training.bgnbd import bgnbd_no_purchase_probability
-from churnkit.training.calibration import fit_calibration
+from churnkit.training.calibration import (
+    AUTO_CANDIDATES,
+    Calibration,
+    choose_calibration,
+    fit_calibration,
+)
 from churnkit.training.drift import SCORE, drift_reference, population_stability
-from churnkit.training.metrics import bootstrap_differences, score_metrics, tonight_intervals
+from churnkit.training.metrics import (
+    bootstrap_differences,
+    expected_calibration_error,
+    score_metrics,
+    tonight_intervals,
+)
 from churnkit.training.model import ChurnModel, fit_booster, refit_booster
 from churnkit.training.splits import FitPlan, WalkForward, plan_fit, plan_walk_forward
 
@@ -152,6 +164,7 @@ def fit_churn_model(
     spec: FeatureSpec,
     *,
     horizon_days: int = 90,
+    calibration: str | None = None,
 ) -> ChurnModel:
     """One production fit on the snapshots of ``plan`` (see the module docstring).
 
@@ -168,6 +181,9 @@ def fit_churn_model(
         The feature spec the dataset was built with; stored in the model.
     horizon_days
         The label window, for the BG/NBD baseline's probability of no purchase in it.
+    calibration
+        The calibration method; default ``cfg.calibration``, where ``auto`` means the
+        first of the candidates (:func:`train_churn_model` chooses among them).
 
     Raises
     ------
@@ -175,6 +191,25 @@ def fit_churn_model(
         When the fitting or validation snapshots have too few churned or retained
         customers.
     """
+    method = calibration or cfg.calibration
+    model, _ = _fit(dataset, plan, cfg, spec, horizon_days, _candidates(method))
+    return model
+
+
+def _candidates(method: str) -> tuple[str, ...]:
+    return AUTO_CANDIDATES if method == "auto" else (method,)
+
+
+def _fit(
+    dataset: pd.DataFrame,
+    plan: FitPlan,
+    cfg: ModelConfig,
+    spec: FeatureSpec,
+    horizon_days: int,
+    methods: tuple[str, ...],
+) -> tuple[ChurnModel, dict[str, Calibration]]:
+    """:func:`fit_churn_model`, calibrated with each of ``methods`` (the model carries
+    the first); the maps are returned by method."""
     used = dataset[dataset["as_of"].isin(plan.dates)]
     fit = used[used["as_of"].isin(plan.fit)]
     valid = used[used["as_of"].isin(plan.validation)]
@@ -186,11 +221,11 @@ def fit_churn_model(
         fit[names], fit[LABEL_COLUMN].to_numpy(), valid[names], valid[LABEL_COLUMN].to_numpy(), cfg
     )
     best = int(stopped.best_iteration) or stopped.current_iteration()
-    calibration = fit_calibration(
-        stopped.predict(valid[names], num_iteration=best),
-        valid[LABEL_COLUMN].to_numpy(),
-        cfg.calibration,
-    )
+    stopped_scores = stopped.predict(valid[names], num_iteration=best)
+    calibrations = {
+        method: fit_calibration(stopped_scores, valid[LABEL_COLUMN].to_numpy(), method)
+        for method in methods
+    }
     # the refit sees more rows than the early-stopped fit: scale its rounds alike
     rounds = min(cfg.max_rounds, max(1, math.ceil(best * len(used) / len(fit))))
     booster = refit_booster(used[names], used[LABEL_COLUMN].to_numpy(), rounds, cfg)
@@ -202,13 +237,13 @@ def fit_churn_model(
         feature_names=names,
         feature_spec=spec,
         baseline=baseline,
-        calibration=calibration,
+        calibration=calibrations[methods[0]],
         metadata={
             "best_iteration": best,
             "refit_rounds": rounds,
             "early_stopping_metric": cfg.early_stopping_metric,
             "horizon_days": horizon_days,
-            "calibration": cfg.calibration,
+            "calibration": methods[0],
             "train_as_of": [d.isoformat() for d in plan.dates],
             "validation_as_of": [d.isoformat() for d in plan.validation],
         },
@@ -217,7 +252,7 @@ def fit_churn_model(
         name: other.fit(used, used[LABEL_COLUMN])
         for name, other in _score_baselines(spec, horizon_days).items()
     }
-    return model
+    return model, calibrations
 
 
 def train_churn_model(
@@ -258,20 +293,24 @@ def train_churn_model(
     """
     # BG/NBD is fitted once per snapshot, on its customers' history before it
     dataset = dataset.assign(**{BGNBD_COLUMN: bgnbd_no_purchase_probability(dataset, horizon_days)})
-    scored = []
+    methods = _candidates(cfg.calibration)
+    scored, calibrated = [], {method: [] for method in methods}
     for test_date, fit_plan in plan.backtests:
         test = dataset[dataset["as_of"] == test_date]
         _check_classes(f"walk-forward test snapshot {test_date}", test[LABEL_COLUMN])
-        model = fit_churn_model(dataset, fit_plan, cfg, spec, horizon_days=horizon_days)
-        scores = {
-            MODEL: model.predict_proba(test),
-            UNCALIBRATED: model.predict_raw(test),
-            CRR_BASELINE: model.baseline_proba(test),
-        }
+        model, calibrations = _fit(dataset, fit_plan, cfg, spec, horizon_days, methods)
+        raw = model.predict_raw(test)
+        for method, calibration in calibrations.items():
+            calibrated[method].append(calibration.apply(raw))
+        scores = {UNCALIBRATED: raw, CRR_BASELINE: model.baseline_proba(test)}
         for name, other in model.score_baselines.items():
             scores[name] = other.predict_proba(test)[:, 1]
         scored.append(test[["customer_id", "as_of", LABEL_COLUMN]].assign(**scores))
     predictions = pd.concat(scored, ignore_index=True)
+    # the calibration the deployment fit uses: the lowest error on the test dates
+    candidates = {method: np.concatenate(parts) for method, parts in calibrated.items()}
+    chosen = choose_calibration(predictions[LABEL_COLUMN].to_numpy(), candidates)
+    predictions.insert(3, MODEL, candidates[chosen])
     scorers = [c for c in predictions.columns if c in SCORER_LABELS]
     pooled, per_snapshot = evaluate_scores(predictions, scorers)
     comparisons = {
@@ -298,7 +337,13 @@ def train_churn_model(
         for name in (MODEL, *BASELINES)
         if name in predictions
     }
-    model = fit_churn_model(dataset, plan.deployment, cfg, spec, horizon_days=horizon_days)
+    model = fit_churn_model(
+        dataset, plan.deployment, cfg, spec, horizon_days=horizon_days, calibration=chosen
+    )
+    model.metadata["calibration_ece"] = {
+        method: round(expected_calibration_error(predictions[LABEL_COLUMN], p), 6)
+        for method, p in candidates.items()
+    }
     population = (
         dataset[dataset["as_of"] == max(plan.labelled)]
         if drift_population is None
