@@ -6,8 +6,8 @@ the default config and score tonight; then, with all the data, `churnkit evaluat
 list once its label window has passed. The list's ROC-AUC and PR-AUC should fall inside
 the 95 % prediction interval `train` prints for tonight's list (the mean of the
 walk-forward metric over the test dates; Student's t on the spread between them, never
-narrower than one night's customer bootstrap). The population shift is the PSI of the score between the latest
-test date and tonight, as `train` reports it.
+narrower than one night's customer bootstrap). The population shift is the PSI of the
+score between the latest test date and tonight, as `train` reports it.
 
 Usage, from the repo root after `make install`:
 

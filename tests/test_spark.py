@@ -174,6 +174,39 @@ def test_engine_spark_scores_on_spark_like_the_local_engine(
     pd.testing.assert_frame_equal(remote.ranked, scoring.ranked.head(len(remote.ranked)))
 
 
+def test_engine_spark_serves_the_best_baseline_like_the_local_engine(
+    spark, trained, tmp_path, generated_dir, monkeypatch
+):
+    from churnkit import pipelines, tracking
+
+    cfg, outcome, _ = trained
+
+    def no_champion(config):  # what load_scoring_model serves when no version passed
+        model = tracking.load_model(config)
+        served = model.serving_baseline("bgnbd_baseline")
+        served.metadata = {
+            **model.metadata,
+            "model_name": "baseline:bgnbd_baseline",
+            "model_version": "",
+            "fallback_reason": "no champion: churn-test v1 did not pass the quality gate",
+        }
+        return served
+
+    monkeypatch.setattr(pipelines, "load_scoring_model", no_champion)
+    bundle = {"model": str(outcome.export_dir)}
+    local = run_scoring(
+        load_config(write_config(tmp_path / "local", generated_dir, scoring=bundle)),
+        dry_run=True,
+    )
+    remote = run_scoring(_spark_config(tmp_path, generated_dir, scoring=bundle))
+    assert remote.manifest["scorer"]["served"] == "bgnbd_baseline"
+    written = pd.read_parquet(remote.partition / "scores.parquet")
+    assert (written["model_name"] == "baseline:bgnbd_baseline").all()
+    assert (written["reason_1"].fillna("") == "").all()  # no reasons: they explain the model
+    pd.testing.assert_frame_equal(remote.ranked, local.ranked.head(len(remote.ranked)))
+    assert written["churn_probability"].is_monotonic_decreasing
+
+
 def test_engine_spark_checks_the_data_contract(spark, tmp_path, generated_dir):
 
     orders = pd.read_parquet(generated_dir / "orders.parquet")

@@ -26,7 +26,7 @@ from churnkit.config import Config, load_config
 from churnkit.data import Tables, load_data, load_orders, summarise_orders
 from churnkit.data.generator import generate_data, write_generated
 from churnkit.data.views import ViewTables, register_views
-from churnkit.errors import ChurnkitError, DataError, DriftError, ModelNotFoundError
+from churnkit.errors import ChurnkitError, DataError, DriftError
 from churnkit.features import (
     FeatureSpec,
     build_features,
@@ -39,6 +39,7 @@ from churnkit.kpis import cohort_retention, period_kpis
 from churnkit.scoring import resolve_as_of, score_customers, write_partition
 from churnkit.scoring.output import partition_dir, read_partition
 from churnkit.training import (
+    BGNBD_BASELINE,
     CRR_BASELINE,
     MODEL,
     SCORER_LABELS,
@@ -434,12 +435,6 @@ def run_scoring(
     data_end = _data_end(orders)
     as_of = resolve_as_of(as_of, data_end, cfg.scoring.max_staleness_days)
     if isinstance(source, SparkSource):
-        if model.serving:
-            raise ModelNotFoundError(
-                f"no model is champion yet ({model.metadata['fallback_reason']}), and serving "
-                "the best baseline instead runs only with `engine: duckdb`; promote a version "
-                "(`churnkit train --force-promote`) or set `scoring.model` to a bundle folder"
-            )
         return _score_on_spark(
             cfg, source, model, as_of, orders, dry_run, allow_drift, started, on_step
         )
@@ -564,7 +559,7 @@ def _score_on_spark(
     spark, spec = source.spark, model.feature_spec
     features = spark_feature_frame(spark, source.tables.as_dict(), [as_of], spec).cache()
     rows = features.count()
-    if rows and BGNBD_COLUMN in model.feature_names:
+    if rows and (BGNBD_COLUMN in model.feature_names or model.serving == BGNBD_BASELINE):
         rfm = features.select("orders_lifetime", "tenure_days", "recency_days")
         fitted_on = rfm.sample(fraction=min(1.0, _DRIFT_SAMPLE / rows), seed=0).toPandas()
         horizon = int(model.metadata.get("horizon_days", cfg.snapshots.horizon_days))
@@ -577,14 +572,19 @@ def _score_on_spark(
             "Choose an --as-of inside that range."
         )
     on_step(f"scoring and explaining {rows:,} customers on spark")
-    probability = tracking.spark_probability_udf(cfg, spark, model)(F.struct(*model.feature_names))
+    # a served baseline is a function of each row's features: computed on the partitions
+    probability = (
+        None
+        if model.serving
+        else tracking.spark_probability_udf(cfg, spark, model)(F.struct(*model.feature_names))
+    )
     scores = score_on_spark(
         features,
         model,
         probability,
         tiers=cfg.scoring.risk_tiers,
         high_value_share=cfg.scoring.high_value_share,
-        explain_top=cfg.scoring.explain_top,
+        explain_top=0 if model.serving else cfg.scoring.explain_top,
     ).cache()
     sample = features.sample(fraction=min(1.0, _DRIFT_SAMPLE / rows), seed=0)
     sample = finish_frame(sample.toPandas(), spec)

@@ -111,8 +111,7 @@ def model_card(result: TrainingResult, cfg: Config, data_summary: Mapping[str, A
 
 _CALIBRATION = {
     "sigmoid": "Platt scaling (a sigmoid of the score's log-odds, which keeps the ranking)",
-    "beta": "Beta calibration (a logistic map of the score's logarithms, which keeps the "
-    "ranking)",
+    "beta": "Beta calibration (a logistic map of the score's logarithms, which keeps the ranking)",
     "isotonic": "Isotonic regression",
 }
 

@@ -39,7 +39,7 @@ SCORE_SCHEMA = (
 def score_on_spark(
     features: DataFrame,
     model: ChurnModel,
-    probability: Column,
+    probability: Column | None,
     *,
     tiers: RiskTierConfig,
     high_value_share: float,
@@ -48,7 +48,10 @@ def score_on_spark(
     """The at-risk list as a Spark DataFrame sorted by rank, one row per customer.
 
     ``features`` comes from :func:`churnkit.features.spark.spark_feature_frame` for one
-    as_of; ``probability`` is a Spark column of calibrated churn probabilities for it.
+    as_of; ``probability`` is a Spark column of calibrated churn probabilities for it,
+    or ``None`` to compute them on the partitions with ``model.predict_proba`` (for a
+    served baseline, a function of each row's features; a frame with the BG/NBD column
+    already, see :func:`with_bgnbd_column`).
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -57,14 +60,22 @@ def score_on_spark(
     spec = model.feature_spec
     columns = features.columns
 
+    on_partitions = probability is None  # the closure must not hold the Column (JVM)
+
     def raw_scores(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
             frame = finish_frame(batch[columns].copy(), spec)
+            if on_partitions:
+                batch = batch.assign(_p=model.predict_proba(frame))
             yield batch.assign(_raw=model.predict_raw(frame))
 
-    with_p = features.withColumn("_p", probability)
-    schema = StructType([*with_p.schema.fields, StructField("_raw", DoubleType())])
-    scored = with_p.mapInPandas(raw_scores, schema=schema)
+    if on_partitions:
+        with_p = features
+        added = [StructField("_p", DoubleType()), StructField("_raw", DoubleType())]
+    else:
+        with_p = features.withColumn("_p", probability)
+        added = [StructField("_raw", DoubleType())]
+    scored = with_p.mapInPandas(raw_scores, schema=StructType([*with_p.schema.fields, *added]))
     order = Window.orderBy(F.col("_p").desc(), F.col("_raw").desc(), F.col("customer_id").asc())
     ranked = scored.withColumn("_rank", F.row_number().over(order))
     threshold = ranked.agg(

@@ -7,12 +7,13 @@ Reading data and logging to MLflow happen in :mod:`churnkit.pipelines`.
 One *fit* (:func:`fit_churn_model`) is what production does with the labelled snapshots
 it has: LightGBM on all but the latest, early stopping (on ROC-AUC by default) and
 calibration on the latest, then a refit on all of them with the early-stopping rounds
-scaled by the rows added. With ``model.calibration: auto`` every walk-forward fit
-calibrates with each map that keeps the ranking, and the deployment fit uses the one
-with the lowest calibration error on the test dates. The walk-forward test repeats that fit for each of the last
+scaled by the rows added. The walk-forward test repeats that fit for each of the last
 few labelled dates ``T`` with the snapshots whose label windows end by ``T``, and scores
 ``T``: those metrics, beside every baseline fitted on the same snapshots, are the ones
 printed, logged and gated on. The registered model is the fit on every labelled snapshot.
+With ``model.calibration: auto`` every walk-forward fit calibrates with each map that
+keeps the ranking, and the deployment fit uses the one with the lowest calibration error
+on the test dates.
 """
 
 from __future__ import annotations
