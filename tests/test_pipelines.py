@@ -41,15 +41,16 @@ def test_the_model_beats_every_baseline_on_test_pr_auc(trained):
     assert outcome.result.model.baseline.segment_column == "rfm_segment"
 
 
-def test_calibration_brings_the_test_calibration_error_down(trained):
+def test_calibration_never_raises_the_test_calibration_error(trained):
     _, outcome, _ = trained
     metrics = outcome.result.metrics
-    assert metrics["model"]["ece"] < metrics["model_uncalibrated"]["ece"]
+    assert metrics["model"]["ece"] <= metrics["model_uncalibrated"]["ece"]
     assert metrics["model"]["ece"] < 0.03  # 3,000 customers; the demo's 10,000 reach 0.009
     # `auto`: the deployment fit uses the map with the lowest walk-forward error
     meta = outcome.result.model.metadata
     errors = meta["calibration_ece"]
-    assert set(errors) == {"sigmoid", "beta"}
+    assert set(errors) == {"sigmoid", "beta", "none"}
+    assert errors["none"] == pytest.approx(metrics["model_uncalibrated"]["ece"], abs=1e-6)
     assert meta["calibration"] == min(errors, key=errors.get)
     assert outcome.result.model.calibration.method == meta["calibration"]
     assert metrics["model"]["ece"] == pytest.approx(errors[meta["calibration"]], abs=1e-6)

@@ -203,6 +203,13 @@ def test_auto_calibration_chooses_the_lower_calibration_error():
     assert choose_calibration(y, {"sigmoid": good, "beta": good}) == "sigmoid"  # ties: first
 
 
+def test_no_calibration_is_the_raw_score_and_round_trips():
+    none = fit_calibration(np.array([0.2, 0.7]), np.array([0, 1]), "none")
+    raw = np.array([0.01, 0.5, 0.99])
+    np.testing.assert_array_equal(none.apply(raw), raw)
+    assert Calibration.from_dict(none.to_dict()) == none
+
+
 def test_bundles_with_isotonic_thresholds_only_still_load():
     old = Calibration.from_dict({"x_thresholds": [0.0, 1.0], "y_thresholds": [0.1, 0.9]})
     assert old.method == "isotonic"

@@ -224,10 +224,10 @@ class ModelConfig(_Frozen):
         default=True,
         description="BG/NBD probability of no purchase in the horizon as a LightGBM feature",
     )
-    calibration: Literal["auto", "sigmoid", "beta", "isotonic"] = Field(
+    calibration: Literal["auto", "sigmoid", "beta", "none", "isotonic"] = Field(
         default="auto",
-        description="auto: sigmoid or beta, whichever is better calibrated on the "
-        "walk-forward test dates (both keep the ranking); isotonic can tie many",
+        description="auto: sigmoid, beta or none, whichever is best calibrated on the "
+        "walk-forward test dates (all keep the ranking); isotonic can tie many",
     )
     bootstrap_samples: int = Field(
         default=1000, ge=100, description="resamples of the model-minus-baseline intervals"

@@ -87,8 +87,7 @@ def model_card(result: TrainingResult, cfg: Config, data_summary: Mapping[str, A
         *_comparison_lines(result),
         "",
         "## Calibration",
-        f"{_CALIBRATION.get(meta.get('calibration', 'isotonic'))} on the early-stopping "
-        f"snapshot maps the booster's scores to churn rates. Expected calibration error in "
+        f"{_CALIBRATION.get(meta.get('calibration', 'isotonic'))}. Expected calibration error in "
         f"the walk-forward test: {result.metrics[UNCALIBRATED]['ece']:.4f} raw, "
         f"{result.metrics[MODEL]['ece']:.4f} calibrated{_chosen_by(meta)}.",
         "",
@@ -113,6 +112,7 @@ _CALIBRATION = {
     "sigmoid": "Platt scaling (a sigmoid of the score's log-odds, which keeps the ranking)",
     "beta": "Beta calibration (a logistic map of the score's logarithms, which keeps the ranking)",
     "isotonic": "Isotonic regression",
+    "none": "No calibration (the booster's own probabilities were the best calibrated)",
 }
 
 

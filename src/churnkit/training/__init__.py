@@ -71,7 +71,7 @@ RFM_BASELINE = "rfm_baseline"
 BGNBD_BASELINE = "bgnbd_baseline"
 BASELINES = (CRR_BASELINE, RECENCY_BASELINE, RFM_BASELINE, BGNBD_BASELINE)
 SCORER_LABELS = {
-    MODEL: "LightGBM (calibrated)",
+    MODEL: "LightGBM (as served)",
     UNCALIBRATED: "LightGBM (raw)",
     CRR_BASELINE: "CRR baseline",
     RECENCY_BASELINE: "recency alone",

@@ -17,10 +17,14 @@ raw scores to churn rates on the validation snapshots. Three methods:
     ranges of scores to one value (ties that cut through tiers and top-k lists), and
     its ends are clipped to ``[1e-4, 1 - 1e-4]``.
 
-``auto`` (the default, see :func:`choose_calibration`) fits ``sigmoid`` and ``beta``
-in every walk-forward fit and keeps the one with the lower calibration error on the
-walk-forward test dates; isotonic is never chosen for the user, because its steps tie
-customers. Every map is kept as numbers (JSON, not a pickle).
+``none``
+    the booster's own probabilities (LightGBM's log loss often leaves them close).
+
+``auto`` (the default, see :func:`choose_calibration`) tries ``sigmoid``, ``beta`` and
+``none`` in every walk-forward fit and keeps the one with the lowest calibration error
+on the walk-forward test dates, so calibrating never makes the error there worse;
+isotonic is never chosen for the user, because its steps tie customers. Every map is
+kept as numbers (JSON, not a pickle).
 
 Beta calibration is a logistic regression on two features of the score; it is fitted
 with sklearn's ``LogisticRegression`` here rather than the ``betacal`` package, whose
@@ -44,7 +48,7 @@ from churnkit.training.metrics import expected_calibration_error
 __all__ = ["AUTO_CANDIDATES", "Calibration", "choose_calibration", "fit_calibration"]
 
 # what `auto` chooses between: the maps that keep the ranking
-AUTO_CANDIDATES = ("sigmoid", "beta")
+AUTO_CANDIDATES = ("sigmoid", "beta", "none")
 
 # an isotonic 0 or 1 would claim certainty; keep its probabilities strictly inside
 _EPSILON = 1e-4
@@ -90,7 +94,7 @@ class Calibration:
     """A fitted map from raw scores to calibrated churn probabilities.
 
     ``method`` is ``sigmoid`` (``slope``, ``intercept``), ``beta`` (``a``, ``b``,
-    ``intercept``) or ``isotonic`` (``x_thresholds``, ``y_thresholds``).
+    ``intercept``), ``isotonic`` (``x_thresholds``, ``y_thresholds``) or ``none``.
     """
 
     method: str = "isotonic"
@@ -102,6 +106,8 @@ class Calibration:
     b: float = 0.0
 
     def apply(self, raw: np.ndarray) -> np.ndarray:
+        if self.method == "none":
+            return np.asarray(raw, dtype=float)
         if self.method == "sigmoid":
             return expit(-(self.slope * _log_odds(raw) + self.intercept))
         if self.method == "beta":
@@ -110,6 +116,8 @@ class Calibration:
         return np.clip(calibrated, _EPSILON, 1.0 - _EPSILON)
 
     def to_dict(self) -> dict[str, Any]:
+        if self.method == "none":
+            return {"method": "none"}
         if self.method == "sigmoid":
             return {"method": "sigmoid", "slope": self.slope, "intercept": self.intercept}
         if self.method == "beta":
@@ -124,6 +132,8 @@ class Calibration:
     def from_dict(cls, data: dict[str, Any]) -> Calibration:
         # bundles written before the sigmoid method have only the isotonic thresholds
         method = data.get("method", "isotonic")
+        if method == "none":
+            return cls("none")
         if method == "sigmoid":
             return cls("sigmoid", slope=float(data["slope"]), intercept=float(data["intercept"]))
         if method == "beta":
@@ -137,6 +147,8 @@ def fit_calibration(
     raw_scores: np.ndarray, churned: np.ndarray, method: str = "sigmoid"
 ) -> Calibration:
     """Fit the map on out-of-time rows (the validation snapshots of a fit)."""
+    if method == "none":
+        return Calibration("none")
     if method == "beta":
         return _fit_beta(raw_scores, churned)
     scores = _PrecomputedLogOdds() if method == "sigmoid" else _PrecomputedScores()
