@@ -41,10 +41,47 @@ def test_the_core_does_not_import_mlflow_typer_or_the_edges(package):
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
-def test_the_core_does_not_import_the_data_readers():
-    for package in CORE:
-        for path in (PACKAGE / package).rglob("*.py"):
-            assert "churnkit.data.readers" not in _imports(path), path
+def _runtime_imports(path: Path) -> set[str]:
+    """Imports outside ``if TYPE_CHECKING:`` blocks (those are for annotations only)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        for field in ("body", "orelse"):
+            block = getattr(node, field, None)
+            if isinstance(block, list):
+                kept = [
+                    child
+                    for child in block
+                    if not (
+                        isinstance(child, ast.If)
+                        and isinstance(child.test, ast.Name)
+                        and child.test.id == "TYPE_CHECKING"
+                    )
+                ]
+                setattr(node, field, kept)
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("package", ["data", *CORE])
+def test_data_and_the_core_never_import_an_engine(package):
+    """Engines sit beside data: they read and run; the contract, the summaries and the
+    feature definitions are written once above them and take an engine as an argument."""
+    offenders = {
+        _module(path): sorted(n for n in _runtime_imports(path) if n.startswith("churnkit.engines"))
+        for path in (PACKAGE / package).rglob("*.py")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_the_contract_is_written_once_on_ibis():
+    """No engine library in the contract: the same rules run on DuckDB and Spark."""
+    imports = _runtime_imports(PACKAGE / "data" / "contract.py")
+    assert not {name.split(".")[0] for name in imports} & {"duckdb", "pyspark", "pandera"}
 
 
 def test_only_tracking_imports_mlflow_and_only_cli_imports_typer():

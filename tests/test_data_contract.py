@@ -1,4 +1,7 @@
-"""Reading and validating the data contract: one message with every problem."""
+"""Reading and checking the data contract on DuckDB: one message with every problem.
+
+(``tests/test_spark.py`` runs the same bad inputs through Spark and gets the same message.)
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,19 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from churnkit._duckdb import connect
 from churnkit.config import config_from_dict
-from churnkit.data import load_data, load_orders
+from churnkit.data import CheckedData, open_data
+from churnkit.engines.duckdb import DuckDBEngine
 from churnkit.errors import DataError
+
+
+def load_data(data) -> CheckedData:
+    return open_data(DuckDBEngine(connect()), data)
+
+
+def load_orders(data) -> pd.DataFrame:
+    return load_data(data).orders_frame()
 
 
 def _orders_csv(tmp_path: Path, rows: list[tuple], header: str) -> Path:
@@ -119,10 +132,11 @@ def test_generated_tables_pass_the_contract(generated_dir):
         customers={"path": "customers.parquet", "attributes": ["loyalty_tier", "country"]},
     )
     tables = load_data(cfg)
-    assert len(tables.orders) > 10 * 1000
-    assert set(tables.orders["status"].astype(str)) == {"completed", "returned", "cancelled"}
-    assert {"session", "email_open", "support_ticket", "nps"} == set(tables.events["event_type"])
-    assert {"loyalty_tier", "country"} <= set(tables.customers.columns)
+    orders = tables.orders_frame()
+    assert len(orders) > 10 * 1000
+    assert set(orders["status"].astype(str)) == {"completed", "returned", "cancelled"}
+    assert {"session", "email_open", "support_ticket", "nps"} == set(tables.event_types())
+    assert {"loyalty_tier", "country"} <= set(tables.columns("customers"))
 
 
 def test_an_empty_events_table_is_refused(tmp_path):

@@ -207,29 +207,64 @@ def test_engine_spark_serves_the_best_baseline_like_the_local_engine(
     assert written["churn_probability"].is_monotonic_decreasing
 
 
-def test_engine_spark_checks_the_data_contract(spark, tmp_path, generated_dir):
-
+def _bad_orders(tmp_path, generated_dir, kind):
+    if kind == "csv":  # text that does not parse, a missing id, a repeated id, a bad status
+        path = tmp_path / "orders.csv"
+        path.write_text(
+            "order_id,customer_id,ordered_at,amount,status\n"
+            "o1,c1,2024-01-01,10.0,completed\n"
+            "o1,c2,2024-01-02,-5.0,completed\n"
+            "o3,,not a date,abc,lost\n",
+            encoding="utf-8",
+        )
+        return path
     orders = pd.read_parquet(generated_dir / "orders.parquet")
     orders.loc[:2, "amount"] = -5.0
     orders.loc[:2, "status"] = "completed"
     orders.loc[3:4, "status"] = "lost"
-    orders.to_parquet(tmp_path / "orders.parquet")
-    cfg = _spark_config(tmp_path, generated_dir)
-    cfg = cfg.model_copy(
-        update={
-            "data": cfg.data.model_copy(
-                update={
-                    "orders": cfg.data.orders.model_copy(
-                        update={"path": tmp_path / "orders.parquet"}
-                    )
-                }
-            )
-        }
-    )
-    with pytest.raises(DataError) as caught:
-        run_features(cfg, as_of=dt.date(2025, 6, 1), out=tmp_path / "f.parquet")
-    message = str(caught.value)
-    assert message.startswith("orders breaks the data contract (2 problem(s)):")
-    assert "unmapped status (not in `data.orders.status_values`): 2 row(s)" in message
-    assert "negative amounts on orders not marked as returns" in message and ": 3 row(s)" in message
-    assert not (tmp_path / "f.parquet").exists()
+    orders.loc[5, "customer_id"] = None
+    orders.loc[6, "order_id"] = orders.loc[7, "order_id"]
+    path = tmp_path / "orders.parquet"
+    orders.to_parquet(path)
+    return path
+
+
+def _with_orders(cfg, path):
+    orders = cfg.data.orders.model_copy(update={"path": path})
+    return cfg.model_copy(update={"data": cfg.data.model_copy(update={"orders": orders})})
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
+def test_the_same_bad_inputs_get_the_same_message_on_duckdb_and_spark(
+    spark, tmp_path, generated_dir, kind
+):
+    path = _bad_orders(tmp_path, generated_dir, kind)
+    configs = {
+        "duckdb": load_config(write_config(tmp_path / "local", generated_dir)),
+        "spark": _spark_config(tmp_path, generated_dir),
+    }
+    messages = {}
+    for engine, cfg in configs.items():
+        out = tmp_path / f"{engine}.parquet"
+        with pytest.raises(DataError) as caught:
+            run_features(_with_orders(cfg, path), as_of=dt.date(2025, 6, 1), out=out)
+        messages[engine] = str(caught.value)
+        assert not out.exists()
+    assert messages["spark"] == messages["duckdb"]
+    message = messages["spark"]
+    assert "orders.customer_id: 1 null value(s)" in message
+    assert "orders.order_id: 1 duplicate value(s)" in message
+    if kind == "csv":
+        assert message.startswith("orders breaks the data contract (6 problem(s)):")
+        assert "orders.ordered_at: 1 value(s) do not parse as timestamp, e.g. ['not a date']" in (
+            message
+        )
+        assert "orders.amount: 1 value(s) do not parse as double, e.g. ['abc']" in message
+        unmarked = "orders.amount: 1 negative amount(s) on orders not marked as returns, e.g. [-5"
+        assert unmarked in message
+    else:
+        assert message.startswith("orders breaks the data contract (4 problem(s)):")
+        assert "orders.status: 2 row(s) have values ['lost'] that" in message
+        assert "orders.amount: 3 negative amount(s) on orders not marked as returns, e.g. " in (
+            message
+        )

@@ -1,4 +1,5 @@
-"""The DuckDB-views path: the same features as the in-memory path, the same contract."""
+"""The DuckDB engine: views over the files give the same features as pandas inputs, and
+broken files are refused in one message before anything is written."""
 
 from __future__ import annotations
 
@@ -9,13 +10,20 @@ import pytest
 import yaml
 from tests.conftest import write_config
 
+from churnkit._duckdb import connect
 from churnkit.config import load_config
-from churnkit.data import load_data
+from churnkit.data import open_data
 from churnkit.data.generator import generate_data, write_generated
-from churnkit.data.views import register_views
+from churnkit.engines.duckdb import DuckDBEngine
 from churnkit.errors import DataError, ResourceError
 from churnkit.features import build_features, resolve_feature_spec, run_feature_query
 from churnkit.pipelines import demo_config_dict
+
+
+def register_views(data):
+    engine = DuckDBEngine(connect())
+    return open_data(engine, data), engine.con
+
 
 AS_OF = [dt.date(2025, 3, 1), dt.date(2025, 6, 1)]
 
@@ -29,36 +37,31 @@ def every_table(tmp_path_factory):
     return load_config(path)
 
 
-def test_views_give_the_same_features_as_validated_frames(every_table):
+def test_views_give_the_same_features_as_checked_frames(every_table):
     cfg = every_table
-    tables = load_data(cfg.data)
-    spec = resolve_feature_spec(cfg, tables.orders, tables.events, tables.customers)
+    checked, con = register_views(cfg.data)
+    orders, events, customers = (
+        checked.engine.fetch(checked.table(name)) for name in ("orders", "events", "customers")
+    )
+    spec = resolve_feature_spec(cfg, orders, events, customers)
     assert len(spec.families) == 8
     in_memory = build_features(
-        tables.orders,
-        AS_OF,
-        spec,
-        events=tables.events,
-        customers=tables.customers,
-        horizon_days=90,
+        orders, AS_OF, spec, events=events, customers=customers, horizon_days=90
     )
-    views = register_views(cfg.data)
-    pd.testing.assert_frame_equal(
-        run_feature_query(views.con, AS_OF, spec, horizon_days=90), in_memory
-    )
-    summary = views.summary()
-    assert summary["orders"] == len(tables.orders)
-    assert summary["first_order_at"] == tables.orders["ordered_at"].min().isoformat()
+    pd.testing.assert_frame_equal(run_feature_query(con, AS_OF, spec, horizon_days=90), in_memory)
+    summary = checked.summary()
+    assert summary["orders"] == len(orders)
+    assert summary["first_order_at"] == orders["ordered_at"].min().isoformat()
 
 
 def test_features_over_the_memory_limit_raise_a_resource_error(every_table):
     cfg = every_table
-    views = register_views(cfg.data)
-    spec = resolve_feature_spec(cfg, load_data(cfg.data).orders)
-    views.con.execute("SET memory_limit='1MB'")
-    views.con.execute("SET threads=2")
+    checked, con = register_views(cfg.data)
+    spec = resolve_feature_spec(cfg, checked.orders_frame())
+    con.execute("SET memory_limit='1MB'")
+    con.execute("SET threads=2")
     with pytest.raises(ResourceError, match=r"ran out of memory building features") as caught:
-        run_feature_query(views.con, AS_OF, spec)
+        run_feature_query(con, AS_OF, spec)
     # churnkit's own connection has no spill directory unless the config sets one
     assert "(memory_limit 976.5 KiB, 2 threads, no spill directory)" in str(caught.value)
     assert "Set `duckdb.temp_directory`" in str(caught.value)
@@ -81,10 +84,10 @@ def test_a_broken_orders_file_is_reported_in_one_message(tmp_path, generated_dir
     message = str(caught.value)
     assert message.startswith("orders breaks the data contract (4 problem(s)):")
     for problem in (
-        "orders.customer_id: null values: 1 row(s)",
-        "orders.order_id: duplicate values: 1 row(s)",
-        "values that `data.orders.status_values` does not map: 2 row(s)",
-        "negative amounts on orders not marked as returns",
+        "orders.customer_id: 1 null value(s)",
+        "orders.order_id: 1 duplicate value(s)",
+        "orders.status: 2 row(s) have values ['lost'] that `data.orders.status_values` does not",
+        "orders.amount: 1 negative amount(s) on orders not marked as returns, e.g. [-4.0]",
     ):
         assert problem in message
 
@@ -108,7 +111,7 @@ def test_scoring_reads_views_and_refuses_broken_data_before_writing(
     config.write_text(yaml.safe_dump(raw))
     result = CliRunner().invoke(app, ["score", str(config)])
     assert result.exit_code == 2
-    assert "orders.ordered_at: null values: 10 row(s)" in result.stderr
+    assert "orders.ordered_at: 10 null value(s)" in result.stderr
     assert not (tmp_path / "p" / "s").exists()
 
 
@@ -119,8 +122,8 @@ def test_the_duckdb_section_sets_the_connection_that_reads_the_views(tmp_path, g
     raw = yaml.safe_load(config.read_text())
     raw["duckdb"] = {"memory_limit": "1GB", "temp_directory": "spill", "threads": 1}
     config.write_text(yaml.safe_dump(raw))
-    source = open_source(load_config(config), in_memory=False)
-    limit, spill, threads = source.views.con.execute(
+    source = open_source(load_config(config))
+    limit, spill, threads = source.engine.con.execute(
         "SELECT current_setting('memory_limit'), current_setting('temp_directory'), "
         "current_setting('threads')"
     ).fetchall()[0]

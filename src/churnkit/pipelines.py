@@ -21,18 +21,13 @@ import pandas as pd
 import yaml
 
 from churnkit import tracking
-from churnkit._duckdb import connect, memory_limit_as_error
+from churnkit._duckdb import memory_limit_as_error
 from churnkit.config import Config, load_config
-from churnkit.data import Tables, load_data, load_orders, summarise_orders
+from churnkit.data import CheckedData, open_data
 from churnkit.data.generator import generate_data, write_generated
-from churnkit.data.views import ViewTables, register_views
+from churnkit.engines import open_engine
 from churnkit.errors import ChurnkitError, DataError, DriftError
-from churnkit.features import (
-    FeatureSpec,
-    build_features,
-    resolve_feature_spec,
-    run_feature_query,
-)
+from churnkit.features import FeatureSpec
 from churnkit.features.snapshots import observed_as_of_dates
 from churnkit.features.spec import resolve_feature_spec_from
 from churnkit.kpis import cohort_retention, period_kpis
@@ -66,6 +61,7 @@ __all__ = [
     "run_scoring",
     "run_training",
     "run_validation",
+    "read_orders",
 ]
 
 Step = Callable[[str], None]
@@ -175,7 +171,7 @@ def run_features(cfg: Config, *, as_of: dt.date | None, out: Path) -> tuple[pd.D
 
     Parquet unless ``out`` ends in ``.csv``; written to a temporary file and renamed.
     """
-    source = open_source(cfg, in_memory=False)
+    source = open_source(cfg)
     as_of = as_of or _data_end(source.summary())
     frame = source.features([as_of], source.spec(cfg))
     _write_table(frame, out)
@@ -186,7 +182,7 @@ def run_kpis(
     cfg: Config, *, period: str, out: Path | None = None, cohorts_out: Path | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Retention KPIs per period and the cohort table; optionally written to files."""
-    orders = load_orders(cfg.data)
+    orders = read_orders(cfg)
     table = period_kpis(
         orders,
         period=period,
@@ -212,132 +208,50 @@ def _write_table(frame: pd.DataFrame, out: Path) -> None:
     tmp.replace(out)
 
 
-class LocalSource:
-    """The tables as validated pandas frames; features on DuckDB (``engine: duckdb``)."""
+class Source:
+    """The config's checked tables on its engine: summaries, the feature spec they
+    support, and features (computed where the data is, collected as pandas)."""
 
-    def __init__(self, tables: Tables) -> None:
-        self.tables = tables
-
-    def summary(self) -> dict[str, Any]:
-        return summarise_orders(self.tables.orders)
-
-    def other_tables(self) -> dict[str, dict[str, int]]:
-        return {
-            name: {"rows": len(table), "customers": int(table["customer_id"].nunique())}
-            for name in ("events", "customers")
-            if (table := getattr(self.tables, name)) is not None
-        }
-
-    def spec(self, cfg: Config) -> FeatureSpec:
-        t = self.tables
-        return resolve_feature_spec(cfg, t.orders, t.events, t.customers)
-
-    def features(
-        self, as_of_dates: list[dt.date], spec: FeatureSpec, *, horizon_days: int | None = None
-    ) -> pd.DataFrame:
-        t = self.tables
-        _check_tables_for(spec, events=t.events is not None, customers=t.customers is not None)
-        return build_features(
-            t.orders,
-            as_of_dates,
-            spec,
-            events=t.events,
-            customers=t.customers,
-            horizon_days=horizon_days,
-        )
-
-
-class SparkSource:
-    """The tables as Spark DataFrames; features on Spark, collected to the driver."""
-
-    def __init__(self, spark: Any, tables: Any) -> None:
-        self.spark, self.tables = spark, tables
+    def __init__(self, data: CheckedData) -> None:
+        self.data = data
+        self.engine = data.engine
 
     def summary(self) -> dict[str, Any]:
-        return self.tables.summary()
+        return self.data.summary()
 
     def other_tables(self) -> dict[str, dict[str, int]]:
-        return {
-            name: {
-                "rows": frame.count(),
-                "customers": frame.select("customer_id").distinct().count(),
-            }
-            for name, frame in self.tables.as_dict().items()
-            if name != "orders"
-        }
+        return self.data.other_tables()
 
     def spec(self, cfg: Config) -> FeatureSpec:
-        t = self.tables
+        d = self.data
         return resolve_feature_spec_from(
             cfg,
-            order_columns=t.orders.columns,
-            event_types=None if t.events is None else t.event_types(),
-            customer_columns=None if t.customers is None else t.customers.columns,
+            order_columns=d.columns("orders"),
+            event_types=d.event_types() if d.has("events") else None,
+            customer_columns=d.columns("customers") if d.has("customers") else None,
         )
 
     def features(
         self, as_of_dates: list[dt.date], spec: FeatureSpec, *, horizon_days: int | None = None
     ) -> pd.DataFrame:
-        from churnkit.features.spark import spark_features
-
-        t = self.tables
-        _check_tables_for(spec, events=t.events is not None, customers=t.customers is not None)
-        return spark_features(self.spark, t.as_dict(), as_of_dates, spec, horizon_days=horizon_days)
+        d = self.data
+        _check_tables_for(spec, events=d.has("events"), customers=d.has("customers"))
+        return self.engine.features(as_of_dates, spec, horizon_days=horizon_days)
 
 
-class ViewsSource:
-    """The tables as checked DuckDB views over the files; features without pandas inputs.
-
-    For steps that need only features (scoring, the feature table, backtests): memory
-    stays with DuckDB instead of 30M-row pandas frames.
-    """
-
-    def __init__(self, views: ViewTables) -> None:
-        self.views = views
-
-    def summary(self) -> dict[str, Any]:
-        return self.views.summary()
-
-    def other_tables(self) -> dict[str, dict[str, int]]:
-        names = [n for n in ("events", "customers") if self.views.has(n)]
-        return {name: self.views.table_counts(name) for name in names}
-
-    def spec(self, cfg: Config) -> FeatureSpec:
-        v = self.views
-        return resolve_feature_spec_from(
-            cfg,
-            order_columns=v.columns("orders"),
-            event_types=v.event_types() if v.has("events") else None,
-            customer_columns=v.columns("customers") if v.has("customers") else None,
-        )
-
-    def features(
-        self, as_of_dates: list[dt.date], spec: FeatureSpec, *, horizon_days: int | None = None
-    ) -> pd.DataFrame:
-        v = self.views
-        _check_tables_for(spec, events=v.has("events"), customers=v.has("customers"))
-        return run_feature_query(v.con, as_of_dates, spec, horizon_days=horizon_days)
+def open_source(cfg: Config) -> Source:
+    """Read and check the config's tables on its engine (DuckDB views over the files,
+    or Spark); nothing is loaded into pandas until a result is fetched."""
+    engine = open_engine(cfg)
+    if engine.name == "duckdb":
+        with memory_limit_as_error(engine.con, "checking the data contract"):
+            return Source(open_data(engine, cfg.data))
+    return Source(open_data(engine, cfg.data))
 
 
-Source = LocalSource | ViewsSource | SparkSource
-
-
-def open_source(cfg: Config, *, in_memory: bool = True) -> Source:
-    """Read and check the config's tables on its engine.
-
-    On DuckDB, ``in_memory`` loads validated pandas frames (training needs them);
-    otherwise the tables stay DuckDB views over the files, checked in SQL.
-    """
-    if cfg.engine == "spark":
-        from churnkit.data.spark import read_spark_tables, spark_session
-
-        spark = spark_session(cfg.spark)
-        return SparkSource(spark, read_spark_tables(spark, cfg.data))
-    if not in_memory:
-        con = connect(cfg.duckdb.model_dump())
-        with memory_limit_as_error(con, "checking the data contract"):
-            return ViewsSource(register_views(cfg.data, con))
-    return LocalSource(load_data(cfg.data))
+def read_orders(cfg: Config) -> pd.DataFrame:
+    """The config's orders, checked against the data contract, as a pandas frame."""
+    return open_source(cfg).data.orders_frame()
 
 
 def _check_tables_for(spec: FeatureSpec, *, events: bool, customers: bool) -> None:
@@ -430,11 +344,11 @@ def run_scoring(
     on_step("loading the model")
     model = load_scoring_model(cfg)
     on_step("reading and validating data")
-    source = open_source(cfg, in_memory=False)
+    source = open_source(cfg)
     orders = source.summary()
     data_end = _data_end(orders)
     as_of = resolve_as_of(as_of, data_end, cfg.scoring.max_staleness_days)
-    if isinstance(source, SparkSource):
+    if source.engine.name == "spark":
         return _score_on_spark(
             cfg, source, model, as_of, orders, dry_run, allow_drift, started, on_step
         )
@@ -537,7 +451,7 @@ _DRIFT_SAMPLE = 200_000
 
 def _score_on_spark(
     cfg: Config,
-    source: SparkSource,
+    source: Source,
     model: Any,
     as_of: dt.date,
     orders: dict[str, Any],
@@ -556,8 +470,8 @@ def _score_on_spark(
     from churnkit.scoring.spark import score_on_spark, with_bgnbd_column, write_spark_partition
 
     on_step(f"building features at {as_of} on spark")
-    spark, spec = source.spark, model.feature_spec
-    features = spark_feature_frame(spark, source.tables.as_dict(), [as_of], spec).cache()
+    spark, spec = source.engine.spark, model.feature_spec
+    features = spark_feature_frame(spark, source.engine.frames, [as_of], spec).cache()
     rows = features.count()
     if rows and (BGNBD_COLUMN in model.feature_names or model.serving == BGNBD_BASELINE):
         rfm = features.select("orders_lifetime", "tenure_days", "recency_days")
@@ -662,7 +576,7 @@ def run_evaluation(cfg: Config, *, as_of: dt.date, on_step: Step = _quiet) -> Ev
     on_step(f"reading the partition for {as_of}")
     scored, manifest = read_partition(cfg.scoring.output_dir, as_of)
     on_step("reading and validating data")
-    source = open_source(cfg, in_memory=False)
+    source = open_source(cfg)
     horizon = cfg.snapshots.horizon_days
     data_end = _data_end(source.summary())
     window_end = as_of + dt.timedelta(days=horizon)

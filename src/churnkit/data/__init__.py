@@ -1,59 +1,89 @@
-"""Readers and the data contract: every table enters churnkit through here."""
+"""Every table enters churnkit through here: read by an engine, checked by the contract.
+
+:func:`open_data` reads the config's tables on an engine (:mod:`churnkit.engines`),
+checks them (:mod:`churnkit.data.contract`) and returns :class:`CheckedData`, whose
+summaries are Ibis expressions written once and run where the data is.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from churnkit.config import DataConfig
-from churnkit.data.contract import validate_customers, validate_events, validate_orders
-from churnkit.data.readers import RawTable, read_table
+from churnkit.data.contract import check_data
 
-__all__ = ["RawTable", "Tables", "load_data", "load_orders", "read_table", "summarise_orders"]
+if TYPE_CHECKING:  # pragma: no cover
+    import ibis.expr.types as ir
 
+    from churnkit.engines import Engine
 
-@dataclass(frozen=True)
-class Tables:
-    """The validated tables of one data set; events and customers are optional."""
-
-    orders: pd.DataFrame
-    events: pd.DataFrame | None = None
-    customers: pd.DataFrame | None = None
+__all__ = ["CheckedData", "open_data"]
 
 
-def load_orders(cfg: DataConfig) -> pd.DataFrame:
-    """Read and validate the orders table named by the config."""
-    raw = read_table(cfg.orders, name="orders", timezone=cfg.timezone, config_file=cfg.config_file)
-    return validate_orders(raw, cfg)
+class CheckedData:
+    """The checked tables on their engine, and what the steps above ask of them."""
+
+    def __init__(self, engine: Engine, names: tuple[str, ...]) -> None:
+        self.engine = engine
+        self.names = names
+
+    def has(self, name: str) -> bool:
+        return name in self.names
+
+    def table(self, name: str) -> ir.Table:
+        table = self.engine.table(name)
+        if table is None:
+            raise KeyError(name)
+        return table
+
+    def columns(self, name: str) -> list[str]:
+        return list(self.table(name).columns)
+
+    def summary(self) -> dict[str, Any]:
+        """Rows, customers and date range of the orders, for logs, runs and manifests."""
+        orders = self.table("orders")
+        row = self.engine.fetch(
+            orders.aggregate(
+                orders=orders.count(),
+                customers=orders.customer_id.nunique(),
+                first=orders.ordered_at.min(),
+                last=orders.ordered_at.max(),
+            )
+        ).iloc[0]
+        return {
+            "orders": int(row["orders"]),
+            "customers": int(row["customers"]),
+            "first_order_at": pd.Timestamp(row["first"]).isoformat(),
+            "last_order_at": pd.Timestamp(row["last"]).isoformat(),
+        }
+
+    def event_types(self) -> list[str]:
+        """The distinct event types, sorted; empty without an events table."""
+        if not self.has("events"):
+            return []
+        events = self.table("events")
+        types = self.engine.fetch(events.select("event_type").distinct())["event_type"]
+        return sorted(str(t) for t in types.dropna())
+
+    def other_tables(self) -> dict[str, dict[str, int]]:
+        """Rows and customers of the events and customers tables that are configured."""
+        counts = {}
+        for name in ("events", "customers"):
+            if self.has(name):
+                table = self.table(name)
+                row = self.engine.fetch(
+                    table.aggregate(rows=table.count(), customers=table.customer_id.nunique())
+                ).iloc[0]
+                counts[name] = {"rows": int(row["rows"]), "customers": int(row["customers"])}
+        return counts
+
+    def orders_frame(self) -> pd.DataFrame:
+        """The checked orders collected as a pandas frame (for the retention KPIs)."""
+        return self.engine.fetch(self.table("orders"))
 
 
-def load_data(cfg: DataConfig) -> Tables:
-    """Read and validate orders and, when configured, events and customers."""
-    orders = load_orders(cfg)
-    events = customers = None
-    if cfg.events is not None:
-        raw = read_table(
-            cfg.events, name="events", timezone=cfg.timezone, config_file=cfg.config_file
-        )
-        events = validate_events(raw)
-    if cfg.customers is not None:
-        raw = read_table(
-            cfg.customers,
-            name="customers",
-            timezone=cfg.timezone,
-            config_file=cfg.config_file,
-            extra_columns=cfg.customers.attributes,
-        )
-        customers = validate_customers(raw)
-    return Tables(orders=orders, events=events, customers=customers)
-
-
-def summarise_orders(orders: pd.DataFrame) -> dict[str, object]:
-    """Rows, customers and date range of an orders table, for logs and the run."""
-    return {
-        "orders": len(orders),
-        "customers": int(orders["customer_id"].nunique()),
-        "first_order_at": orders["ordered_at"].min().isoformat(),
-        "last_order_at": orders["ordered_at"].max().isoformat(),
-    }
+def open_data(engine: Engine, cfg: DataConfig) -> CheckedData:
+    """Read and check the config's tables on ``engine``; see :func:`check_data`."""
+    return CheckedData(engine, check_data(engine, cfg))

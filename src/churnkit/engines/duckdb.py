@@ -1,0 +1,133 @@
+"""The DuckDB engine: CSV, Parquet (file, folder or glob) and DuckDB tables on one machine.
+
+Each source becomes a view ``churnkit_src_<table>`` with the user's columns renamed to
+churnkit's canonical ones and cast with ``TRY_CAST`` (the text kept beside as
+``_raw_<column>`` for the data contract to count and show what did not parse);
+timestamps come out as naive UTC. Published tables are views ``churnkit_<table>``,
+which :func:`churnkit.features.run_feature_query` reads; nothing passes through pandas
+until a result is fetched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import duckdb
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from churnkit.data.contract import check_columns
+from churnkit.engines import RAW_PREFIX, SQLEngine, source_schema
+from churnkit.errors import DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from churnkit.config import DataConfig, TableSource
+    from churnkit.features.spec import FeatureSpec
+
+__all__ = ["DuckDBEngine"]
+
+_DUCKDB_TYPES = {"string": "VARCHAR", "timestamp": "TIMESTAMP", "float64": "DOUBLE"}
+_PREFIX = "churnkit_"
+
+
+class DuckDBEngine(SQLEngine):
+    """Views over the configured files on one DuckDB connection."""
+
+    name = "duckdb"
+    dialect = "duckdb"
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        super().__init__(_PREFIX)  # the names run_feature_query reads
+        self.con = con
+
+    def read_source(
+        self,
+        name: str,
+        source: TableSource,
+        data: DataConfig,
+        extra_columns: tuple[str, ...] = (),
+    ) -> ir.Table:
+        relation = _scan(self.con, source, name)
+        available = list(relation.columns)
+        check_columns(source, name, available, data.config_file, extra_columns)
+        types = dict(zip(relation.columns, relation.dtypes, strict=True))
+        schema = source_schema(source, available, extra_columns)
+        expressions, raw = [], {}
+        for canonical, kind in schema.items():
+            original = canonical if canonical in extra_columns else source.source_column(canonical)
+            column = _quote(original)
+            if canonical in extra_columns:
+                expressions.append(f"CAST({column} AS VARCHAR) AS {_quote(canonical)}")
+                continue
+            expression = _cast(column, str(types[original]), _DUCKDB_TYPES[kind], data.timezone)
+            expressions.append(f"{expression} AS {_quote(canonical)}")
+            if "TRY_CAST" in expression:  # it can fail: keep the text for the contract
+                expressions.append(f"CAST({column} AS VARCHAR) AS {_quote(RAW_PREFIX + canonical)}")
+                raw[RAW_PREFIX + canonical] = "string"
+        view = f"{_PREFIX}src_{name}"
+        relation.project(", ".join(expressions)).create_view(view)
+        return ibis.table(schema | raw, name=view)
+
+    def features(
+        self, as_of_dates: Sequence[dt.date], spec: FeatureSpec, *, horizon_days: int | None
+    ) -> pd.DataFrame:
+        from churnkit.features import run_feature_query
+
+        return run_feature_query(self.con, as_of_dates, spec, horizon_days=horizon_days)
+
+    def _query(self, sql: str) -> pd.DataFrame:
+        return self.con.sql(sql).df()
+
+    def _create_view(self, name: str, view: str, sql: str) -> None:
+        self.con.execute(f"CREATE OR REPLACE VIEW {_quote(view)} AS {sql}")
+
+
+def _scan(
+    con: duckdb.DuckDBPyConnection, source: TableSource, name: str
+) -> duckdb.DuckDBPyRelation:
+    path = source.path
+    has_glob = any(ch in str(path) for ch in "*?[")
+    if not has_glob and not path.exists():
+        raise DataError(
+            f"{name} source {str(path)!r} does not exist; check `data.{name}.path` in the config"
+        )
+    fmt = source.resolved_format
+    try:
+        if fmt == "duckdb":
+            alias = f"{_PREFIX}db_{name}"
+            con.execute(f"ATTACH {_literal(str(path))} AS {_quote(alias)} (READ_ONLY)")
+            return con.table(f"{_quote(alias)}.{_quote(source.table or '')}")
+        target = str(path / "**" / "*.parquet") if path.is_dir() else str(path)
+        if fmt == "csv":
+            # Read text into a temp table and cast afterwards with TRY_CAST, so bad values
+            # are counted, not fatal: DuckDB pushes casts on a CSV scan down into the
+            # reader, where they become strict.
+            text = f"{_PREFIX}csv_{name}"
+            con.read_csv(target, all_varchar=True).create(text)
+            return con.table(text)
+        return con.read_parquet(target, hive_partitioning=path.is_dir())
+    except duckdb.Error as err:
+        first_line = str(err).splitlines()[0]
+        raise DataError(f"cannot read {name} from {str(path)!r} as {fmt}: {first_line}") from err
+
+
+def _cast(column: str, source_type: str, target: str, timezone: str) -> str:
+    if target != "TIMESTAMP":
+        return column if source_type.upper() == target else f"TRY_CAST({column} AS {target})"
+    if "WITH TIME ZONE" in source_type.upper():
+        return f"timezone('UTC', {column})"
+    naive = column if source_type.upper() == "TIMESTAMP" else f"TRY_CAST({column} AS TIMESTAMP)"
+    if timezone == "UTC":
+        return naive
+    return f"timezone('UTC', timezone({_literal(timezone)}, {naive}))"
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

@@ -1,0 +1,142 @@
+"""The Spark engine, for ``engine: spark``: the same expressions on a cluster.
+
+Each source becomes a temporary view with canonical names and types (``try_cast``, the
+text kept beside as ``_raw_<column>`` for the data contract), timestamps naive UTC;
+published tables are Spark DataFrames (:attr:`SparkEngine.frames`) that the feature
+table and Spark scoring start from. Ibis expressions are compiled to Spark SQL.
+
+pyspark is optional (``pip install "churnkit[spark]"``) and imported only when used.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from churnkit.data.contract import check_columns
+from churnkit.engines import RAW_PREFIX, SQLEngine, source_schema
+from churnkit.errors import ConfigError, DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame, SparkSession
+
+    from churnkit.config import DataConfig, SparkConfig, TableSource
+    from churnkit.features.spec import FeatureSpec
+
+__all__ = ["SparkEngine", "spark_session"]
+
+_SPARK_TYPES = {"string": "string", "timestamp": "timestamp", "float64": "double"}
+
+
+def spark_session(cfg: SparkConfig) -> SparkSession:
+    """The active Spark session, or a new one from ``spark.master`` and ``spark.conf``.
+
+    The session time zone is always UTC: churnkit's timestamps are naive UTC. Arrow
+    transfers are on unless the config says otherwise: collected timestamps then stay in
+    the session's zone instead of the driver's.
+    """
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise ConfigError(
+            '`engine: spark` needs pyspark: pip install "churnkit[spark]" (and Java 17+)'
+        ) from None
+    builder = SparkSession.builder.appName(cfg.app_name)
+    if cfg.master:
+        builder = builder.master(cfg.master)
+    # Python workers run this interpreter (where churnkit is installed) unless told otherwise
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    conf = {"spark.sql.execution.arrow.pyspark.enabled": "true", **cfg.conf}
+    for key, value in {**conf, "spark.sql.session.timeZone": "UTC"}.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.conf.set("spark.sql.session.timeZone", "UTC")
+    return session
+
+
+class SparkEngine(SQLEngine):
+    """Temporary views in one Spark session; their names carry a per-engine prefix, so
+    engines sharing a session do not clash."""
+
+    name = "spark"
+    dialect = "pyspark"
+
+    def __init__(self, spark: SparkSession) -> None:
+        super().__init__(f"churnkit_{uuid.uuid4().hex[:8]}_")
+        self.spark = spark
+        self.frames: dict[str, DataFrame] = {}
+        ibis.pyspark  # noqa: B018 - loading the backend registers its compiler options
+
+    def read_source(
+        self,
+        name: str,
+        source: TableSource,
+        data: DataConfig,
+        extra_columns: tuple[str, ...] = (),
+    ) -> ir.Table:
+        from pyspark.sql import functions as F
+
+        frame = _scan(self.spark, source, name)
+        check_columns(source, name, list(frame.columns), data.config_file, extra_columns)
+        schema = source_schema(source, frame.columns, extra_columns)
+        columns: list[Any] = []
+        raw: dict[str, str] = {}
+        for canonical, kind in schema.items():
+            if canonical in extra_columns:
+                columns.append(F.col(f"`{canonical}`").cast("string").alias(canonical))
+                continue
+            original = source.source_column(canonical)
+            target = _SPARK_TYPES[kind]
+            value = F.expr(f"try_cast(`{original}` AS {target})")
+            if target == "timestamp" and data.timezone != "UTC":
+                value = F.to_utc_timestamp(value, data.timezone)
+            columns.append(value.alias(canonical))
+            if target != "string":  # it can fail: keep the text for the contract
+                columns.append(F.col(f"`{original}`").cast("string").alias(RAW_PREFIX + canonical))
+                raw[RAW_PREFIX + canonical] = "string"
+        view = f"{self.prefix}src_{name}"
+        frame.select(*columns).createOrReplaceTempView(view)
+        return ibis.table(schema | raw, name=view)
+
+    def features(
+        self, as_of_dates: Sequence[dt.date], spec: FeatureSpec, *, horizon_days: int | None
+    ) -> pd.DataFrame:
+        from churnkit.features.spark import spark_features
+
+        return spark_features(self.spark, self.frames, as_of_dates, spec, horizon_days=horizon_days)
+
+    def _query(self, sql: str) -> pd.DataFrame:
+        return self.spark.sql(sql).toPandas()
+
+    def _create_view(self, name: str, view: str, sql: str) -> None:
+        self.frames[name] = self.spark.sql(sql)
+        self.frames[name].createOrReplaceTempView(view)
+
+
+def _scan(spark: SparkSession, source: TableSource, name: str) -> DataFrame:
+    from pyspark.errors import AnalysisException
+
+    fmt = source.resolved_format
+    if fmt == "duckdb":
+        raise ConfigError(
+            f"`data.{name}` is a DuckDB file, which Spark cannot read; export it to Parquet "
+            "or use `engine: duckdb`"
+        )
+    try:
+        reader = spark.read
+        if fmt == "csv":
+            return reader.option("header", True).csv(str(source.path))
+        return reader.parquet(str(source.path))
+    except AnalysisException as err:
+        first = str(err).splitlines()[0]
+        raise DataError(
+            f"cannot read {name} from {str(source.path)!r} with Spark as {fmt}: {first}"
+        ) from None
