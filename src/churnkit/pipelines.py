@@ -8,15 +8,12 @@ called with a short description before each long step (the CLI shows it as progr
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import yaml
 
@@ -32,20 +29,17 @@ from churnkit.features.snapshots import observed_as_of_dates
 from churnkit.features.spec import resolve_feature_spec_from
 from churnkit.kpis import cohort_retention, period_kpis
 from churnkit.scoring import resolve_as_of, score_customers, write_partition
-from churnkit.scoring.output import partition_dir, read_partition
+from churnkit.scoring.output import partition_dir, read_partition, scoring_manifest
 from churnkit.training import (
-    BGNBD_BASELINE,
     CRR_BASELINE,
     MODEL,
-    SCORER_LABELS,
     TrainingResult,
     WalkForward,
+    decide_promotion,
     plan_walk_forward,
     train_churn_model,
 )
-from churnkit.training.baselines import BGNBD_COLUMN
-from churnkit.training.drift import SCORE as DRIFT_SCORE
-from churnkit.training.drift import population_stability
+from churnkit.training.drift import DriftReport, drift_report
 from churnkit.training.metrics import score_metrics
 
 __all__ = [
@@ -158,9 +152,12 @@ def run_training(
     )
     export_dir = tracking.export_bundle(result.model, cfg.models_dir, run.model_name, run.version)
 
-    promoted, reason = _decide_promotion(cfg, result, champion)
-    if force_promote and not promoted:
-        promoted, reason = True, f"forced with --force-promote; otherwise: {reason}"
+    incumbent = (
+        None
+        if champion is None
+        else tracking.load_model(cfg, f"models:/{run.model_name}/{champion}").metadata
+    )
+    promoted, reason = decide_promotion(result, champion, incumbent, force=force_promote)
     if promoted:
         tracking.promote(cfg, run.version, reason=reason)
     return TrainingOutcome(result, run, promoted, reason, export_dir, data_summary)
@@ -283,44 +280,27 @@ def _plan(cfg: Config, summary: dict[str, Any]) -> WalkForward:
     )
 
 
-def _decide_promotion(
-    cfg: Config, result: TrainingResult, champion: str | None
-) -> tuple[bool, str]:
-    """Promote when the model clearly beats the best baseline and the champion.
-
-    Versions are compared as deployed: on the walk-forward test dates both were tested on,
-    each scored by a fit made before that date (mean PR-AUC over those dates). A champion
-    with no such date in common (older data, or trained before walk-forward tests) gives
-    way to the newer model, which passed the gate on fresher data.
-    """
-    ours = result.metrics[MODEL]
-    best = result.best_baseline
-    if not result.beats_baseline:
-        diff = result.comparisons[best]["pr_auc"]
-        return False, (
-            f"does not clearly beat the best baseline, {SCORER_LABELS[best]} (walk-forward "
-            f"PR-AUC {ours['pr_auc']:.4f} vs {result.metrics[best]['pr_auc']:.4f}; difference "
-            f"{diff['difference']:+.4f}, 95% interval [{diff['ci_low']:+.4f}, "
-            f"{diff['ci_high']:+.4f}])"
-        )
-    if champion is None:
-        return True, f"first model that clearly beats the best baseline, {SCORER_LABELS[best]}"
-    incumbent = tracking.load_model(cfg, f"models:/{cfg.mlflow.registered_model_name}/{champion}")
-    theirs = incumbent.metadata.get("walk_forward_pr_auc", {})
-    mine = result.model.metadata["walk_forward_pr_auc"]
-    common = sorted(set(mine) & set(theirs))
-    if not common:
-        return True, (
-            f"clearly beats the best baseline; champion v{champion} has no walk-forward test "
-            "date in common with it, so the newer model replaces it"
-        )
-    ours_mean = float(np.mean([mine[d] for d in common]))
-    theirs_mean = float(np.mean([theirs[d] for d in common]))
-    dates = ", ".join(common)
-    verdict = "beats" if ours_mean > theirs_mean else "does not beat"
-    return ours_mean > theirs_mean, (
-        f"{verdict} champion v{champion} on the walk-forward test dates both had, {dates} "
-        f"(mean PR-AUC {ours_mean:.4f} vs {theirs_mean:.4f})"
+def _manifest(
+    cfg: Config,
+    model: Any,
+    as_of: dt.date,
+    rows: int,
+    tier_counts: dict[str, int],
+    drift: DriftReport,
+    orders: dict[str, Any],
+    started: float,
+) -> dict[str, Any]:
+    return scoring_manifest(
+        as_of=as_of,
+        engine=cfg.engine,
+        model=model,
+        rows=rows,
+        explain_top=cfg.scoring.explain_top,
+        tiers=cfg.scoring.risk_tiers,
+        tier_counts=tier_counts,
+        drift=drift.to_dict(),
+        data={**orders, "data_end": _data_end(orders).isoformat()},
+        seconds=time.perf_counter() - started,
     )
 
 
@@ -355,11 +335,7 @@ def run_scoring(
     on_step(f"building features at {as_of} on {cfg.engine}")
     features = source.features([as_of], model.feature_spec)
     if features.empty:
-        raise DataError(
-            f"no customer has a qualifying order in the {model.feature_spec.activity_days} days "
-            f"before {as_of}; the data runs from {_first_day(orders)} to "
-            f"{data_end - dt.timedelta(days=1)}. Choose an --as-of inside that range."
-        )
+        raise DataError(_no_customers_message(model.feature_spec, as_of, orders))
     on_step(f"scoring and explaining {len(features):,} customers")
     features = model.add_derived_features(features)
     ranked = score_customers(
@@ -370,12 +346,18 @@ def run_scoring(
         # a served baseline is not the booster: its contributions would explain another list
         explain_top=0 if model.serving else cfg.scoring.explain_top,
     )
-    drift = _drift_summary(model, features, ranked, cfg.scoring.drift.psi_threshold)
-    drift["allowed"] = allow_drift
+    drift = drift_report(
+        model.drift_reference,
+        features,
+        ranked["churn_probability"].to_numpy(),
+        cfg.scoring.drift.psi_threshold,
+        compare_score=not model.serving,  # the reference score is the booster's
+        allowed=allow_drift,
+    )
     counts = ranked["risk_tier"].value_counts().to_dict()
     manifest = _manifest(cfg, model, as_of, len(ranked), counts, drift, orders, started)
-    if drift["stops"] and not allow_drift:
-        raise DriftError(_drift_message(drift, as_of))
+    if drift.stops and not allow_drift:
+        raise DriftError(drift.message(as_of))
     partition = partition_dir(cfg.scoring.output_dir, as_of)
     if dry_run:
         return ScoringOutcome(partition, as_of, ranked, manifest, written=False)
@@ -409,46 +391,6 @@ def load_scoring_model(cfg: Config) -> Any:
     return served
 
 
-def _manifest(
-    cfg: Config,
-    model: Any,
-    as_of: dt.date,
-    rows: int,
-    tier_counts: dict[str, int],
-    drift: dict[str, Any],
-    orders: dict[str, Any],
-    started: float,
-) -> dict[str, Any]:
-    """What ``manifest.json`` records about a scored night."""
-    spec = model.feature_spec
-    return {
-        "as_of": as_of.isoformat(),
-        "engine": cfg.engine,
-        "model_name": model.metadata.get("model_name", ""),
-        "model_version": model.metadata.get("model_version", ""),
-        "run_id": model.metadata.get("run_id", ""),
-        "scorer": {
-            "served": model.serving or "model",
-            "label": SCORER_LABELS[model.serving or MODEL],
-            "fallback_reason": model.metadata.get("fallback_reason"),
-        },
-        "feature_schema_hash": _schema_hash(model.feature_names, spec),
-        "feature_spec": spec.model_dump(mode="json"),
-        "rows": rows,
-        "explained_rows": min(rows, cfg.scoring.explain_top or rows),
-        "risk_tiers": {
-            "config": cfg.scoring.risk_tiers.model_dump(mode="json"),
-            "counts": {t: int(tier_counts.get(t, 0)) for t in ("high", "medium", "low")},
-        },
-        "drift": drift,
-        "data": {**orders, "data_end": _data_end(orders).isoformat()},
-        "seconds": round(time.perf_counter() - started, 3),
-    }
-
-
-_DRIFT_SAMPLE = 200_000
-
-
 def _score_on_spark(
     cfg: Config,
     source: Source,
@@ -460,101 +402,34 @@ def _score_on_spark(
     started: float,
     on_step: Step,
 ) -> ScoringOutcome:
-    """``run_scoring`` for ``engine: spark``: features, probabilities (the registered
-    pyfunc as a Spark UDF), ranking, reasons and the partition all on Spark; drift is
-    measured on a sample of at most 200,000 customers collected to the driver."""
-    from pyspark.sql import functions as F
+    """``run_scoring`` for ``engine: spark`` (see :func:`churnkit.scoring.spark.score_night`)."""
+    from churnkit.scoring.spark import score_night
 
-    from churnkit.features import finish_frame
-    from churnkit.features.spark import spark_feature_frame
-    from churnkit.scoring.spark import score_on_spark, with_bgnbd_column, write_spark_partition
-
-    on_step(f"building features at {as_of} on spark")
-    spark, spec = source.engine.spark, model.feature_spec
-    features = spark_feature_frame(spark, source.engine.frames, [as_of], spec).cache()
-    rows = features.count()
-    if rows and (BGNBD_COLUMN in model.feature_names or model.serving == BGNBD_BASELINE):
-        rfm = features.select("orders_lifetime", "tenure_days", "recency_days")
-        fitted_on = rfm.sample(fraction=min(1.0, _DRIFT_SAMPLE / rows), seed=0).toPandas()
-        horizon = int(model.metadata.get("horizon_days", cfg.snapshots.horizon_days))
-        features = with_bgnbd_column(features, fitted_on, horizon).cache()
-    if not rows:
-        raise DataError(
-            f"no customer has a qualifying order in the {spec.activity_days} days before "
-            f"{as_of}; the data runs from {_first_day(orders)} to "
-            f"{_data_end(orders) - dt.timedelta(days=1)}. "
-            "Choose an --as-of inside that range."
-        )
-    on_step(f"scoring and explaining {rows:,} customers on spark")
-    # a served baseline is a function of each row's features: computed on the partitions
-    probability = (
-        None
-        if model.serving
-        else tracking.spark_probability_udf(cfg, spark, model)(F.struct(*model.feature_names))
-    )
-    scores = score_on_spark(
-        features,
+    night = score_night(
+        source.engine.spark,
+        source.engine.frames,
         model,
-        probability,
-        tiers=cfg.scoring.risk_tiers,
-        high_value_share=cfg.scoring.high_value_share,
-        explain_top=0 if model.serving else cfg.scoring.explain_top,
-    ).cache()
-    sample = features.sample(fraction=min(1.0, _DRIFT_SAMPLE / rows), seed=0)
-    sample = finish_frame(sample.toPandas(), spec)
-    sampled = pd.DataFrame({"churn_probability": model.predict_proba(sample)})
-    drift = _drift_summary(model, sample, sampled, cfg.scoring.drift.psi_threshold)
-    drift.update(allowed=allow_drift, sampled_rows=len(sample))
-    counts = {r["risk_tier"]: r["count"] for r in scores.groupBy("risk_tier").count().collect()}
-    manifest = _manifest(cfg, model, as_of, rows, counts, drift, orders, started)
-    if drift["stops"] and not allow_drift:
-        raise DriftError(_drift_message(drift, as_of))
-    top = scores.limit(cfg.scoring.top).toPandas()
-    partition = partition_dir(cfg.scoring.output_dir, as_of)
-    if not dry_run:
-        on_step("writing the partition with spark")
-        write_spark_partition(scores, cfg.scoring.output_dir, as_of=as_of, manifest=manifest)
-    scores.unpersist()
-    features.unpersist()
-    return ScoringOutcome(partition, as_of, top, manifest, written=not dry_run)
-
-
-def _drift_summary(
-    model: Any, features: pd.DataFrame, ranked: pd.DataFrame, threshold: float
-) -> dict[str, Any]:
-    """PSI of the score and of every feature against the model's reference.
-
-    Only the score's drift stops the night (``stops``): features such as tenure grow with
-    calendar time for everyone, so their drift is recorded and warned about instead.
-    """
-    if not model.drift_reference:
-        return {"checked": False, "over_threshold": [], "stops": False, "threshold": threshold}
-    psi = population_stability(
-        model.drift_reference, features, ranked["churn_probability"].to_numpy()
+        as_of,
+        cfg.scoring,
+        horizon_days=int(model.metadata.get("horizon_days", cfg.snapshots.horizon_days)),
+        probability_udf=lambda: tracking.spark_probability_udf(cfg, source.engine.spark, model),
+        manifest=lambda rows, counts, drift: _manifest(
+            cfg, model, as_of, rows, counts, drift, orders, started
+        ),
+        no_customers=_no_customers_message(model.feature_spec, as_of, orders),
+        dry_run=dry_run,
+        allow_drift=allow_drift,
+        on_step=on_step,
     )
-    if model.serving:  # the reference score is the booster's, not the served baseline's
-        del psi[DRIFT_SCORE]
-    worst = sorted(psi.items(), key=lambda item: (-item[1], item[0]))
-    return {
-        "checked": True,
-        "threshold": threshold,
-        "score_psi": round(psi[DRIFT_SCORE], 4) if DRIFT_SCORE in psi else None,
-        "max_feature_psi": round(max(v for k, v in psi.items() if k != DRIFT_SCORE), 4),
-        "over_threshold": [name for name, value in worst if value > threshold],
-        "stops": psi.get(DRIFT_SCORE, 0.0) > threshold,
-        "top": {name: round(value, 4) for name, value in worst[:10]},
-    }
+    partition = partition_dir(cfg.scoring.output_dir, as_of)
+    return ScoringOutcome(partition, as_of, night.top, night.manifest, written=not dry_run)
 
 
-def _drift_message(drift: dict[str, Any], as_of: dt.date) -> str:
-    features = [name for name in drift["over_threshold"] if name != DRIFT_SCORE]
-    shown = ", ".join(f"{name} {drift['top'].get(name, float('nan')):.2f}" for name in features[:5])
-    also = f" (features over it too: {shown})" if shown else ""
+def _no_customers_message(spec: FeatureSpec, as_of: dt.date, orders: dict[str, Any]) -> str:
     return (
-        f"the churn scores at {as_of} have drifted from training: score PSI "
-        f"{drift['score_psi']:.2f} is above {drift['threshold']}{also}. Nothing was written. "
-        "Check the data, retrain, or score anyway with --allow-drift (recorded in the "
-        "manifest); the threshold is `scoring.drift.psi_threshold`."
+        f"no customer has a qualifying order in the {spec.activity_days} days before "
+        f"{as_of}; the data runs from {_first_day(orders)} to "
+        f"{_data_end(orders) - dt.timedelta(days=1)}. Choose an --as-of inside that range."
     )
 
 
@@ -701,8 +576,3 @@ def demo_config_dict(data_dir: str) -> dict[str, Any]:
         "mlflow": {"experiment": "churnkit-demo", "registered_model_name": "churnkit-demo"},
         "scoring": {"output_dir": "scores", "max_staleness_days": 7},
     }
-
-
-def _schema_hash(names: list[str], spec: FeatureSpec) -> str:
-    payload = json.dumps({"features": names, "spec": spec.model_dump(mode="json")}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]

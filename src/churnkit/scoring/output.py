@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import datetime as dt
 import functools
+import hashlib
 import json
 import os
 import shutil
@@ -26,9 +27,12 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from churnkit.config import RiskTierConfig
 from churnkit.errors import DataError, PartitionLockedError
+from churnkit.training import MODEL, SCORER_LABELS
 
 __all__ = [
+    "scoring_manifest",
     "list_partitions",
     "partition_dir",
     "partition_lock",
@@ -40,6 +44,52 @@ __all__ = [
 SCORES_FILE = "scores.parquet"
 AT_RISK_FILE = "at_risk.csv"
 MANIFEST_FILE = "manifest.json"
+
+
+def scoring_manifest(
+    *,
+    as_of: dt.date,
+    engine: str,
+    model: Any,
+    rows: int,
+    explain_top: int | None,
+    tiers: RiskTierConfig,
+    tier_counts: Mapping[str, int],
+    drift: dict[str, Any],
+    data: dict[str, Any],
+    seconds: float,
+) -> dict[str, Any]:
+    """What ``manifest.json`` records about a scored night: the model or baseline that
+    served it, the feature schema, rows, tiers, drift, the data and the time taken."""
+    spec = model.feature_spec
+    return {
+        "as_of": as_of.isoformat(),
+        "engine": engine,
+        "model_name": model.metadata.get("model_name", ""),
+        "model_version": model.metadata.get("model_version", ""),
+        "run_id": model.metadata.get("run_id", ""),
+        "scorer": {
+            "served": model.serving or "model",
+            "label": SCORER_LABELS[model.serving or MODEL],
+            "fallback_reason": model.metadata.get("fallback_reason"),
+        },
+        "feature_schema_hash": _schema_hash(model.feature_names, spec.model_dump(mode="json")),
+        "feature_spec": spec.model_dump(mode="json"),
+        "rows": rows,
+        "explained_rows": min(rows, explain_top or rows),
+        "risk_tiers": {
+            "config": tiers.model_dump(mode="json"),
+            "counts": {t: int(tier_counts.get(t, 0)) for t in ("high", "medium", "low")},
+        },
+        "drift": drift,
+        "data": data,
+        "seconds": round(seconds, 3),
+    }
+
+
+def _schema_hash(names: list[str], spec: dict[str, Any]) -> str:
+    payload = json.dumps({"features": names, "spec": spec}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def partition_dir(output_dir: Path, as_of: dt.date) -> Path:

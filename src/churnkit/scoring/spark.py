@@ -11,22 +11,111 @@ path uses (:func:`~churnkit.scoring.explain_ranked`), so both paths give the sam
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from churnkit.config import RiskTierConfig
+from churnkit.config import RiskTierConfig, ScoringConfig
+from churnkit.errors import DataError, DriftError
 from churnkit.features import finish_frame
 from churnkit.scoring import SCORE_COLUMNS, explain_ranked
 from churnkit.scoring.output import AT_RISK_FILE, SCORES_FILE, write_atomically
+from churnkit.training import BGNBD_BASELINE
+from churnkit.training.baselines import BGNBD_COLUMN
+from churnkit.training.drift import DriftReport, drift_report
 from churnkit.training.model import ChurnModel
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import Column, DataFrame
 
-__all__ = ["SCORE_SCHEMA", "score_on_spark", "write_spark_partition"]
+__all__ = ["SCORE_SCHEMA", "SparkNight", "score_night", "score_on_spark", "write_spark_partition"]
+
+# customers collected to the driver to fit BG/NBD and to measure drift
+_DRIVER_SAMPLE = 200_000
+
+
+@dataclass(frozen=True)
+class SparkNight:
+    """A night scored on Spark: the top of the list (collected) and the manifest."""
+
+    top: pd.DataFrame
+    manifest: dict[str, Any]
+
+
+def score_night(
+    spark: Any,
+    tables: Mapping[str, Any],
+    model: ChurnModel,
+    as_of: dt.date,
+    cfg: ScoringConfig,
+    *,
+    horizon_days: int,
+    probability_udf: Callable[[], Any],
+    manifest: Callable[[int, dict[str, int], DriftReport], dict[str, Any]],
+    no_customers: str,
+    dry_run: bool,
+    allow_drift: bool,
+    on_step: Callable[[str], None],
+) -> SparkNight:
+    """Features, probabilities, ranking, reasons and the partition, all on Spark.
+
+    Probabilities come from ``probability_udf()`` (the registered pyfunc as a Spark UDF)
+    or, for a served baseline, from the baseline on the partitions; BG/NBD is fitted on
+    a driver sample; drift is measured on a sample of at most 200,000 customers. A night
+    whose score drifted beyond the threshold raises :class:`DriftError` before anything
+    is written, unless ``allow_drift``.
+    """
+    from pyspark.sql import functions as F
+
+    from churnkit.features.spark import spark_feature_frame
+
+    on_step(f"building features at {as_of} on spark")
+    spec = model.feature_spec
+    features = spark_feature_frame(spark, tables, [as_of], spec).cache()
+    rows = features.count()
+    if not rows:
+        raise DataError(no_customers)
+    share = min(1.0, _DRIVER_SAMPLE / rows)
+    if BGNBD_COLUMN in model.feature_names or model.serving == BGNBD_BASELINE:
+        rfm = features.select("orders_lifetime", "tenure_days", "recency_days")
+        fitted_on = rfm.sample(fraction=share, seed=0).toPandas()
+        features = with_bgnbd_column(features, fitted_on, horizon_days).cache()
+    on_step(f"scoring and explaining {rows:,} customers on spark")
+    # a served baseline is a function of each row's features: computed on the partitions
+    probability = None if model.serving else probability_udf()(F.struct(*model.feature_names))
+    scores = score_on_spark(
+        features,
+        model,
+        probability,
+        tiers=cfg.risk_tiers,
+        high_value_share=cfg.high_value_share,
+        explain_top=0 if model.serving else cfg.explain_top,
+    ).cache()
+    sample = finish_frame(features.sample(fraction=share, seed=0).toPandas(), spec)
+    drift = drift_report(
+        model.drift_reference,
+        sample,
+        model.predict_proba(sample),
+        cfg.drift.psi_threshold,
+        compare_score=not model.serving,
+        allowed=allow_drift,
+        sampled_rows=len(sample),
+    )
+    counts = {r["risk_tier"]: r["count"] for r in scores.groupBy("risk_tier").count().collect()}
+    written = manifest(rows, counts, drift)
+    if drift.stops and not allow_drift:
+        raise DriftError(drift.message(as_of))
+    top = scores.limit(cfg.top).toPandas()
+    if not dry_run:
+        on_step("writing the partition with spark")
+        write_spark_partition(scores, cfg.output_dir, as_of=as_of, manifest=written)
+    scores.unpersist()
+    features.unpersist()
+    return SparkNight(top, written)
+
 
 SCORE_SCHEMA = (
     "as_of date, customer_id string, rank long, churn_probability double, risk_tier string, "

@@ -54,6 +54,7 @@ __all__ = [
     "FitPlan",
     "TrainingResult",
     "WalkForward",
+    "decide_promotion",
     "describe_comparison",
     "evaluate_scores",
     "fit_churn_model",
@@ -130,6 +131,57 @@ def describe_comparison(result: TrainingResult, name: str) -> str:
         parts.append(f"{label} {d['difference']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]")
     best = " (best baseline)" if name == result.best_baseline else ""
     return f"{SCORER_LABELS[name]}{best}: {', '.join(parts)}"
+
+
+def decide_promotion(
+    result: TrainingResult, champion: str | None, incumbent: dict | None, *, force: bool = False
+) -> tuple[bool, str]:
+    """Promote when the model clearly beats the best baseline and the champion (or when
+    ``force``d, saying what the comparisons said); and why.
+
+    ``incumbent`` is the champion version's metadata. Versions are compared as deployed:
+    on the walk-forward test dates both were tested on, each scored by a fit made before
+    that date (mean PR-AUC over those dates). A champion with no such date in common
+    (older data, or trained before walk-forward tests) gives way to the newer model,
+    which passed the gate on fresher data.
+    """
+    promoted, reason = _compare_for_promotion(result, champion, incumbent)
+    if force and not promoted:
+        return True, f"forced with --force-promote; otherwise: {reason}"
+    return promoted, reason
+
+
+def _compare_for_promotion(
+    result: TrainingResult, champion: str | None, incumbent: dict | None
+) -> tuple[bool, str]:
+    ours = result.metrics[MODEL]
+    best = result.best_baseline
+    if not result.beats_baseline:
+        diff = result.comparisons[best]["pr_auc"]
+        return False, (
+            f"does not clearly beat the best baseline, {SCORER_LABELS[best]} (walk-forward "
+            f"PR-AUC {ours['pr_auc']:.4f} vs {result.metrics[best]['pr_auc']:.4f}; difference "
+            f"{diff['difference']:+.4f}, 95% interval [{diff['ci_low']:+.4f}, "
+            f"{diff['ci_high']:+.4f}])"
+        )
+    if champion is None:
+        return True, f"first model that clearly beats the best baseline, {SCORER_LABELS[best]}"
+    theirs = (incumbent or {}).get("walk_forward_pr_auc", {})
+    mine = result.model.metadata["walk_forward_pr_auc"]
+    common = sorted(set(mine) & set(theirs))
+    if not common:
+        return True, (
+            f"clearly beats the best baseline; champion v{champion} has no walk-forward test "
+            "date in common with it, so the newer model replaces it"
+        )
+    ours_mean = float(np.mean([mine[d] for d in common]))
+    theirs_mean = float(np.mean([theirs[d] for d in common]))
+    dates = ", ".join(common)
+    verdict = "beats" if ours_mean > theirs_mean else "does not beat"
+    return ours_mean > theirs_mean, (
+        f"{verdict} champion v{champion} on the walk-forward test dates both had, {dates} "
+        f"(mean PR-AUC {ours_mean:.4f} vs {theirs_mean:.4f})"
+    )
 
 
 def snapshot_table(dataset: pd.DataFrame, plan: WalkForward) -> pd.DataFrame:

@@ -16,13 +16,16 @@ seen in training, one for unseen categories and one for missing values.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["SCORE", "drift_reference", "population_stability"]
+__all__ = ["SCORE", "DriftReport", "drift_reference", "drift_report", "population_stability"]
 
 SCORE = "churn_probability"
 _FLOOR = 1e-4
@@ -48,6 +51,78 @@ def population_stability(
         expected = np.asarray(ref["shares"], dtype="float64")
         result[name] = _psi(expected, actual)
     return result
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """Tonight's PSI against the model's reference, as recorded in the manifest.
+
+    Only the score's drift stops a night (``stops``): features such as tenure grow with
+    calendar time for everyone, so their drift is recorded and warned about instead.
+    """
+
+    checked: bool
+    threshold: float
+    score_psi: float | None = None
+    max_feature_psi: float | None = None
+    over_threshold: tuple[str, ...] = ()
+    stops: bool = False
+    top: dict[str, float] = dataclasses.field(default_factory=dict)
+    allowed: bool = False
+    sampled_rows: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["over_threshold"] = list(self.over_threshold)
+        if self.sampled_rows is None:
+            del data["sampled_rows"]
+        return data
+
+    def message(self, as_of: dt.date) -> str:
+        """Why the night stopped, for the error a stopped night raises."""
+        features = [name for name in self.over_threshold if name != SCORE]
+        shown = ", ".join(f"{n} {self.top.get(n, float('nan')):.2f}" for n in features[:5])
+        also = f" (features over it too: {shown})" if shown else ""
+        return (
+            f"the churn scores at {as_of} have drifted from training: score PSI "
+            f"{self.score_psi:.2f} is above {self.threshold}{also}. Nothing was written. "
+            "Check the data, retrain, or score anyway with --allow-drift (recorded in the "
+            "manifest); the threshold is `scoring.drift.psi_threshold`."
+        )
+
+
+def drift_report(
+    reference: Mapping[str, Mapping[str, Any]] | None,
+    frame: pd.DataFrame,
+    scores: np.ndarray,
+    threshold: float,
+    *,
+    compare_score: bool = True,
+    allowed: bool = False,
+    sampled_rows: int | None = None,
+) -> DriftReport:
+    """PSI of the score and of every feature of ``frame`` against ``reference``.
+
+    ``compare_score`` is False when the scores are not the referenced model's (a served
+    baseline's): then only the features are compared and the night never stops.
+    """
+    extra = {"allowed": allowed, "sampled_rows": sampled_rows}
+    if not reference:
+        return DriftReport(checked=False, threshold=threshold, **extra)
+    psi = population_stability(reference, frame, scores)
+    if not compare_score:
+        del psi[SCORE]
+    worst = sorted(psi.items(), key=lambda item: (-item[1], item[0]))
+    return DriftReport(
+        checked=True,
+        threshold=threshold,
+        score_psi=round(psi[SCORE], 4) if SCORE in psi else None,
+        max_feature_psi=round(max(v for k, v in psi.items() if k != SCORE), 4),
+        over_threshold=tuple(name for name, value in worst if value > threshold),
+        stops=psi.get(SCORE, 0.0) > threshold,
+        top={name: round(value, 4) for name, value in worst[:10]},
+        **extra,
+    )
 
 
 def _reference(values: pd.Series, bins: int) -> dict[str, Any]:
