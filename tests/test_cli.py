@@ -190,6 +190,25 @@ def test_features_writes_the_table_for_analysts(tmp_path, generated_dir):
     assert not list(out.parent.glob(".*"))  # no temporary file left behind
 
 
+def test_features_and_kpis_write_json_and_refuse_a_suffix_they_cannot_write(
+    tmp_path, generated_dir
+):
+    config = write_config(tmp_path, generated_dir)
+    out = tmp_path / "out" / "features.json"
+    result = invoke("features", config, "--as-of", "2025-03-01", "--out", out)
+    assert result.exit_code == 0, result.stderr
+    records = json.loads(out.read_text())  # JSON, not Parquet bytes in a .json file
+    assert records[0]["as_of"].startswith("2025-03-01") and "recency_days" in records[0]
+    kpis = invoke("kpis", config, "--out", tmp_path / "out" / "kpis.json")
+    assert kpis.exit_code == 0, kpis.stderr
+    assert "crr_pct" in json.loads((tmp_path / "out" / "kpis.json").read_text())[0]
+    for command in ("features", "kpis"):
+        refused = invoke(command, config, "--out", tmp_path / "out" / "table.txt")
+        assert refused.exit_code == 2
+        assert "end it in .csv, .json or .parquet" in refused.stderr
+    assert not (tmp_path / "out" / "table.txt").exists()
+
+
 def test_work_over_the_duckdb_memory_limit_exits_2_naming_the_settings(tmp_path, generated_dir):
     result, out = _features_to_csv(
         tmp_path, generated_dir, duckdb={"memory_limit": "2MB", "threads": 1}

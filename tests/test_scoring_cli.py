@@ -170,7 +170,7 @@ def test_at_risk_filters_and_writes_csv_and_json(scored, tmp_path):
         "--as-of",
         "2025-09-01",
         "--tier",
-        "high",
+        "HIGH",  # tiers, like segments, in any case
         "--min-value",
         "100",
         "--format",

@@ -323,7 +323,7 @@ def at_risk(
     ] = None,
 ) -> None:
     """Pull the at-risk list of a scored night, filtered, as a table, CSV or JSON."""
-    from churnkit.scoring.output import read_partition
+    from churnkit.scoring.output import filter_at_risk, read_partition, table_text, write_file
 
     if fmt not in ("table", "csv", "json"):
         raise ChurnkitError(f"--format {fmt!r} is not one of table, csv, json")
@@ -333,7 +333,7 @@ def at_risk(
     scored, manifest = read_partition(
         cfg.scoring.output_dir, _date(as_of, "--as-of") if as_of else None
     )
-    selected = _filter_at_risk(scored, segment=segment, tier=tier, min_value=min_value)
+    selected = filter_at_risk(scored, segment=segment, tier=tier, min_value=min_value)
     if top is None and fmt == "table":
         top = cfg.scoring.top
     if top is not None:
@@ -347,39 +347,12 @@ def at_risk(
         )
         _print_at_risk(selected, len(selected), title=f"{len(selected):,} customers")
         return
-    text = (
-        selected.to_csv(index=False, float_format="%.6f", lineterminator="\n")
-        if fmt == "csv"
-        else selected.to_json(orient="records", indent=1) + "\n"
-    )
+    text = table_text(selected, fmt)
     if out_path is None:
         sys.stdout.write(text)
         return
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out_path)
+    write_file(out_path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     err.print(f"wrote {len(selected):,} customers to {out_path}", highlight=False)
-
-
-def _filter_at_risk(
-    scored: Any, *, segment: str | None, tier: str | None, min_value: float | None
-) -> Any:
-    keep = scored["rank"].notna()  # every row, to start with
-    if segment is not None:
-        segments = sorted(scored["segment"].unique())
-        if segment.lower() not in {s.lower() for s in segments}:
-            raise ChurnkitError(
-                f"--segment {segment!r} is not in this list; segments: {', '.join(segments)}"
-            )
-        keep &= scored["segment"].str.lower() == segment.lower()
-    if tier is not None:
-        if tier not in ("high", "medium", "low"):
-            raise ChurnkitError(f"--tier {tier!r} is not one of high, medium, low")
-        keep &= scored["risk_tier"] == tier
-    if min_value is not None:
-        keep &= scored["customer_value_365d"] >= min_value
-    return scored[keep]
 
 
 @app.command()
@@ -426,7 +399,7 @@ def evaluate(
 @_handles_errors
 def features(
     config: ConfigArg,
-    out_path: Annotated[Path, typer.Option("--out", help="output file: .parquet or .csv")],
+    out_path: Annotated[Path, typer.Option("--out", help="output file: .parquet, .csv or .json")],
     as_of: Annotated[
         str | None,
         typer.Option(
@@ -459,10 +432,11 @@ def kpis(
     config: ConfigArg,
     period: Annotated[str, typer.Option(help="month, quarter or year")] = "month",
     out_path: Annotated[
-        Path | None, typer.Option("--out", help="write the KPI table (.csv or .parquet)")
+        Path | None, typer.Option("--out", help="write the KPI table (.csv, .json, .parquet)")
     ] = None,
     cohorts_path: Annotated[
-        Path | None, typer.Option("--cohorts", help="write the cohort table (.csv or .parquet)")
+        Path | None,
+        typer.Option("--cohorts", help="write the cohort table (.csv, .json, .parquet)"),
     ] = None,
 ) -> None:
     """Retention KPIs per period (CRR, churn, repeat rate, AOV, value, CLV) and cohorts."""

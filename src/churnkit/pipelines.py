@@ -29,7 +29,13 @@ from churnkit.features.snapshots import observed_as_of_dates
 from churnkit.features.spec import resolve_feature_spec_from
 from churnkit.kpis import cohort_retention, period_kpis
 from churnkit.scoring import resolve_as_of, score_customers, write_partition
-from churnkit.scoring.output import partition_dir, read_partition, scoring_manifest
+from churnkit.scoring.output import (
+    partition_dir,
+    read_partition,
+    scoring_manifest,
+    table_format,
+    write_table,
+)
 from churnkit.training import (
     CRR_BASELINE,
     MODEL,
@@ -168,10 +174,11 @@ def run_features(cfg: Config, *, as_of: dt.date | None, out: Path) -> tuple[pd.D
 
     Parquet unless ``out`` ends in ``.csv``; written to a temporary file and renamed.
     """
+    table_format(out)  # an unknown suffix is refused before any work
     source = open_source(cfg)
     as_of = as_of or _data_end(source.summary())
     frame = source.features([as_of], source.spec(cfg))
-    _write_table(frame, out)
+    write_table(frame, out)
     return frame, out
 
 
@@ -179,6 +186,9 @@ def run_kpis(
     cfg: Config, *, period: str, out: Path | None = None, cohorts_out: Path | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Retention KPIs per period and the cohort table; optionally written to files."""
+    for path in (out, cohorts_out):
+        if path is not None:
+            table_format(path)  # an unknown suffix is refused before any work
     orders = read_orders(cfg)
     table = period_kpis(
         orders,
@@ -188,21 +198,10 @@ def run_kpis(
     )
     cohorts = cohort_retention(orders, min_order_amount=cfg.data.min_order_amount)
     if out is not None:
-        _write_table(table, out)
+        write_table(table, out)
     if cohorts_out is not None:
-        _write_table(cohorts.reset_index().rename(columns=str), cohorts_out)
+        write_table(cohorts.reset_index().rename(columns=str), cohorts_out)
     return table, cohorts
-
-
-def _write_table(frame: pd.DataFrame, out: Path) -> None:
-    """CSV or Parquet by suffix, written to a temporary file and renamed into place."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    if out.suffix.lower() == ".csv":
-        frame.to_csv(tmp, index=False)
-    else:
-        frame.to_parquet(tmp, index=False)
-    tmp.replace(out)
 
 
 class Source:

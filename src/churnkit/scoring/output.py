@@ -28,7 +28,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from churnkit.config import RiskTierConfig
-from churnkit.errors import DataError, PartitionLockedError
+from churnkit.errors import ChurnkitError, DataError, PartitionLockedError
 from churnkit.training import MODEL, SCORER_LABELS
 
 __all__ = [
@@ -37,8 +37,13 @@ __all__ = [
     "partition_dir",
     "partition_lock",
     "read_partition",
+    "filter_at_risk",
+    "table_format",
+    "table_text",
     "write_atomically",
+    "write_file",
     "write_partition",
+    "write_table",
 ]
 
 SCORES_FILE = "scores.parquet"
@@ -191,6 +196,77 @@ def write_partition(
         pa_csv.write_csv(_rounded(table), folder / AT_RISK_FILE)
 
     return write_atomically(output_dir, as_of, manifest, write)
+
+
+RISK_TIERS = ("high", "medium", "low")
+_TABLE_FORMATS = {".csv": "csv", ".json": "json", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def filter_at_risk(
+    scored: pd.DataFrame,
+    *,
+    segment: str | None = None,
+    tier: str | None = None,
+    min_value: float | None = None,
+) -> pd.DataFrame:
+    """The rows of a scored night in one segment and risk tier (any case) with a 365-day
+    value of at least ``min_value``; an unknown segment or tier is refused, listing the
+    ones there are."""
+    keep = pd.Series(True, index=scored.index)
+    if segment is not None:
+        segments = sorted(scored["segment"].unique())
+        if segment.lower() not in {s.lower() for s in segments}:
+            raise ChurnkitError(
+                f"--segment {segment!r} is not in this list; segments: {', '.join(segments)}"
+            )
+        keep &= scored["segment"].str.lower() == segment.lower()
+    if tier is not None:
+        if tier.lower() not in RISK_TIERS:
+            raise ChurnkitError(f"--tier {tier!r} is not one of {', '.join(RISK_TIERS)}")
+        keep &= scored["risk_tier"] == tier.lower()
+    if min_value is not None:
+        keep &= scored["customer_value_365d"] >= min_value
+    return scored[keep]
+
+
+def table_format(path: Path) -> str:
+    """``csv``, ``json`` or ``parquet`` by the file's suffix; others are refused (before
+    any work is done, when called first)."""
+    fmt = _TABLE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ChurnkitError(
+            f"cannot tell the format of {str(path)!r} from its suffix; end it in .csv, .json "
+            "or .parquet"
+        )
+    return fmt
+
+
+def table_text(frame: pd.DataFrame, fmt: str) -> str:
+    """``frame`` as CSV (floats to 6 decimals) or as JSON records (ISO dates)."""
+    if fmt == "csv":
+        return frame.to_csv(index=False, float_format="%.6f", lineterminator="\n")
+    return frame.to_json(orient="records", indent=1, date_format="iso") + "\n"
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> Path:
+    """Write ``frame`` as CSV, JSON or Parquet by the suffix, atomically."""
+    fmt = table_format(path)
+    if fmt == "parquet":
+        return write_file(path, lambda tmp: frame.to_parquet(tmp, index=False))
+    return write_file(path, lambda tmp: tmp.write_text(table_text(frame, fmt), encoding="utf-8"))
+
+
+def write_file(path: Path, write: Callable[[Path], None]) -> Path:
+    """Let ``write`` fill a hidden temporary file beside ``path``, then rename it into
+    place: a reader sees the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def _rounded(table: pa.Table, decimals: int = 6) -> pa.Table:
