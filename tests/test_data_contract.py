@@ -81,8 +81,9 @@ def test_a_missing_mapped_column_names_the_column_and_the_config_key(tmp_path):
 def test_every_contract_violation_is_reported_at_once(tmp_path):
     rows = [
         ("o1", "c1", "2024-01-01", 10.0, "completed"),
-        ("o1", "c2", "2024-01-02", -5.0, "completed"),  # duplicate id, negative amount
+        ("o1", "c2", "2024-01-02", 2.0, "completed"),  # one order id, two customers
         ("o3", "", "not a date", "abc", "lost"),  # null id, bad date, bad amount, bad status
+        ("o4", "c3", "2024-01-03", -5.0, "completed"),  # negative, not a return
     ]
     _orders_csv(tmp_path, rows, "order_id,customer_id,ordered_at,amount,status")
     cfg = _cfg(tmp_path, orders={"path": "orders.csv"})
@@ -93,9 +94,11 @@ def test_every_contract_violation_is_reported_at_once(tmp_path):
     assert "orders.ordered_at: 1 value(s) do not parse as timestamp, e.g. ['not a date']" in message
     assert "orders.amount: 1 value(s) do not parse as double, e.g. ['abc']" in message
     assert "['lost']" in message and "status_values" in message
-    assert "orders.order_id" in message and "duplicate" in message
+    assert "orders.order_id: 1 order id(s) have lines of several customers, e.g. ['o1']" in message
     assert "orders.customer_id" in message and "null" in message
-    assert "1 negative amount(s) on orders not marked as returns, e.g. [-5.0]" in message
+    negative = "1 order(s) whose lines add up to a negative amount are not marked as returns"
+    assert negative in message
+    assert "[-5.0]" in message
 
 
 def test_negative_amounts_can_be_declared_returns(tmp_path):

@@ -73,7 +73,7 @@ def test_a_broken_orders_file_is_reported_in_one_message(tmp_path, generated_dir
     orders.loc[0, "customer_id"] = None
     orders.loc[1:2, "status"] = "lost"
     orders.loc[3, "amount"] = -4.0
-    orders.loc[4, "order_id"] = orders.loc[5, "order_id"]
+    orders.loc[4, "order_id"] = orders.loc[5000, "order_id"]  # another customer, months on
     orders.to_parquet(tmp_path / "orders.parquet")
     config = write_config(tmp_path / "p", generated_dir)
     raw = yaml.safe_load(config.read_text())
@@ -82,12 +82,14 @@ def test_a_broken_orders_file_is_reported_in_one_message(tmp_path, generated_dir
     with pytest.raises(DataError) as caught:
         register_views(load_config(config).data)
     message = str(caught.value)
-    assert message.startswith("orders breaks the data contract (4 problem(s)):")
+    assert message.startswith("orders breaks the data contract (5 problem(s)):")
+    shared = orders.loc[4, "order_id"]
     for problem in (
         "orders.customer_id: 1 null value(s)",
-        "orders.order_id: 1 duplicate value(s)",
+        f"orders.order_id: 1 order id(s) have lines of several customers, e.g. ['{shared}']",
+        f"orders.order_id: 1 order id(s) have lines more than a day apart, e.g. ['{shared}']",
         "orders.status: 2 row(s) have values ['lost'] that `data.orders.status_values` does not",
-        "orders.amount: 1 negative amount(s) on orders not marked as returns, e.g. [-4.0]",
+        "orders.amount: 1 order(s) whose lines add up to a negative amount are not marked as",
     ):
         assert problem in message
 

@@ -151,6 +151,9 @@ def generate(
     end: Annotated[
         str | None, typer.Option(help="last order day, YYYY-MM-DD; default: the scenario's")
     ] = None,
+    lines: Annotated[
+        bool, typer.Option("--lines", help="write orders as order lines, as shops export them")
+    ] = False,
 ) -> None:
     """Generate orders, events and customers (Parquet) that behave like real ones."""
     from churnkit.data.generator import SCENARIOS, generate_files, parquet_rows
@@ -166,6 +169,7 @@ def generate(
             scenario=scenario,
             start=_date(start, "--start") if start else None,
             end=_date(end, "--end") if end else None,
+            lines=lines,
         )
     if _state["json"]:
         out.print_json(json.dumps({k: str(v) for k, v in paths.items()}))
@@ -198,6 +202,8 @@ def validate(config: ConfigArg) -> None:
     for name in ("events", "customers"):
         if name in summary:
             out.print(f"{name}: {summary[name]['rows']:,} rows")
+    for note in summary["notes"]:
+        out.print(f"note: {note}", highlight=False, soft_wrap=True)
     snaps = summary["snapshots"]
     labelled = snaps["labelled"]
     out.print(
@@ -573,6 +579,8 @@ def _report_training(outcome: Any) -> None:
     if _state["json"]:
         out.print_json(json.dumps(_training_summary(outcome)))
         return
+    for note in outcome.data_summary.get("notes", []):
+        err.print(f"note: {note}", highlight=False, soft_wrap=True)
     by_rfm = result.model.baseline.segment_column == "rfm_segment"
     labels = {
         **SCORER_LABELS,

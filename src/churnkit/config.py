@@ -118,6 +118,7 @@ class OrdersSource(TableSource):
         "order_id",
         "status",
         "quantity",
+        "product_id",
         "category",
         "channel",
     )

@@ -105,6 +105,7 @@ def run_validation(cfg: Config) -> dict[str, Any]:
     orders = source.summary()
     plan = _plan(cfg, orders)
     summary: dict[str, Any] = {"orders": orders, **source.other_tables()}
+    summary["notes"] = list(source.data.notes)
     summary["snapshots"] = {
         "labelled": [d.isoformat() for d in plan.labelled],
         "walk_forward_test": [d.isoformat() for d in plan.test],
@@ -124,7 +125,7 @@ def run_training(
     """
     on_step("reading and validating data")
     source = open_source(cfg)
-    data_summary = source.summary()
+    data_summary = source.summary() | {"notes": list(source.data.notes)}
     plan = _plan(cfg, data_summary)
     on_step("checking the MLflow tracking store")
     tracking.check_reachable(cfg)

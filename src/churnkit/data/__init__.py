@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from churnkit.config import DataConfig
-from churnkit.data.contract import check_data
+from churnkit.data.contract import Checked, check_data
 
 if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
@@ -25,9 +25,10 @@ __all__ = ["CheckedData", "open_data"]
 class CheckedData:
     """The checked tables on their engine, and what the steps above ask of them."""
 
-    def __init__(self, engine: Engine, names: tuple[str, ...]) -> None:
+    def __init__(self, engine: Engine, checked: Checked) -> None:
         self.engine = engine
-        self.names = names
+        self.names = checked.names
+        self.notes = checked.notes  # what the check did that the user should know
 
     def has(self, name: str) -> bool:
         return name in self.names

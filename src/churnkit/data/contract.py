@@ -18,7 +18,7 @@ query (a scan each), where one aggregation does the whole table here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -32,7 +32,7 @@ from churnkit.errors import DataError
 if TYPE_CHECKING:  # pragma: no cover
     from churnkit.engines import Engine
 
-__all__ = ["RAW_PREFIX", "check_columns", "check_data"]
+__all__ = ["RAW_PREFIX", "Checked", "check_columns", "check_data"]
 
 # beside a column an engine had to parse, its source text: a value there and a null in
 # the column is a value that did not parse
@@ -50,12 +50,24 @@ class _Rule:
     says: Callable[[int, list], str]
     examples: ir.Table | None = None  # one column of example values, fetched on failure
     how_many: int = _EXAMPLES
+    # whether the rule holds, given the probes counted with it (default: always)
+    applies: Callable[[Mapping[str, int]], bool] | None = None
 
 
-def check_data(engine: Engine, cfg: DataConfig) -> tuple[str, ...]:
+@dataclass(frozen=True)
+class Checked:
+    """What :func:`check_data` published, and what it did that the user should know."""
+
+    names: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+
+
+def check_data(engine: Engine, cfg: DataConfig) -> Checked:
     """Read, check and publish orders and, when configured, events and customers.
 
-    Returns the names of the published tables.
+    Orders whose ``order_id`` repeats are order lines: they are summed per order (see
+    :func:`_per_order`) and the categories of each order's lines are published beside
+    as ``order_categories``, for the breadth features.
 
     Raises
     ------
@@ -64,22 +76,49 @@ def check_data(engine: Engine, cfg: DataConfig) -> tuple[str, ...]:
         table in one message, with counts and examples.
     """
     orders = engine.read_source("orders", cfg.orders, cfg)
-    checked, rules = _orders(orders, cfg)
-    engine.publish("orders", _enforce(engine, "orders", orders, checked, rules))
-    names = ["orders"]
+    mapped, rules = _orders(orders, cfg)
+    probes = {}
+    if "order_id" in orders.columns:
+        probes["repeats"] = orders.order_id.count() - orders.order_id.nunique()
+    found, problems = _count_problems(engine, "orders", orders, rules, probes)
+    lines = _without_raw(mapped)
+    names, notes = ["orders"], []
+    if found.get("repeats"):
+        # order lines: the orders they add up to are checked too, in the same message
+        per_order, order_rules = _per_order(lines, cfg)
+        counted, more = _count_problems(
+            engine, "orders", per_order, order_rules, {"orders": per_order.count()}
+        )
+        _raise("orders", problems + more)
+        published = engine.publish(
+            "orders", per_order.drop(*[c for c in per_order.columns if c.startswith("_")])
+        )
+        if "category" in lines.columns:
+            engine.publish("order_categories", _order_categories(lines, published))
+            names.append("order_categories")
+        notes.append(
+            f"orders: `order_id` repeats, so the {found['_rows']:,} rows were read as the lines "
+            f"of {counted['orders']:,} orders and summed per order (amount and quantity added, "
+            "the first line's time; every line's category counts for breadth)"
+        )
+    else:
+        _raise("orders", problems)
+        engine.publish("orders", lines)
     if cfg.events is not None:
         events = engine.read_source("events", cfg.events, cfg)
-        rules = _rules("events", events)
-        engine.publish("events", _enforce(engine, "events", events, events, rules))
+        _enforce(engine, "events", events, _rules("events", events))
+        engine.publish("events", _without_raw(events))
         names.append("events")
     if cfg.customers is not None:
         customers = engine.read_source(
             "customers", cfg.customers, cfg, extra_columns=cfg.customers.attributes
         )
-        rules = _rules("customers", customers, unique="customer_id")
-        engine.publish("customers", _enforce(engine, "customers", customers, customers, rules))
+        _enforce(
+            engine, "customers", customers, _rules("customers", customers, unique="customer_id")
+        )
+        engine.publish("customers", _without_raw(customers))
         names.append("customers")
-    return tuple(names)
+    return Checked(tuple(names), tuple(notes))
 
 
 def check_columns(
@@ -117,7 +156,8 @@ _REQUIRED = {
 
 
 def _rules(name: str, table: ir.Table, *, unique: str | None = None) -> list[_Rule]:
-    """Values that did not parse, missing required values and repeated ids."""
+    """Values that did not parse, missing required values and repeated ids (``unique``;
+    an ``order_id`` is required when present, and may repeat: order lines)."""
     rules = []
     for column in table.columns:
         if not column.startswith(RAW_PREFIX):
@@ -133,7 +173,8 @@ def _rules(name: str, table: ir.Table, *, unique: str | None = None) -> list[_Ru
                 table.filter(failed).select(table[column]).order_by(column),
             )
         )
-    for column in (*_REQUIRED[name], *([unique] if unique else [])):
+    also = [unique] if unique else ["order_id"] if name == "orders" else []
+    for column in (*_REQUIRED[name], *also):
         if column not in table.columns:
             continue
         missing = table[column].isnull()
@@ -162,8 +203,7 @@ def _orders(source: ir.Table, cfg: DataConfig) -> tuple[ir.Table, list[_Rule]]:
     status column is made, with negative amounts as returns. Otherwise negative amounts
     must be marked as returns.
     """
-    unique = "order_id" if "order_id" in source.columns else None
-    rules = _rules("orders", source, unique=unique)
+    rules = _rules("orders", source)
     status: ir.StringValue | None = None
     if "status" in source.columns:
         mapping = cfg.orders.status_values
@@ -202,35 +242,151 @@ def _orders(source: ir.Table, cfg: DataConfig) -> tuple[ir.Table, list[_Rule]]:
                     "them in the status column or set `data.on_negative_amount: treat_as_return`"
                 ),
                 source.filter(unmarked).select("amount").order_by("amount"),
+                # on order lines a negative line (a discount) is fine: the order's total
+                # is checked instead
+                applies=lambda found: not found.get("repeats"),
             )
         )
     checked = source if status is None else source.mutate(status=status.cast("string"))
     return checked, rules
 
 
+def _per_order(lines: ir.Table, cfg: DataConfig) -> tuple[ir.Table, list[_Rule]]:
+    """Order lines summed per ``order_id``, and the rules an order must keep.
+
+    Amount and quantity are added, the time is the first line's, the channel and the
+    category the first by name; an order is completed when any line is, else returned
+    when any line is, else cancelled. One order id on several customers, or with lines
+    more than a day apart, is refused: ``order_id`` then names something else.
+    """
+    columns = lines.columns
+    totals: dict[str, ir.Value] = {
+        "customer_id": lines.customer_id.min(),
+        "ordered_at": lines.ordered_at.min(),
+        "amount": lines.amount.sum(),
+        "_customers": lines.customer_id.nunique(),
+        "_last": lines.ordered_at.max(),
+    }
+    for column in ("quantity",):
+        if column in columns:
+            totals[column] = lines[column].sum()
+    for column in ("category", "channel"):
+        if column in columns:
+            totals[column] = lines[column].min()
+    if "status" in columns:
+        totals["_completed"] = (lines.status == "completed").sum()
+        totals["_returned"] = (lines.status == "returned").sum()
+    orders = lines.group_by("order_id").aggregate(**totals)
+    if "status" in columns:
+        orders = orders.mutate(
+            status=ibis.cases(
+                (orders._completed > 0, "completed"),
+                (orders._returned > 0, "returned"),
+                else_="cancelled",
+            )
+        )
+    shared = orders._customers > 1
+    apart = (orders._last.epoch_seconds() - orders.ordered_at.epoch_seconds()) > 86_400
+    rules = [
+        _Rule(
+            "order_id",
+            shared.sum(),
+            lambda n, e: (
+                f"{n:,} order id(s) have lines of several customers, e.g. {e}; an order belongs "
+                "to one customer: is the column mapped to `order_id` a basket or session id "
+                "that customers share?"
+            ),
+            orders.filter(shared).select("order_id").order_by("order_id"),
+        ),
+        _Rule(
+            "order_id",
+            apart.sum(),
+            lambda n, e: (
+                f"{n:,} order id(s) have lines more than a day apart, e.g. {e}; is the column "
+                "mapped to `order_id` really an order id?"
+            ),
+            orders.filter(apart).select("order_id").order_by("order_id"),
+        ),
+    ]
+    if cfg.on_negative_amount != "treat_as_return":
+        unmarked = orders.amount < 0
+        if "status" in columns:
+            unmarked &= orders.status != "returned"
+        rules.append(
+            _Rule(
+                "amount",
+                unmarked.sum(),
+                lambda n, e: (
+                    f"{n:,} order(s) whose lines add up to a negative amount are not marked as "
+                    f"returns, e.g. {e}; mark them in the status column or set "
+                    "`data.on_negative_amount: treat_as_return`"
+                ),
+                orders.filter(unmarked).select("amount").order_by("amount"),
+            )
+        )
+    return orders, rules
+
+
+def _order_categories(lines: ir.Table, orders: ir.Table) -> ir.Table:
+    """One row per (order, category) of its lines, with the order's customer, time,
+    amount and status: breadth counts a category bought in any line of an order."""
+    pairs = lines.filter(lines.category.notnull()).select("order_id", "category").distinct()
+    keep = [
+        c
+        for c in ("order_id", "customer_id", "ordered_at", "amount", "status")
+        if c in orders.columns
+    ]
+    return pairs.join(orders.select(*keep), "order_id").select(*keep, "category")
+
+
 def _enforce(
-    engine: Engine, name: str, source: ir.Table, checked: ir.Table, rules: list[_Rule]
-) -> ir.Table:
-    """Count every rule in one aggregation; raise all problems, or return ``checked``
-    without the ``_raw_*`` columns."""
-    counts = engine.fetch(
+    engine: Engine,
+    name: str,
+    source: ir.Table,
+    rules: list[_Rule],
+) -> None:
+    """Count every rule in one aggregation; raise all problems together."""
+    _raise(name, _count_problems(engine, name, source, rules)[1])
+
+
+def _count_problems(
+    engine: Engine,
+    name: str,
+    source: ir.Table,
+    rules: list[_Rule],
+    probes: Mapping[str, ir.Scalar] | None = None,
+) -> tuple[dict[str, int], list[str]]:
+    """Count every rule (and the ``probes``) in one aggregation: the counts (``_rows``
+    and each probe's) and a line per problem, with examples."""
+    probes = dict(probes or {})
+    row = engine.fetch(
         source.aggregate(
-            _rows=source.count(), **{f"_c{i}": rule.count for i, rule in enumerate(rules)}
+            _rows=source.count(),
+            **{f"_c{i}": rule.count for i, rule in enumerate(rules)},
+            **{f"_p_{key}": value for key, value in probes.items()},
         )
     ).iloc[0]
-    problems = [] if _count(counts["_rows"]) else [f"{name}: the table has no rows"]
+    found = {"_rows": _count(row["_rows"])} | {k: _count(row[f"_p_{k}"]) for k in probes}
+    problems = [] if found["_rows"] else [f"{name}: the table has no rows"]
     for i, rule in enumerate(rules):
-        n = _count(counts[f"_c{i}"])
-        if n:
+        n = _count(row[f"_c{i}"])
+        if n and (rule.applies is None or rule.applies(found)):
             examples = []
             if rule.examples is not None:
                 values = engine.fetch(rule.examples.limit(rule.how_many)).iloc[:, 0]
                 examples = [_plain(v) for v in values]
             problems.append(f"{name}.{rule.column}: {rule.says(n, examples)}")
+    return found, problems
+
+
+def _raise(name: str, problems: list[str]) -> None:
     if problems:
         header = f"{name} breaks the data contract ({len(problems)} problem(s)):"
         raise DataError("\n  - ".join([header, *problems]))
-    return checked.drop(*[c for c in checked.columns if c.startswith(RAW_PREFIX)])
+
+
+def _without_raw(table: ir.Table) -> ir.Table:
+    return table.drop(*[c for c in table.columns if c.startswith(RAW_PREFIX)])
 
 
 def _count(value: object) -> int:

@@ -27,6 +27,7 @@ truth (rates, dropout day) is written too, for the oracle of the accuracy benchm
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ import pyarrow.parquet as pq
 
 __all__ = [
     "CHUNK_CUSTOMERS",
+    "order_lines",
     "SCENARIOS",
     "GeneratedData",
     "Scenario",
@@ -238,6 +240,49 @@ def generate_data(
     return GeneratedData(orders=orders, events=events, customers=customers, truth=truth)
 
 
+def order_lines(orders: pa.Table, *, seed: int | Sequence[int] = 0) -> pa.Table:
+    """``orders`` as a shop's line-level export: one row per product line.
+
+    Each order becomes 1 to 5 lines (``product_id``, ``quantity`` 1-3) whose amounts, in
+    whole cents, add up to the order's; the first line has the order's time and
+    category, later ones a few seconds on and, half of them, another category. Every
+    line keeps the order's id, customer, status and channel.
+    """
+    rng = np.random.default_rng(seed)
+    n = orders.num_rows
+    per_order = rng.integers(1, 6, n)
+    order = np.repeat(np.arange(n), per_order)
+    position = np.arange(len(order)) - np.repeat(np.cumsum(per_order) - per_order, per_order)
+    cents = np.round(orders["amount"].to_numpy() * 100).astype(np.int64)
+    weights = rng.random(len(order)) + 0.1
+    share = weights / np.bincount(order, weights)[order]
+    line_cents = np.floor(share * cents[order]).astype(np.int64)
+    last = np.cumsum(per_order) - 1  # the last line takes what rounding left over
+    line_cents[last] += cents - np.bincount(order, line_cents, minlength=n).astype(np.int64)
+    first_category = np.searchsorted(_CATEGORIES, orders["category"].to_numpy(zero_copy_only=False))
+    other = rng.integers(0, len(_CATEGORIES), len(order))
+    category = np.where(
+        (position > 0) & (rng.random(len(order)) < 0.5), other, first_category[order]
+    )
+    ordered_at = pc.add(
+        orders["ordered_at"].take(pa.array(order)),
+        pa.array((position * 7).astype("timedelta64[s]").astype("timedelta64[us]")),
+    )
+    return pa.table(
+        {
+            "order_id": orders["order_id"].take(pa.array(order)),
+            "customer_id": orders["customer_id"].take(pa.array(order)),
+            "ordered_at": ordered_at,
+            "product_id": _ids("P", rng.integers(0, 5000, len(order)), 5),
+            "quantity": pa.array(rng.integers(1, 4, len(order)).astype(np.float64)),
+            "amount": pa.array(line_cents / 100.0),
+            "status": orders["status"].take(pa.array(order)),
+            "category": pa.array(_CATEGORIES[category]),
+            "channel": orders["channel"].take(pa.array(order)),
+        }
+    )
+
+
 def _keep_customers(table: pa.Table, keep: np.ndarray, first_customer: int) -> pa.Table:
     """Rows of ``table`` whose customer is marked in ``keep`` (indexed from ``first_customer``)."""
     numbers = pc.cast(pc.utf8_slice_codeunits(table["customer_id"], 1), pa.int64())
@@ -265,15 +310,19 @@ def generate_files(
     start: dt.date | None = None,
     end: dt.date | None = None,
     chunk_customers: int = CHUNK_CUSTOMERS,
+    lines: bool = False,
 ) -> dict[str, Path]:
     """Generate and write ``n_customers`` in parts of ``chunk_customers``, bounding memory.
 
     Up to ``chunk_customers`` this is :func:`generate_data` then :func:`write_generated`
     (``orders.parquet`` ...). Beyond, each table is a folder of parts
-    (``orders/part-00000.parquet`` ...), part ``k`` drawn with seed ``[seed, k]``.
+    (``orders/part-00000.parquet`` ...), part ``k`` drawn with seed ``[seed, k]``. With
+    ``lines``, the orders are written as order lines (:func:`order_lines`).
     """
     if n_customers <= chunk_customers:
         data = generate_data(n_customers, seed=seed, scenario=scenario, start=start, end=end)
+        if lines:
+            data = dataclasses.replace(data, orders=order_lines(data.orders, seed=seed))
         return write_generated(data, out_dir)
     paths = {name: out_dir / name for name in _TABLES}
     for path in paths.values():
@@ -290,6 +339,8 @@ def generate_files(
             first_order=first_order,
         )
         first_order += data.orders.num_rows
+        if lines:
+            data = dataclasses.replace(data, orders=order_lines(data.orders, seed=[seed, part]))
         for name in _TABLES:
             pq.write_table(
                 getattr(data, name),

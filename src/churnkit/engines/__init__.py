@@ -44,6 +44,7 @@ __all__ = [
 CANONICAL_TYPES: dict[str, str] = {
     "customer_id": "string",
     "order_id": "string",
+    "product_id": "string",
     "ordered_at": "timestamp",
     "occurred_at": "timestamp",
     "signed_up_at": "timestamp",

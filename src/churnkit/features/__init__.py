@@ -109,6 +109,7 @@ def feature_table(
     *,
     events: ir.Table | None = None,
     customers: ir.Table | None = None,
+    order_categories: ir.Table | None = None,
     horizon_days: int | None = None,
     split_history: bool = True,
 ) -> ir.Table:
@@ -125,6 +126,10 @@ def feature_table(
         Families, windows and the columns they use.
     events, customers
         Needed when the spec has engagement or attribute features.
+    order_categories
+        For orders read from order lines: one row per (order, category of its lines)
+        with the order's ``customer_id``, ``ordered_at``, ``amount`` and ``status``;
+        breadth then counts every line's category.
     horizon_days
         When given, adds ``churned`` for the label window ``[as_of, as_of + horizon)``.
     split_history
@@ -149,7 +154,12 @@ def feature_table(
         table = segments.add_segments(table)
 
     if spec.has("breadth"):
-        table = breadth.add_breadth(table, prepared, grid, spec, split=split_history)
+        sources = {}
+        if order_categories is not None and "category" in spec.breadth_columns:
+            sources["category"] = _prepare_orders(order_categories, spec, breadth=("category",))
+        table = breadth.add_breadth(
+            table, prepared, grid, spec, split=split_history, sources=sources
+        )
     if spec.has("engagement"):
         if events is None:
             raise ValueError("the spec has engagement features but no events table was given")
@@ -323,7 +333,10 @@ def _feature_sql(
 ) -> Iterator[str]:
     """The cached feature SQL for ``con``'s input tables, with the grid registered and
     each join building from the table it adds (see ``joins_build_as_written``)."""
-    schemas = tuple((name, _schema_key(con, name)) for name in ("orders", "events", "customers"))
+    schemas = tuple(
+        (name, _schema_key(con, name))
+        for name in ("orders", "events", "customers", "order_categories")
+    )
     sql = _duckdb_sql(spec, horizon_days, schemas, len(set(as_of_dates)) > 1)
     con.register(f"{TABLE_PREFIX}grid", _grid(as_of_dates))
     try:
@@ -416,6 +429,7 @@ def _duckdb_sql(
         spec,
         events=tables["events"],
         customers=tables["customers"],
+        order_categories=tables["order_categories"],
         horizon_days=horizon_days,
         split_history=split_history,
     ).order_by(["as_of", "customer_id"])
@@ -464,8 +478,11 @@ def finish_frame(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def _prepare_orders(orders: ir.Table, spec: FeatureSpec) -> ir.Table:
-    """Orders with a ``qualifying`` flag and amounts in integer micro-units."""
+def _prepare_orders(
+    orders: ir.Table, spec: FeatureSpec, *, breadth: tuple[str, ...] | None = None
+) -> ir.Table:
+    """Orders with a ``qualifying`` flag and amounts in integer micro-units, and the
+    ``breadth`` columns (default: the spec's)."""
     completed = orders.status == "completed" if "status" in orders.columns else ibis.literal(True)
     amount = orders.amount.cast("float64")
     columns = {
@@ -477,7 +494,7 @@ def _prepare_orders(orders: ir.Table, spec: FeatureSpec) -> ir.Table:
     }
     if spec.has("returns"):
         columns["status"] = orders.status
-    for column in spec.breadth_columns:
+    for column in spec.breadth_columns if breadth is None else breadth:
         columns[column] = orders[column]
     return orders.select(**columns)
 

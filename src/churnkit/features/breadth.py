@@ -7,6 +7,8 @@ not counted, so a customer whose orders all lack a category has 0.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import ibis.expr.types as ir
 
 from churnkit.features._exprs import Lifetime, by_interval, spread, sum_counts
@@ -32,9 +34,18 @@ def derive(t: ir.Table, spec: FeatureSpec) -> dict[str, ir.Value]:
 
 
 def add_breadth(
-    population: ir.Table, orders: ir.Table, grid: ir.Table, spec: FeatureSpec, *, split: bool
+    population: ir.Table,
+    orders: ir.Table,
+    grid: ir.Table,
+    spec: FeatureSpec,
+    *,
+    split: bool,
+    sources: Mapping[str, ir.Table] | None = None,
 ) -> ir.Table:
     """Left-join the distinct counts onto ``population``.
+
+    ``sources`` gives, per column, another prepared table to count it from (for orders
+    read from order lines: one row per order and category of its lines).
 
     A value counts at ``as_of`` when its first qualifying order is before ``as_of``;
     working from first-purchase dates keeps this one small join instead of a distinct
@@ -43,7 +54,8 @@ def add_breadth(
     """
     for column in spec.breadth_columns:
         name = _NAMES[column]
-        values = orders.filter(orders.qualifying & orders[column].notnull())
+        source = (sources or {}).get(column, orders)
+        values = source.filter(source.qualifying & source[column].notnull())
         firsts = values.group_by(["customer_id", column]).aggregate(
             first_at=values.ordered_at.min()
         )

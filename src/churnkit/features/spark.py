@@ -70,6 +70,7 @@ def spark_feature_frame(
         spec,
         events=table.get("events"),
         customers=table.get("customers"),
+        order_categories=table.get("order_categories"),
         horizon_days=horizon_days,
         split_history=len(dates) > 1,
     ).order_by(["as_of", "customer_id"])

@@ -1,0 +1,107 @@
+"""Order lines, as shops export them: summed per order, every line's category counted."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from tests.conftest import write_config
+from typer.testing import CliRunner
+
+from churnkit.cli import app
+from churnkit.config import load_config
+from churnkit.data.generator import generate_data, order_lines
+from churnkit.pipelines import open_source
+
+AS_OF = [dt.date(2025, 3, 1), dt.date(2025, 6, 1)]
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    """A line-level export, and the same orders summed per order by hand."""
+    folder = tmp_path_factory.mktemp("lines")
+    data = generate_data(800, seed=5)
+    lines = order_lines(data.orders, seed=5)
+    pq.write_table(lines, folder / "lines.parquet")
+    by_hand = (
+        lines.to_pandas()
+        .groupby("order_id", sort=False)
+        .agg(
+            customer_id=("customer_id", "first"),
+            ordered_at=("ordered_at", "min"),
+            amount=("amount", "sum"),
+            quantity=("quantity", "sum"),
+            status=("status", "first"),  # a generated order's lines share its status
+            category=("category", "first"),
+            channel=("channel", "first"),
+        )
+        .reset_index()
+    )
+    pq.write_table(pa.Table.from_pandas(by_hand, preserve_index=False), folder / "orders.parquet")
+    return folder, lines.to_pandas(), by_hand
+
+
+def _source(folder, name):
+    project = folder / f"project-{name.split('.')[0]}"
+    config = write_config(project, folder, data={"orders": {"path": str(folder / name)}})
+    return open_source(load_config(config)), config
+
+
+def test_a_line_level_export_gives_the_features_of_its_orders_summed_by_hand(exports):
+    folder, lines, by_hand = exports
+    from_lines, _ = _source(folder, "lines.parquet")
+    from_orders, _ = _source(folder, "orders.parquet")
+    spec = from_lines.spec(load_config(write_config(folder / "c", folder)))
+    assert spec.has("breadth") and spec.has("returns")
+    ours = from_lines.features(AS_OF, spec, horizon_days=90)
+    theirs = from_orders.features(AS_OF, spec, horizon_days=90)
+    assert len(ours) > 500
+    pd.testing.assert_frame_equal(
+        ours.drop(columns="distinct_categories"), theirs.drop(columns="distinct_categories")
+    )
+    # breadth counts the category of every line, not one per order: by hand
+    for as_of in AS_OF:
+        qualifying = by_hand[
+            (by_hand["status"] == "completed") & (by_hand["ordered_at"] < pd.Timestamp(as_of))
+        ]
+        expected = (
+            lines[lines["order_id"].isin(qualifying["order_id"])]
+            .groupby("customer_id")["category"]
+            .nunique()
+        )
+        got = ours[ours["as_of"] == pd.Timestamp(as_of)].set_index("customer_id")
+        pd.testing.assert_series_equal(
+            got["distinct_categories"],
+            expected.reindex(got.index).fillna(0).astype(got["distinct_categories"].dtype),
+            check_names=False,
+        )
+    assert (ours["distinct_categories"] >= theirs["distinct_categories"]).all()
+    assert (ours["distinct_categories"] > theirs["distinct_categories"]).any()
+
+
+def test_validate_and_train_say_the_rows_were_read_as_order_lines(exports):
+    folder, lines, by_hand = exports
+    source, config = _source(folder, "lines.parquet")
+    assert source.summary()["orders"] == len(by_hand)
+    note = f"the {len(lines):,} rows were read as the lines of {len(by_hand):,} orders"
+    assert any(note in n for n in source.data.notes)
+    result = CliRunner().invoke(app, ["validate", str(config)])
+    assert result.exit_code == 0, result.stderr
+    assert note in result.output.replace("\n", " ")
+
+
+def test_generate_writes_order_lines_that_add_up_to_the_orders(tmp_path):
+    result = CliRunner().invoke(
+        app, ["generate", "--customers", "60", "--seed", "3", "--lines", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    lines = pd.read_parquet(tmp_path / "orders.parquet")
+    orders = generate_data(60, seed=3).orders.to_pandas().set_index("order_id")
+    assert {"product_id", "quantity"} <= set(lines.columns)
+    assert lines["order_id"].duplicated().any()
+    totals = lines.groupby("order_id")["amount"].sum()
+    assert (totals - orders["amount"].reindex(totals.index)).abs().max() < 1e-9
+    assert lines.groupby("order_id")["customer_id"].nunique().max() == 1
