@@ -124,3 +124,36 @@ def trained(tmp_path_factory: pytest.TempPathFactory, generated_dir: Path, _migr
     outcome = run_training(cfg, config_text="model: {seed: 11}\n")
     scoring = run_scoring(cfg)
     return cfg, outcome, scoring
+
+
+GERMAN = {
+    "apparel": "Kleidung",
+    "beauty": "Schönheit",
+    "electronics": "Elektronik",
+    "grocery": "Lebensmittel",
+    "home": "Küche & Haus",
+    "sports": "Sport",
+}
+
+
+@pytest.fixture(scope="session")
+def csv_exports(tmp_path_factory):
+    """The same orders as Parquet, a German spreadsheet export and a US one."""
+    folder = tmp_path_factory.mktemp("dialects")
+    orders = generate_data(500, seed=8).orders.to_pandas()
+    orders.loc[orders.index[:5], "amount"] += 1000  # thousands separators in the exports
+    orders.to_parquet(folder / "orders.parquet")
+    german = orders.assign(
+        ordered_at=orders["ordered_at"].dt.strftime("%d.%m.%Y %H:%M:%S"),
+        amount=orders["amount"].map(
+            lambda x: f"{x:,.2f}".replace(",", "_").replace(".", ",").replace("_", ".")
+        ),
+        category=orders["category"].map(GERMAN),
+    )
+    german.to_csv(folder / "bestellungen.csv", sep=";", index=False, encoding="cp1252")
+    us = orders.assign(
+        ordered_at=orders["ordered_at"].dt.strftime("%m/%d/%Y %I:%M:%S %p"),
+        amount=orders["amount"].map(lambda x: f"{x:.2f}"),
+    )
+    us.to_csv(folder / "orders_us.csv", index=False)
+    return folder

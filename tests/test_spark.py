@@ -18,7 +18,7 @@ from churnkit.data.generator import generate_data
 from churnkit.errors import ConfigError, DataError
 from churnkit.features import FAMILIES, FeatureSpec, build_features
 from churnkit.features.spark import spark_feature_frame, spark_features
-from churnkit.pipelines import run_features, run_scoring
+from churnkit.pipelines import open_source, run_features, run_scoring
 from churnkit.scoring import score_customers
 from churnkit.training.model import ChurnModel
 
@@ -267,3 +267,29 @@ def test_the_same_bad_inputs_get_the_same_message_on_duckdb_and_spark(
         assert "orders.amount: 3 order(s) whose lines add up to a negative amount are not " in (
             message
         )
+
+
+@pytest.mark.parametrize("dialect", ["german", "us"])
+def test_csv_dialects_read_the_same_on_spark(spark, csv_exports, dialect):
+    from tests.test_csv_dialects import _config
+
+    local = _config(csv_exports, dialect)
+    if dialect == "german":  # the file's letters are the same in latin-1, which Spark reads
+        spark_cfg = _with_encoding(local, "cp1252")
+        spark_cfg = spark_cfg.model_copy(update={"engine": "spark"})
+        with pytest.raises(ConfigError, match="is not one Spark reads CSV in"):
+            open_source(spark_cfg)
+        local = _with_encoding(local, "latin-1")
+    remote = local.model_copy(
+        update={"engine": "spark", "spark": local.spark.model_copy(update={"master": "local[1]"})}
+    )
+    source = open_source(remote)
+    spec = source.spec(remote)
+    ours = source.features([dt.date(2025, 6, 1)], spec, horizon_days=90)
+    theirs = open_source(local).features([dt.date(2025, 6, 1)], spec, horizon_days=90)
+    pd.testing.assert_frame_equal(_normalised(ours), _normalised(theirs))
+
+
+def _with_encoding(cfg, encoding):
+    orders = cfg.data.orders.model_copy(update={"encoding": encoding})
+    return cfg.model_copy(update={"data": cfg.data.model_copy(update={"orders": orders})})

@@ -7,6 +7,7 @@ Unknown keys fail at load time, naming the key.
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 from collections.abc import Mapping
 from pathlib import Path
@@ -77,6 +78,28 @@ class TableSource(_Frozen):
     format: Literal["csv", "parquet", "duckdb"] | None = None
     table: str | None = Field(default=None, description="table name inside a DuckDB file")
     columns: dict[str, str] = Field(default_factory=dict)
+    separator: str | None = Field(
+        default=None, description="CSV: the field separator, e.g. ';'; default: detected"
+    )
+    decimal: Literal[".", ","] = Field(
+        default=".", description="CSV: the decimal mark; with ',' a '.' is a thousands separator"
+    )
+    timestamp_format: str | None = Field(
+        default=None,
+        description="CSV: how dates are written, in strftime codes, e.g. '%d.%m.%Y %H:%M'",
+    )
+    encoding: str = Field(default="utf-8", description="CSV: the text encoding, e.g. cp1252")
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, encoding: str) -> str:
+        try:
+            return codecs.lookup(encoding).name
+        except LookupError:
+            raise ValueError(
+                f"unknown encoding {encoding!r}; use a Python codec name such as utf-8, "
+                "cp1252 or latin-1"
+            ) from None
 
     @field_validator("columns")
     @classmethod
@@ -93,6 +116,18 @@ class TableSource(_Frozen):
     def _format_known(self) -> TableSource:
         if self.resolved_format == "duckdb" and not self.table:
             raise ValueError("a DuckDB source needs `table:` naming the table to read")
+        csv_only = {
+            "separator": self.separator is not None,
+            "decimal": self.decimal != ".",
+            "timestamp_format": self.timestamp_format is not None,
+            "encoding": self.encoding != "utf-8",
+        }
+        given = [key for key, set_ in csv_only.items() if set_]
+        if given and self.resolved_format != "csv":
+            raise ValueError(
+                f"{', '.join(given)} apply to CSV files only; this source is "
+                f"{self.resolved_format} (set `format: csv` if it is a CSV file)"
+            )
         return self
 
     @property

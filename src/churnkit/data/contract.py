@@ -169,7 +169,9 @@ def _rules(name: str, table: ir.Table, *, unique: str | None = None) -> list[_Ru
             _Rule(
                 canonical,
                 failed.sum(),
-                lambda n, e, word=word: f"{n:,} value(s) do not parse as {word}, e.g. {e}",
+                lambda n, e, word=word: (
+                    f"{n:,} value(s) do not parse as {word}, e.g. {e}{_dialect_hint(name, word, e)}"
+                ),
                 table.filter(failed).select(table[column]).order_by(column),
             )
         )
@@ -249,6 +251,18 @@ def _orders(source: ir.Table, cfg: DataConfig) -> tuple[ir.Table, list[_Rule]]:
         )
     checked = source if status is None else source.mutate(status=status.cast("string"))
     return checked, rules
+
+
+def _dialect_hint(name: str, word: str, examples: list) -> str:
+    """What to set when unparsable text looks like another CSV dialect."""
+    if word == "double" and any("," in str(e) for e in examples):
+        return f"; a decimal comma? set `data.{name}.decimal: ','`"
+    if word == "timestamp":
+        return (
+            f"; if that is how the file writes dates, set `data.{name}.timestamp_format` "
+            "(strftime codes, e.g. '%d.%m.%Y %H:%M')"
+        )
+    return ""
 
 
 def _per_order(lines: ir.Table, cfg: DataConfig) -> tuple[ir.Table, list[_Rule]]:

@@ -10,8 +10,12 @@ until a result is fetched.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Sequence
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -62,9 +66,11 @@ class DuckDBEngine(SQLEngine):
             if canonical in extra_columns:
                 expressions.append(f"CAST({column} AS VARCHAR) AS {_quote(canonical)}")
                 continue
-            expression = _cast(column, str(types[original]), _DUCKDB_TYPES[kind], data.timezone)
+            expression = _cast(
+                column, str(types[original]), _DUCKDB_TYPES[kind], data.timezone, source
+            )
             expressions.append(f"{expression} AS {_quote(canonical)}")
-            if "TRY_CAST" in expression:  # it can fail: keep the text for the contract
+            if "TRY_" in expression.upper():  # it can fail: keep the text for the contract
                 expressions.append(f"CAST({column} AS VARCHAR) AS {_quote(RAW_PREFIX + canonical)}")
                 raw[RAW_PREFIX + canonical] = "string"
         view = f"{_PREFIX}src_{name}"
@@ -106,7 +112,9 @@ def _scan(
             # are counted, not fatal: DuckDB pushes casts on a CSV scan down into the
             # reader, where they become strict.
             text = f"{_PREFIX}csv_{name}"
-            con.read_csv(target, all_varchar=True).create(text)
+            options = {"sep": source.separator} if source.separator else {}
+            with _as_utf8(path if not path.is_dir() else None, source.encoding) as utf8:
+                con.read_csv(str(utf8 or target), all_varchar=True, **options).create(text)
             return con.table(text)
         return con.read_parquet(target, hive_partitioning=path.is_dir())
     except duckdb.Error as err:
@@ -114,12 +122,40 @@ def _scan(
         raise DataError(f"cannot read {name} from {str(path)!r} as {fmt}: {first_line}") from err
 
 
-def _cast(column: str, source_type: str, target: str, timezone: str) -> str:
+@contextlib.contextmanager
+def _as_utf8(path: Path | None, encoding: str) -> Iterator[Path | None]:
+    """``path`` re-encoded as UTF-8 in a temporary file (None when it is UTF-8 already).
+
+    DuckDB reads only UTF-8 CSV without its ``encodings`` extension, which is downloaded
+    on first use (not possible offline); Python's codecs re-encode the file, streamed in
+    1 MiB blocks, and the copy lives only while DuckDB reads it into its table.
+    """
+    if path is None or encoding in ("utf-8", "utf_8"):
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="churnkit-csv-") as folder:
+        target = Path(folder) / path.name
+        with (
+            open(path, encoding=encoding, newline="") as source,
+            open(target, "w", encoding="utf-8", newline="") as out,
+        ):
+            shutil.copyfileobj(source, out, 1 << 20)
+        yield target
+
+
+def _cast(column: str, source_type: str, target: str, timezone: str, source: TableSource) -> str:
+    text = source_type.upper() == "VARCHAR"
+    if target == "DOUBLE" and text and source.decimal == ",":
+        # 1.234,50: the dots group thousands, the comma is the decimal mark
+        return f"TRY_CAST(replace(replace({column}, '.', ''), ',', '.') AS DOUBLE)"
     if target != "TIMESTAMP":
         return column if source_type.upper() == target else f"TRY_CAST({column} AS {target})"
     if "WITH TIME ZONE" in source_type.upper():
         return f"timezone('UTC', {column})"
-    naive = column if source_type.upper() == "TIMESTAMP" else f"TRY_CAST({column} AS TIMESTAMP)"
+    if text and source.timestamp_format:
+        naive = f"try_strptime({column}, {_literal(source.timestamp_format)})"
+    else:
+        naive = column if source_type.upper() == "TIMESTAMP" else f"TRY_CAST({column} AS TIMESTAMP)"
     if timezone == "UTC":
         return naive
     return f"timezone('UTC', timezone({_literal(timezone)}, {naive}))"

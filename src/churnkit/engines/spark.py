@@ -10,6 +10,7 @@ pyspark is optional (``pip install "churnkit[spark]"``) and imported only when u
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import os
 import sys
@@ -95,7 +96,7 @@ class SparkEngine(SQLEngine):
                 continue
             original = source.source_column(canonical)
             target = _SPARK_TYPES[kind]
-            value = F.expr(f"try_cast(`{original}` AS {target})")
+            value = F.expr(_cast(f"`{original}`", target, source))
             if target == "timestamp" and data.timezone != "UTC":
                 value = F.to_utc_timestamp(value, data.timezone)
             columns.append(value.alias(canonical))
@@ -133,10 +134,73 @@ def _scan(spark: SparkSession, source: TableSource, name: str) -> DataFrame:
     try:
         reader = spark.read
         if fmt == "csv":
-            return reader.option("header", True).csv(str(source.path))
+            reader = reader.option("header", True).option("encoding", _charset(source, name))
+            if source.separator:
+                reader = reader.option("sep", source.separator)
+            return reader.csv(str(source.path))
         return reader.parquet(str(source.path))
     except AnalysisException as err:
         first = str(err).splitlines()[0]
         raise DataError(
             f"cannot read {name} from {str(source.path)!r} with Spark as {fmt}: {first}"
         ) from None
+
+
+# Python's codec names -> the charsets Spark 4 reads CSV in
+_CHARSETS = {
+    "utf-8": "utf-8",
+    "iso8859-1": "iso-8859-1",
+    "ascii": "us-ascii",
+    "utf-16": "utf-16",
+    "utf-16-be": "utf-16be",
+    "utf-16-le": "utf-16le",
+    "utf-32": "utf-32",
+}
+
+
+def _charset(source: TableSource, name: str) -> str:
+    charset = _CHARSETS.get(codecs.lookup(source.encoding).name)
+    if charset is None:
+        raise ConfigError(
+            f"`data.{name}.encoding: {source.encoding}` is not one Spark reads CSV in "
+            f"({', '.join(sorted(set(_CHARSETS.values())))}); convert the file to UTF-8, or "
+            "read it with `engine: duckdb`"
+        )
+    return charset
+
+
+def _cast(column: str, target: str, source: TableSource) -> str:
+    """Spark SQL for one column cast to ``target``, null when it does not parse; CSV text
+    may use a decimal comma or a timestamp format (strftime codes, translated)."""
+    if source.resolved_format == "csv" and target == "double" and source.decimal == ",":
+        return f"try_cast(replace(replace({column}, '.', ''), ',', '.') AS double)"
+    if source.resolved_format == "csv" and target == "timestamp" and source.timestamp_format:
+        return f"try_to_timestamp({column}, '{java_datetime_pattern(source.timestamp_format)}')"
+    return f"try_cast({column} AS {target})"
+
+
+_JAVA_CODES = {
+    "d": "dd", "m": "MM", "Y": "yyyy", "y": "yy", "H": "HH", "I": "hh", "M": "mm",
+    "S": "ss", "f": "SSSSSS", "p": "a", "b": "MMM", "B": "MMMM", "%": "%",
+}  # fmt: skip
+
+
+def java_datetime_pattern(strftime: str) -> str:
+    """The strftime codes of ``timestamp_format`` as a Spark (Java) datetime pattern,
+    letters outside the codes quoted; an unsupported code is refused."""
+    pattern, i = [], 0
+    while i < len(strftime):
+        char = strftime[i]
+        if char == "%" and i + 1 < len(strftime):
+            code = strftime[i + 1]
+            if code not in _JAVA_CODES:
+                raise ConfigError(
+                    f"timestamp_format code %{code} is not supported on Spark; use "
+                    + " ".join(f"%{c}" for c in _JAVA_CODES)
+                )
+            pattern.append(_JAVA_CODES[code])
+            i += 2
+            continue
+        pattern.append(f"'{char}'" if char.isalpha() else "''" if char == "'" else char)
+        i += 1
+    return "".join(pattern)
