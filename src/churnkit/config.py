@@ -146,6 +146,10 @@ class TableSource(_Frozen):
         """The user's name for a canonical column."""
         return self.columns.get(canonical, canonical)
 
+    def needs(self, canonical: str) -> bool:
+        """Whether a required column must come from the file (not from the config)."""
+        return True
+
 
 class OrdersSource(TableSource):
     required_columns: ClassVar[tuple[str, ...]] = ("customer_id", "ordered_at", "amount")
@@ -166,6 +170,15 @@ class OrdersSource(TableSource):
 class EventsSource(TableSource):
     required_columns: ClassVar[tuple[str, ...]] = ("customer_id", "occurred_at", "event_type")
     optional_columns: ClassVar[tuple[str, ...]] = ("value",)
+
+    event_type: str | None = Field(
+        default=None,
+        description="one type for every row, for a table of one kind of event (e.g. "
+        "coupon_redemption); then the table needs no event_type column",
+    )
+
+    def needs(self, canonical: str) -> bool:
+        return canonical != "event_type" or self.event_type is None
 
 
 class CustomersSource(TableSource):
@@ -235,6 +248,12 @@ class FeatureConfig(_Frozen):
     engagement_windows_days: tuple[int, ...] = (30, 90)
     event_types: tuple[str, ...] | None = Field(
         default=None, description="event types to count; default: those in the data"
+    )
+    max_event_types: int = Field(
+        default=20,
+        ge=1,
+        description="without `event_types`: the most frequent N types get features, the "
+        "rest are counted together as other_types",
     )
 
     @field_validator("windows_days", "engagement_windows_days")

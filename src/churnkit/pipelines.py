@@ -26,7 +26,7 @@ from churnkit.engines import open_engine
 from churnkit.errors import ChurnkitError, DataError, DriftError
 from churnkit.features import FeatureSpec
 from churnkit.features.snapshots import observed_as_of_dates
-from churnkit.features.spec import resolve_feature_spec_from
+from churnkit.features.spec import event_type_notes, resolve_feature_spec_from
 from churnkit.kpis import cohort_retention, period_kpis
 from churnkit.scoring import resolve_as_of, score_customers, write_partition
 from churnkit.scoring.output import (
@@ -105,7 +105,8 @@ def run_validation(cfg: Config) -> dict[str, Any]:
     orders = source.summary()
     plan = _plan(cfg, orders)
     summary: dict[str, Any] = {"orders": orders, **source.other_tables()}
-    summary["notes"] = list(source.data.notes)
+    summary["families"] = list(source.spec(cfg).families)
+    summary["notes"] = source.notes
     summary["snapshots"] = {
         "labelled": [d.isoformat() for d in plan.labelled],
         "walk_forward_test": [d.isoformat() for d in plan.test],
@@ -125,11 +126,12 @@ def run_training(
     """
     on_step("reading and validating data")
     source = open_source(cfg)
-    data_summary = source.summary() | {"notes": list(source.data.notes)}
+    data_summary = source.summary()
     plan = _plan(cfg, data_summary)
     on_step("checking the MLflow tracking store")
     tracking.check_reachable(cfg)
     spec = source.spec(cfg)
+    data_summary["notes"] = source.notes
     used = list(plan.labelled)
     on_step(
         f"building features for {len(used)} snapshots ({', '.join(spec.families)}) on {cfg.engine}"
@@ -212,6 +214,7 @@ class Source:
     def __init__(self, data: CheckedData) -> None:
         self.data = data
         self.engine = data.engine
+        self.notes = list(data.notes)  # what reading the data did that users should know
 
     def summary(self) -> dict[str, Any]:
         return self.data.summary()
@@ -220,13 +223,17 @@ class Source:
         return self.data.other_tables()
 
     def spec(self, cfg: Config) -> FeatureSpec:
+        """The spec the data supports; notes on what it did with the event types."""
         d = self.data
-        return resolve_feature_spec_from(
+        seen = d.event_types() if d.has("events") else None
+        spec = resolve_feature_spec_from(
             cfg,
             order_columns=d.columns("orders"),
-            event_types=d.event_types() if d.has("events") else None,
+            event_types=seen,
             customer_columns=d.columns("customers") if d.has("customers") else None,
         )
+        self.notes = [*d.notes, *event_type_notes(seen or [], spec)]
+        return spec
 
     def features(
         self, as_of_dates: list[dt.date], spec: FeatureSpec, *, horizon_days: int | None = None

@@ -61,12 +61,20 @@ class CheckedData:
         }
 
     def event_types(self) -> list[str]:
-        """The distinct event types, sorted; empty without an events table."""
+        """The distinct event types, the most frequent first (ties by name); empty
+        without an events table."""
         if not self.has("events"):
             return []
         events = self.table("events")
-        types = self.engine.fetch(events.select("event_type").distinct())["event_type"]
-        return sorted(str(t) for t in types.dropna())
+        counts = self.engine.fetch(
+            events.filter(events.event_type.notnull())
+            .group_by("event_type")
+            .aggregate(n=lambda t: t.count())
+        )
+        counts = counts.assign(event_type=counts["event_type"].astype(str))
+        return counts.sort_values(["n", "event_type"], ascending=[False, True])[
+            "event_type"
+        ].tolist()
 
     def other_tables(self) -> dict[str, dict[str, int]]:
         """Rows and customers of the events and customers tables that are configured."""

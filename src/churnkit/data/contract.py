@@ -106,6 +106,8 @@ def check_data(engine: Engine, cfg: DataConfig) -> Checked:
         engine.publish("orders", lines)
     if cfg.events is not None:
         events = engine.read_source("events", cfg.events, cfg)
+        if cfg.events.event_type is not None:  # one kind of event, named in the config
+            events = events.mutate(event_type=ibis.literal(cfg.events.event_type))
         _enforce(engine, "events", events, _rules("events", events))
         engine.publish("events", _without_raw(events))
         names.append("events")
@@ -129,7 +131,7 @@ def check_columns(
     extra_columns: tuple[str, ...],
 ) -> None:
     """Refuse a source that lacks a required or mapped column, naming the config key."""
-    wanted = list(source.required_columns) + [
+    wanted = [c for c in source.required_columns if source.needs(c)] + [
         c for c in source.optional_columns if c in source.columns
     ]
     missing = [c for c in wanted if source.source_column(c) not in available]

@@ -135,7 +135,7 @@ def source_schema(
     return {
         canonical: CANONICAL_TYPES[canonical]
         for canonical in (*source.required_columns, *source.optional_columns)
-        if source.source_column(canonical) in available
+        if source.needs(canonical) and source.source_column(canonical) in available
     } | dict.fromkeys(extra_columns, "string")
 
 

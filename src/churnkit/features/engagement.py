@@ -23,7 +23,7 @@ from churnkit.features._exprs import (
     sum_counts,
     window_start,
 )
-from churnkit.features.spec import FeatureSpec
+from churnkit.features.spec import OTHER_TYPES, FeatureSpec
 
 NPS = "nps"
 _SEPARATORS = (" ", "-", ".", "/")
@@ -64,7 +64,7 @@ def add_engagement(
     per_type = per_type.mutate(_kind=_kind(per_type.event_type))
     counted = {}
     for t in spec.event_types:
-        is_t = per_type._kind == t
+        is_t = _is(per_type._kind, t, spec)
         for w in windows:
             counted[f"{t}_events_{w}d"] = sum_counts(per_type[f"_n_{w}d"], where=is_t)
         counted[f"_last_{t}_at"] = per_type._last_at.max(where=is_t)
@@ -97,7 +97,7 @@ def _with_older_events(
     older = older.mutate(_kind=_kind(older.event_type))
     lasts = {f"_last_{t}_at": t for t in spec.event_types}
     older = older.group_by(["customer_id", "_cut"]).aggregate(
-        **{last: older._last_at.max(where=older._kind == t) for last, t in lasts.items()}
+        **{last: older._last_at.max(where=_is(older._kind, t, spec)) for last, t in lasts.items()}
     )
     older = spread(older, grid, days)
     # in the recent side's column order: a union matches columns by position
@@ -120,7 +120,7 @@ def _add_last_nps(population: ir.Table, events: ir.Table, grid: ir.Table) -> ir.
     if "value" not in events.columns:
         return population.mutate(last_nps=ibis.null("float64"))
     nps = (
-        events.filter((_kind(events.event_type) == NPS) & events.value.notnull())
+        events.filter((_kind(events.event_type, plain=True) == NPS) & events.value.notnull())
         .group_by(["customer_id", "occurred_at"])
         .aggregate(value=lambda t: t.value.cast("float64").max())
     )
@@ -137,10 +137,22 @@ def _add_last_nps(population: ir.Table, events: ir.Table, grid: ir.Table) -> ir.
     )
 
 
-def _kind(event_type: ir.StringValue) -> ir.StringValue:
-    """An event type as an identifier, as :func:`churnkit.features.spec.identifier` makes it."""
-    # plain replaces, not a regex: this runs on every event
+def _kind(event_type: ir.StringValue, *, plain: bool = False) -> ir.StringValue:
+    """An event type as an identifier, as :func:`churnkit.features.spec.identifier` makes
+    it. Callers normalise grouped rows (one per customer, snapshot and type as written),
+    not every event; ``plain`` only lowers and replaces separators (no regex), enough to
+    find a type spelled with letters, such as ``nps``, on every event."""
     kind = event_type.strip().lower()
     for character in _SEPARATORS:
         kind = kind.replace(character, "_")
-    return kind
+    if plain:
+        return kind
+    kind = kind.re_replace(r"[^a-z0-9_]", "_")
+    return ibis.ifelse(kind.re_search(r"^[a-z]"), kind, "type_" + kind)
+
+
+def _is(kind: ir.StringValue, event_type: str, spec: FeatureSpec) -> ir.BooleanValue:
+    """Rows of ``event_type``; for :data:`OTHER_TYPES`, of every type without its own."""
+    if event_type != OTHER_TYPES:
+        return kind == event_type
+    return ~kind.isin([t for t in spec.event_types if t != OTHER_TYPES])

@@ -50,13 +50,52 @@ class FeatureSpec(BaseModel):
         return family in self.families
 
 
-def identifier(text: str) -> str:
-    """The column-name form of an event type: lower case, separators as ``_``.
+OTHER_TYPES = "other_types"  # the event types beyond `features.max_event_types`, together
 
-    ``Email Open`` -> ``email_open``. The same rule runs in SQL on every event
-    (:func:`churnkit.features.engagement.engagement._kind`).
+
+def identifier(text: str) -> str:
+    """The column-name form of an event type: lower case, anything but letters, digits
+    and ``_`` as ``_``, and ``type_`` before a name that does not start with a letter.
+
+    ``Email Open`` -> ``email_open``; ``42`` -> ``type_42``. The same rule runs in SQL
+    (:func:`churnkit.features.engagement._kind`).
     """
-    return re.sub(r"[ ./-]", "_", str(text).strip().lower())
+    name = re.sub(r"[^a-z0-9_]", "_", str(text).strip().lower())
+    return name if re.match(r"[a-z]", name) else f"type_{name}"
+
+
+def event_type_features(event_types: Sequence[str], cfg: Config) -> tuple[str, ...]:
+    """The event types that get features: ``features.event_types`` when set, else the
+    types seen (most frequent first), the ``features.max_event_types`` most frequent
+    of them and :data:`OTHER_TYPES` for the rest together."""
+    if cfg.features.event_types:
+        return tuple(cfg.features.event_types)
+    seen = list(dict.fromkeys(identifier(t) for t in event_types))
+    cap = cfg.features.max_event_types
+    if len(seen) <= cap:
+        return tuple(sorted(seen))
+    return (*sorted(seen[:cap]), OTHER_TYPES)
+
+
+def event_type_notes(seen: Sequence[str], spec: FeatureSpec) -> list[str]:
+    """What the spec did with the event types seen that users should hear about, once."""
+    notes = []
+    if OTHER_TYPES in spec.event_types:
+        distinct = len(dict.fromkeys(identifier(t) for t in seen))
+        kept = len(spec.event_types) - 1
+        notes.append(
+            f"events: {distinct:,} event types; the {kept} most frequent get their own "
+            f"features and the other {distinct - kept:,} are counted together as "
+            f"{OTHER_TYPES} (`features.max_event_types`; is `event_type` mapped to an id?)"
+        )
+    renamed = {t: identifier(t) for t in seen if identifier(t).startswith("type_")}
+    if renamed:
+        shown = ", ".join(f"{t!r} -> {n}" for t, n in list(renamed.items())[:3])
+        notes.append(
+            f"events: {len(renamed):,} event type(s) are not usable as feature names and "
+            f"were renamed ({shown})"
+        )
+    return notes
 
 
 def resolve_feature_spec(
@@ -72,7 +111,7 @@ def resolve_feature_spec(
     DataError
         When ``features.families`` asks for a family whose table or column is missing.
     """
-    seen = None if events is None else list(events["event_type"].dropna().unique())
+    seen = None if events is None else list(events["event_type"].value_counts().index)
     return resolve_feature_spec_from(
         cfg,
         order_columns=list(orders.columns),
@@ -120,8 +159,7 @@ def resolve_feature_spec_from(
 
     types: tuple[str, ...] = ()
     if "engagement" in families and event_types:
-        seen = sorted({identifier(t) for t in event_types})
-        types = tuple(cfg.features.event_types or seen)
+        types = event_type_features(event_types, cfg)
     return FeatureSpec(
         windows_days=cfg.features.windows_days,
         activity_days=cfg.snapshots.activity_days,
