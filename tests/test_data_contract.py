@@ -140,6 +140,8 @@ def test_generated_tables_pass_the_contract(generated_dir):
     assert set(orders["status"].astype(str)) == {"completed", "returned", "cancelled"}
     assert {"session", "email_open", "support_ticket", "nps"} == set(tables.event_types())
     assert {"loyalty_tier", "country"} <= set(tables.columns("customers"))
+    # buyers missing from the customers table are counted (their attributes are unknown)
+    assert tables.other_tables()["customers"]["buyers_not_in_table"] == 0
 
 
 def test_an_empty_events_table_is_refused(tmp_path):
@@ -184,3 +186,22 @@ def test_a_duckdb_source_without_a_table_is_a_config_error(tmp_path):
 
     with pytest.raises(ConfigError, match="needs `table:`"):
         _cfg(tmp_path, orders={"path": "shop.duckdb"})
+
+
+def test_buyers_missing_from_the_customers_table_are_counted(tmp_path):
+    _orders_csv(tmp_path, GOOD, "order_id,customer_id,ordered_at,amount,state")
+    (tmp_path / "customers.csv").write_text("customer_id,tier\nc1,gold\n", encoding="utf-8")
+    cfg = _cfg(
+        tmp_path,
+        orders={
+            "path": "orders.csv",
+            "columns": {"status": "state"},
+            "status_values": {"paid": "completed", "refund": "returned"},
+        },
+        customers={"path": "customers.csv", "attributes": ["tier"]},
+    )
+    assert load_data(cfg).other_tables()["customers"] == {
+        "rows": 1,
+        "customers": 1,
+        "buyers_not_in_table": 1,  # c2 ordered but is not in the table
+    }

@@ -91,7 +91,17 @@ def test_each_scenario_trains_and_scores_with_the_default_config(
     # the model's probabilities (served or not) tie only where the features are identical
     model = ChurnModel.load(project / "models" / "churnkit" / "v1")
     as_of = pd.Timestamp(partition.name.removeprefix("as_of=")).date()
-    _assert_no_large_ties_but_identical_features(model, _features(config, as_of))
+    features = _features(config, as_of)
+    _assert_no_large_ties_but_identical_features(model, features)
+
+    # an unknown loyalty tier (two thirds of customers) is never a reason: nothing to act on
+    from churnkit.scoring.reasons import reason_sentences
+
+    unknown = features["loyalty_tier"].isna()
+    assert unknown.mean() > 0.5
+    sentences, chosen = reason_sentences(model, features)
+    assert not any("loyalty_tier" in names for names, u in zip(chosen, unknown) if u)
+    assert not sentences.apply(lambda c: c.str.contains("unknown")).any().any()
 
 
 def _assert_no_large_ties_but_identical_features(model: ChurnModel, features: pd.DataFrame):

@@ -202,6 +202,14 @@ def validate(config: ConfigArg) -> None:
     for name in ("events", "customers"):
         if name in summary:
             out.print(f"{name}: {summary[name]['rows']:,} rows")
+    missing = summary.get("customers", {}).get("buyers_not_in_table", 0)
+    if missing:
+        out.print(
+            f"customers: {missing:,} customers with orders are not in the customers table; "
+            "their attributes are unknown (counted here, never given as a churn reason)",
+            highlight=False,
+            soft_wrap=True,
+        )
     for note in summary["notes"]:
         out.print(f"note: {note}", highlight=False, soft_wrap=True)
     snaps = summary["snapshots"]

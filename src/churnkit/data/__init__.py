@@ -86,6 +86,11 @@ class CheckedData:
                     table.aggregate(rows=table.count(), customers=table.customer_id.nunique())
                 ).iloc[0]
                 counts[name] = {"rows": int(row["rows"]), "customers": int(row["customers"])}
+        if self.has("customers"):
+            buyers = self.table("orders").select("customer_id").distinct()
+            absent = buyers.anti_join(self.table("customers"), "customer_id")
+            missing = self.engine.fetch(absent.aggregate(n=absent.count()))["n"].iloc[0]
+            counts["customers"]["buyers_not_in_table"] = int(missing)
         return counts
 
     def orders_frame(self) -> pd.DataFrame:

@@ -43,6 +43,13 @@ def top_contributions(model: ChurnModel, features: pd.DataFrame, k: int = 3) -> 
         return np.empty((0, k), dtype="int64")
     contrib = np.asarray(model.booster.predict(X, pred_contrib=True))[:, :-1]  # last: bias
     positive = np.where(contrib > 0, contrib, -np.inf)
+    # an attribute that is unknown (the customer is not in the customers table, or the
+    # value is empty) says nothing a retention team can act on: never a reason
+    spec = model.feature_spec
+    unknowable = [*spec.attributes, *(["days_since_signup"] if spec.signup else [])]
+    for j, name in enumerate(model.feature_names):
+        if name in unknowable:
+            positive[X[name].isna().to_numpy(), j] = -np.inf
     order = np.argsort(-positive, axis=1, kind="stable")[:, :k]
     chosen = np.take_along_axis(positive, order, axis=1)
     return np.where(np.isfinite(chosen), order, -1).astype("int64")
