@@ -157,3 +157,52 @@ def csv_exports(tmp_path_factory):
     )
     us.to_csv(folder / "orders_us.csv", index=False)
     return folder
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A PostgreSQL server of the tests' own on loopback (Debian's package, which
+    `.ci/run` installs), with a database `shop`; stopped at the end of the session."""
+    import glob
+    import os
+    import socket
+    import subprocess
+    import tempfile
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        pytest.fail("PostgreSQL is not installed; .ci/run installs Debian's postgresql package")
+    bin_dir = Path(found[-1]).parent
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    folder = Path(tempfile.mkdtemp(prefix="churnkit-pg-"))
+    folder.chmod(0o777)
+    data = folder / "data"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    def run(*command: str) -> None:
+        subprocess.run([*as_postgres, *command], check=True, capture_output=True, timeout=120)
+
+    run(str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "churnkit", "--no-sync")
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+    log = str(folder / "server.log")  # the server must not hold our pipes open
+    run(
+        str(bin_dir / "pg_ctl"),
+        "-D",
+        str(data),
+        "-o",
+        options,
+        "-l",
+        log,
+        "-w",
+        "-t",
+        "60",
+        "start",
+    )
+    try:
+        run(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "churnkit", "shop")
+        yield f"postgresql://churnkit@127.0.0.1:{port}/shop"
+    finally:
+        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+        shutil.rmtree(folder, ignore_errors=True)

@@ -36,9 +36,7 @@ def test_a_table_of_one_kind_of_event_takes_its_type_from_the_config(
     tmp_path, generated_dir, events
 ):
     coupons = events[events["event_type"] == "email_open"].drop(columns=["event_type", "value"])
-    source, spec, config = _source(
-        tmp_path, generated_dir, coupons, event_type="coupon_redemption"
-    )
+    source, spec, config = _source(tmp_path, generated_dir, coupons, event_type="coupon_redemption")
     assert spec.event_types == ("coupon_redemption",)
     features = source.features([AS_OF], spec)
     assert features["coupon_redemption_events_90d"].sum() > 0

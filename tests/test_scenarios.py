@@ -100,7 +100,7 @@ def test_each_scenario_trains_and_scores_with_the_default_config(
     unknown = features["loyalty_tier"].isna()
     assert unknown.mean() > 0.5
     sentences, chosen = reason_sentences(model, features)
-    assert not any("loyalty_tier" in names for names, u in zip(chosen, unknown) if u)
+    assert not any("loyalty_tier" in n for n, u in zip(chosen, unknown, strict=True) if u)
     assert not sentences.apply(lambda c: c.str.contains("unknown")).any().any()
 
 

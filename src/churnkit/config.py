@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -74,9 +75,20 @@ class TableSource(_Frozen):
     required_columns: ClassVar[tuple[str, ...]] = ()
     optional_columns: ClassVar[tuple[str, ...]] = ()
 
-    path: ResolvedPath
+    path: ResolvedPath | None = None
+    url: str | None = Field(
+        default=None,
+        description="a PostgreSQL database, postgresql://user@host:5432/db; the password "
+        "from $PGPASSWORD or ${VAR} in the URL, never written in it",
+    )
+    query: str | None = Field(default=None, description="PostgreSQL: SQL to read, not a table")
+    timeout_seconds: int = Field(
+        default=600, gt=0, description="PostgreSQL: bound on connecting and on the query"
+    )
     format: Literal["csv", "parquet", "duckdb"] | None = None
-    table: str | None = Field(default=None, description="table name inside a DuckDB file")
+    table: str | None = Field(
+        default=None, description="table name inside a DuckDB file or a PostgreSQL database"
+    )
     columns: dict[str, str] = Field(default_factory=dict)
     separator: str | None = Field(
         default=None, description="CSV: the field separator, e.g. ';'; default: detected"
@@ -114,6 +126,19 @@ class TableSource(_Frozen):
 
     @model_validator(mode="after")
     def _format_known(self) -> TableSource:
+        if (self.path is None) == (self.url is None):
+            raise ValueError("give either `path:` (a file, folder or glob) or `url:` (a database)")
+        if self.url is not None:
+            if not self.url.startswith(("postgresql://", "postgres://")):
+                raise ValueError(f"`url:` must start with postgresql://; got {self.url[:30]!r}")
+            if re.match(r"^[a-z]+://[^/@:]+:(?!\$\{)[^@/]+@", self.url):
+                raise ValueError(
+                    "`url:` holds a password; put it in $PGPASSWORD, or write ${VAR} in its "
+                    "place and set VAR in the environment, so it is never in a config, a log "
+                    "or MLflow"
+                )
+            if (self.table is None) == (self.query is None):
+                raise ValueError("a database source needs `table:` or `query:` (one of them)")
         if self.resolved_format == "duckdb" and not self.table:
             raise ValueError("a DuckDB source needs `table:` naming the table to read")
         csv_only = {
@@ -132,9 +157,13 @@ class TableSource(_Frozen):
 
     @property
     def resolved_format(self) -> str:
-        """The format given, else inferred from the file suffix (Parquet for folders)."""
+        """The format given, else inferred from the file suffix (Parquet for folders);
+        ``postgresql`` for a database URL."""
+        if self.url is not None:
+            return "postgresql"
         if self.format:
             return self.format
+        assert self.path is not None
         suffix = self.path.suffix.lower()
         if suffix in {".csv", ".tsv"} or self.path.name.endswith(".csv.gz"):
             return "csv"

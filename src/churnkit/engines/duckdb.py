@@ -94,7 +94,14 @@ class DuckDBEngine(SQLEngine):
 def _scan(
     con: duckdb.DuckDBPyConnection, source: TableSource, name: str
 ) -> duckdb.DuckDBPyRelation:
+    if source.resolved_format == "postgresql":
+        from churnkit.engines.postgres import read_postgres
+
+        registered = f"{_PREFIX}pg_{name}"  # the connection keeps the Arrow table alive
+        con.register(registered, read_postgres(source, name))
+        return con.table(registered)
     path = source.path
+    assert path is not None
     has_glob = any(ch in str(path) for ch in "*?[")
     if not has_glob and not path.exists():
         raise DataError(

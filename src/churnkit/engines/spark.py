@@ -126,10 +126,11 @@ def _scan(spark: SparkSession, source: TableSource, name: str) -> DataFrame:
     from pyspark.errors import AnalysisException
 
     fmt = source.resolved_format
-    if fmt == "duckdb":
+    if fmt in ("duckdb", "postgresql"):
+        what = "a DuckDB file" if fmt == "duckdb" else "a PostgreSQL table"
         raise ConfigError(
-            f"`data.{name}` is a DuckDB file, which Spark cannot read; export it to Parquet "
-            "or use `engine: duckdb`"
+            f"`data.{name}` is {what}, which the Spark engine does not read; export it to "
+            "Parquet or use `engine: duckdb`"
         )
     try:
         reader = spark.read
