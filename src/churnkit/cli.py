@@ -182,6 +182,37 @@ def generate(
 
 @app.command()
 @_handles_errors
+def init(
+    files: Annotated[list[Path], typer.Argument(help="the exports: orders, events, customers")],
+    out_path: Annotated[Path, typer.Option("--out", help="the config to write")] = Path(
+        "churnkit.yaml"
+    ),
+    force: Annotated[bool, typer.Option(help="replace an existing config")] = False,
+) -> None:
+    """Look at your exports and write a config that reads them, saying what it guessed."""
+    from churnkit.engines.inspect import config_text, guess_tables
+    from churnkit.scoring.output import write_file
+
+    if out_path.exists() and not force:
+        raise ConfigError(f"{out_path} exists; give another --out, or --force to replace it")
+    with _Progress() as step:
+        step(f"looking at {len(files)} file(s)")
+        guesses = guess_tables(files)
+        text = config_text(guesses, out_path, files)
+    write_file(out_path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    if _state["json"]:
+        out.print_json(json.dumps({"path": str(out_path), "tables": sorted(guesses)}))
+        return
+    for role, guess in guesses.items():
+        mapped = ", ".join(f"{k} <- {v}" for k, v in guess.columns.items())
+        out.print(f"{role}: {guess.path.name} ({mapped})", highlight=False, soft_wrap=True)
+        for note in guess.notes:
+            out.print(f"  guessed: {note}", highlight=False, soft_wrap=True)
+    out.print(f"wrote {out_path}; check it, then `churnkit validate {out_path}`", highlight=False)
+
+
+@app.command()
+@_handles_errors
 def validate(config: ConfigArg) -> None:
     """Check a config and the data it points to, without training."""
     from churnkit.pipelines import run_validation

@@ -1,0 +1,306 @@
+"""`churnkit init`: look at a shop's exports and guess the config that reads them.
+
+For each file (CSV or Parquet) DuckDB reads a sample: for CSV its encoding (UTF-8, else
+Windows-1252), separator and timestamp format (DuckDB's ``sniff_csv``) and a decimal
+comma in the amounts. The table's role follows from its columns (an amount and a time:
+orders; a time and no amount: events; neither: customers), and each canonical column
+from the names shops use (``household_key`` is a customer id, ``BASKET_ID`` an order id)
+and the column types. Order lines are recognised by a repeating order id; status values
+are mapped by their words. Everything guessed is said, in the config's comments and on
+screen, and nothing that can be inferred is asked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from churnkit._duckdb import connect
+from churnkit.errors import ConfigError
+
+__all__ = ["TableGuess", "config_text", "guess_tables"]
+
+_SAMPLE_ROWS = 50_000
+_ID = r"(_?(id|key|no|nr|number|code))"
+_NAMES: dict[str, str] = {
+    "customer_id": rf"^(customer|cust|client|household|user|member|buyer|account|shopper|kunde)"
+    rf"{_ID}?$",
+    "order_id": rf"^(order|basket|receipt|transaction|invoice|cart|bestellung){_ID}$",
+    "product_id": rf"^(product|sku|item|article|artikel){_ID}?$",
+    "amount": r"^(amount|total|sales?_?value|sales|revenue|price|spend|net_?amount|gross|"
+    r"order_?total|line_?total|turnover|umsatz|betrag)$",
+    "quantity": r"^(qty|quantity|units|menge|anzahl)$",
+    "category": r"^(category|categories|department|dept|commodity|product_?category|"
+    r"kategorie|warengruppe)",
+    "channel": r"^(channel|platform|sales_?channel|kanal)$",
+    "status": r"^(status|state|order_?status)$",
+    "event_type": r"^(event_?type|event|type|kind|action|activity|event_?name)$",
+    "value": r"^(value|score|rating)$",
+}
+_TIME = r"(date|time|_at$|_ts$|timestamp|day|datum|zeit)"
+_STATUS_WORDS = {
+    "completed": (
+        "complet",
+        "paid",
+        "deliver",
+        "ship",
+        "success",
+        "ok",
+        "done",
+        "fulfil",
+        "bezahlt",
+        "geliefert",
+    ),
+    "returned": ("return", "refund", "retour"),
+    "cancelled": ("cancel", "void", "fail", "storn", "abort"),
+}
+_TIMESTAMPS = {"TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "DATE", "TIMESTAMP_NS", "TIMESTAMP_MS"}
+
+
+@dataclass
+class TableGuess:
+    """The config of one table, and the lines of what was guessed."""
+
+    role: str
+    path: Path
+    options: dict[str, str] = field(default_factory=dict)
+    columns: dict[str, str] = field(default_factory=dict)  # canonical -> the file's name
+    status_values: dict[str, str] = field(default_factory=dict)
+    attributes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def guess_tables(paths: list[Path]) -> dict[str, TableGuess]:
+    """A guess per role (orders, events, customers) from the files given.
+
+    Raises
+    ------
+    ConfigError
+        When a file is missing or unreadable, no file looks like orders, or two look
+        like the same table.
+    """
+    con = connect()
+    guesses: dict[str, TableGuess] = {}
+    for path in paths:
+        if not path.exists():
+            raise ConfigError(f"{str(path)!r} does not exist")
+        guess = _guess(con, path)
+        if guess.role in guesses:
+            raise ConfigError(
+                f"{path.name} and {guesses[guess.role].path.name} both look like the "
+                f"{guess.role} table; give one file per table"
+            )
+        guesses[guess.role] = guess
+    if "orders" not in guesses:
+        raise ConfigError(
+            "none of the files looks like orders (a customer id, a time and an amount): "
+            + "; ".join(f"{g.path.name} looks like {g.role}" for g in guesses.values())
+        )
+    return guesses
+
+
+def _guess(con: duckdb.DuckDBPyConnection, path: Path) -> TableGuess:
+    options: dict[str, str] = {}
+    notes: list[str] = []
+    if path.suffix.lower() in (".csv", ".tsv", ".txt"):
+        encoding = _encoding(path)
+        if encoding != "utf-8":
+            options["encoding"] = encoding
+            notes.append(f"encoding {encoding} (the file is not UTF-8)")
+        sample, types, sniffed = _csv_sample(con, path, encoding)
+        if sniffed["separator"] != ",":
+            options["separator"] = sniffed["separator"]
+            notes.append(f"separator {sniffed['separator']!r}")
+        if sniffed["timestamp_format"]:
+            options["timestamp_format"] = sniffed["timestamp_format"]
+            notes.append(f"dates written as {sniffed['timestamp_format']}")
+    else:
+        relation = con.read_parquet(str(path / "**" / "*.parquet") if path.is_dir() else str(path))
+        types = dict(zip(relation.columns, map(str, relation.dtypes), strict=True))
+        sample = relation.limit(_SAMPLE_ROWS).df()
+    names = {c: re.sub(r"[^a-z0-9_]", "_", c.strip().lower()) for c in sample.columns}
+    columns = _named(names)
+    times = [c for c in sample.columns if _is_time(sample[c], types.get(c, ""))]
+    time = _first(times, lambda c: re.search(_TIME, names[c]))
+    if "amount" in columns and not _numeric(sample[columns["amount"]]):
+        if _decimal_comma(sample[columns["amount"]]):
+            options["decimal"] = ","
+            notes.append("decimal comma in the amounts")
+        else:
+            del columns["amount"]
+    if "customer_id" not in columns:
+        raise ConfigError(
+            f"{path.name}: no column looks like a customer id; columns: {list(sample.columns)}"
+        )
+    one_row_each = not sample[columns["customer_id"]].dropna().duplicated().any()
+    if time is not None and "amount" in columns:
+        role = "orders"
+        columns["ordered_at"] = time
+        columns.pop("event_type", None)
+        columns.pop("value", None)
+    elif time is not None and not one_row_each:
+        role = "events"
+        columns = {k: v for k, v in columns.items() if k in ("customer_id", "event_type", "value")}
+        columns["occurred_at"] = time
+    else:
+        role = "customers"
+        columns = {"customer_id": columns["customer_id"]}
+    guess = TableGuess(role, path, options, columns, notes=notes)
+    if role == "orders":
+        _orders(guess, sample)
+    elif role == "events" and "event_type" not in columns:
+        guess.options["event_type"] = _identifier(path.stem)
+        notes.append(f"no event type column: every row is a {guess.options['event_type']!r} event")
+    elif role == "customers":
+        _customers(guess, sample, types, names)
+    return guess
+
+
+def _orders(guess: TableGuess, sample: pd.DataFrame) -> None:
+    order_id = guess.columns.get("order_id")
+    if order_id is not None:
+        ids = sample[order_id].dropna()
+        if ids.duplicated().any():
+            guess.notes.append(
+                f"order lines: {order_id} repeats ({len(ids):,} rows of {ids.nunique():,} "
+                "orders in the sample), so rows are summed per order"
+            )
+    status = guess.columns.get("status")
+    if status is not None:
+        for value in sorted(sample[status].dropna().astype(str).unique())[:50]:
+            mapped = next(
+                (
+                    canonical
+                    for canonical, words in _STATUS_WORDS.items()
+                    if any(w in value.lower() for w in words)
+                ),
+                None,
+            )
+            if mapped is None:
+                mapped = "completed"
+                guess.notes.append(f"status {value!r} read as completed (guessed: check it)")
+            guess.status_values[value] = mapped
+
+
+def _customers(
+    guess: TableGuess, sample: pd.DataFrame, types: dict[str, str], names: dict[str, str]
+) -> None:
+    for column in sample.columns:
+        if column == guess.columns["customer_id"]:
+            continue
+        if _is_time(sample[column], types.get(column, "")) and re.search(
+            r"(sign|regist|creat|join|since)", names[column]
+        ):
+            guess.columns.setdefault("signed_up_at", column)
+        elif sample[column].dtype == object or str(sample[column].dtype) in ("str", "string"):
+            distinct = sample[column].nunique()
+            if 1 < distinct <= 50:
+                guess.attributes.append(column)
+    if guess.attributes:
+        guess.notes.append(
+            f"attributes {', '.join(guess.attributes)} (text columns with at most 50 values)"
+        )
+
+
+def config_text(guesses: dict[str, TableGuess], out: Path, files: list[Path]) -> str:
+    """The config as YAML, commented with what was guessed; paths relative to ``out``."""
+    lines = [
+        f"# churnkit config written by `churnkit init` on {dt.date.today()} from "
+        + ", ".join(p.name for p in files),
+        "# What was guessed is said in the comments; check it, then run",
+        f"#   churnkit validate {out.name}",
+        "data:",
+    ]
+    for role in ("orders", "events", "customers"):
+        guess = guesses.get(role)
+        if guess is None:
+            continue
+        lines.append(f"  {role}:")
+        lines += [f"    # {note}" for note in guess.notes]
+        lines.append(f"    path: {json.dumps(_relative(guess.path, out.parent))}")
+        lines += [f"    {key}: {json.dumps(value)}" for key, value in guess.options.items()]
+        mapped = {k: v for k, v in guess.columns.items() if k != v}
+        if mapped:
+            lines.append("    columns:   # canonical name: the file's column")
+            lines += [f"      {k}: {json.dumps(v)}" for k, v in mapped.items()]
+        if guess.status_values:
+            lines.append("    status_values:")
+            lines += [f"      {json.dumps(k)}: {v}" for k, v in guess.status_values.items()]
+        if guess.attributes:
+            lines.append(f"    attributes: {json.dumps(guess.attributes)}")
+    return "\n".join(lines) + "\n"
+
+
+def _named(names: dict[str, str]) -> dict[str, str]:
+    columns: dict[str, str] = {}
+    for canonical, pattern in _NAMES.items():
+        for original, name in names.items():
+            if re.search(pattern, name) and original not in columns.values():
+                columns[canonical] = original
+                break
+    return columns
+
+
+def _first(columns: list[str], preferred) -> str | None:
+    return next((c for c in columns if preferred(c)), columns[0] if columns else None)
+
+
+def _is_time(values: pd.Series, duckdb_type: str) -> bool:
+    return duckdb_type.upper() in _TIMESTAMPS or pd.api.types.is_datetime64_any_dtype(values)
+
+
+def _numeric(values: pd.Series) -> bool:
+    if pd.api.types.is_numeric_dtype(values):
+        return True
+    parsed = pd.to_numeric(values.dropna().astype(str), errors="coerce")
+    return bool(len(parsed)) and parsed.notna().mean() > 0.95
+
+
+def _decimal_comma(values: pd.Series) -> bool:
+    text = values.dropna().astype(str)
+    return bool(len(text)) and text.str.fullmatch(r"-?[\d.]*\d,\d+").mean() > 0.9
+
+
+def _encoding(path: Path) -> str:
+    with open(path, "rb") as handle:
+        head = handle.read(1 << 20)
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as err:
+        if err.start < len(head) - 4:  # not just a character cut at the 1 MiB boundary
+            return "cp1252"
+    return "utf-8"
+
+
+def _csv_sample(
+    con: duckdb.DuckDBPyConnection, path: Path, encoding: str
+) -> tuple[pd.DataFrame, dict[str, str], dict[str, str | None]]:
+    from churnkit.engines.duckdb import _as_utf8
+
+    with _as_utf8(path, encoding) as utf8:
+        target = str(utf8 or path)
+        sniff = con.execute("SELECT * FROM sniff_csv(?)", [target]).df().iloc[0]
+        separator = str(sniff["Delimiter"])
+        types = {c["name"]: str(c["type"]) for c in sniff["Columns"]}
+        fmt = sniff["TimestampFormat"] or sniff["DateFormat"]
+        sample = con.read_csv(target, all_varchar=True, sep=separator).limit(_SAMPLE_ROWS).df()
+    iso = fmt in (None, "%Y-%m-%d %H:%M:%S", "%Y-%m-%d", "%Y-%m-%dT%H:%M:%S")
+    return sample, types, {"separator": separator, "timestamp_format": None if iso else fmt}
+
+
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return os.path.relpath(path.resolve(), base.resolve())
+    except ValueError:  # another drive on Windows
+        return str(path.resolve())
+
+
+def _identifier(text: str) -> str:
+    return re.sub(r"[^a-z0-9_]", "_", text.lower()).strip("_") or "event"

@@ -1,0 +1,95 @@
+"""`churnkit init`: configs guessed from exports that validate, train and score."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import yaml
+from tests.test_cli import invoke
+
+from churnkit.data.generator import generate_data, order_lines, write_generated
+
+
+def _train_and_score(config):
+    trained = invoke("--quiet", "train", config)
+    # exit 3 is the gate keeping a model that does not clearly beat the best baseline
+    assert trained.exit_code in (0, 3), trained.output + trained.stderr
+    scored = invoke("--quiet", "score", config)
+    assert scored.exit_code == 0, scored.output + scored.stderr
+    assert list((config.parent / "scores").glob("as_of=*/at_risk.csv"))
+
+
+def test_init_on_generated_files_writes_a_config_that_trains_and_scores(tmp_path, fresh_store):
+    write_generated(generate_data(1500, seed=4), tmp_path / "data")
+    fresh_store(tmp_path)
+    files = [tmp_path / "data" / f"{n}.parquet" for n in ("orders", "events", "customers")]
+    result = invoke("init", *files, "--out", tmp_path / "churnkit.yaml")
+    assert result.exit_code == 0, result.output + result.stderr
+    raw = yaml.safe_load((tmp_path / "churnkit.yaml").read_text())
+    assert raw["data"]["orders"]["path"] == "data/orders.parquet"  # relative to the config
+    assert set(raw["data"]["customers"]["attributes"]) == {
+        "loyalty_tier",
+        "acquisition_channel",
+        "country",
+    }
+    assert invoke("validate", tmp_path / "churnkit.yaml").exit_code == 0
+    _train_and_score(tmp_path / "churnkit.yaml")
+    again = invoke("init", *files, "--out", tmp_path / "churnkit.yaml")
+    assert again.exit_code == 2 and "--force" in again.stderr
+
+
+def test_init_on_a_german_line_level_export_guesses_its_dialect_and_lines(tmp_path, fresh_store):
+    lines = order_lines(generate_data(1500, seed=6).orders, seed=6).to_pandas()
+    export = pd.DataFrame(
+        {
+            "household_key": lines["customer_id"],
+            "BASKET_ID": lines["order_id"],
+            "PRODUCT_ID": lines["product_id"],
+            "QUANTITY": lines["quantity"].astype(int),
+            "SALES_VALUE": lines["amount"].map(lambda x: f"{x:.2f}".replace(".", ",")),
+            "TRANS_TIME": lines["ordered_at"].dt.strftime("%d.%m.%Y %H:%M:%S"),
+            "Status": lines["status"].map(
+                {"completed": "bezahlt", "returned": "Retoure", "cancelled": "storniert"}
+            ),
+            "Warengruppe": lines["category"].map({"home": "Küche"}).fillna(lines["category"]),
+        }
+    )
+    export.to_csv(tmp_path / "umsaetze.csv", sep=";", index=False, encoding="cp1252")
+    fresh_store(tmp_path)
+    result = invoke("init", tmp_path / "umsaetze.csv", "--out", tmp_path / "churnkit.yaml")
+    assert result.exit_code == 0, result.output + result.stderr
+    orders = yaml.safe_load((tmp_path / "churnkit.yaml").read_text())["data"]["orders"]
+    assert orders["separator"] == ";" and orders["decimal"] == ","
+    assert orders["encoding"] == "cp1252"
+    assert orders["timestamp_format"] == "%d.%m.%Y %H:%M:%S"
+    assert orders["columns"] == {
+        "customer_id": "household_key",
+        "order_id": "BASKET_ID",
+        "product_id": "PRODUCT_ID",
+        "amount": "SALES_VALUE",
+        "quantity": "QUANTITY",
+        "category": "Warengruppe",
+        "status": "Status",
+        "ordered_at": "TRANS_TIME",
+    }
+    assert orders["status_values"] == {
+        "Retoure": "returned",
+        "bezahlt": "completed",
+        "storniert": "cancelled",
+    }
+    assert "order lines: BASKET_ID repeats" in result.output
+    _train_and_score(tmp_path / "churnkit.yaml")
+
+
+def test_init_refuses_files_without_orders(tmp_path):
+    write_generated(generate_data(50, seed=1), tmp_path)
+    result = invoke("init", tmp_path / "customers.parquet", "--out", tmp_path / "c.yaml")
+    assert result.exit_code == 2
+    assert "none of the files looks like orders" in result.stderr
+    assert not (tmp_path / "c.yaml").exists()
+
+
+@pytest.mark.parametrize("name", ["missing.csv"])
+def test_init_names_a_missing_file(tmp_path, name):
+    result = invoke("init", tmp_path / name, "--out", tmp_path / "c.yaml")
+    assert result.exit_code == 2 and f"{name}' does not exist" in result.stderr
