@@ -54,30 +54,32 @@ def test_a_line_level_export_gives_the_features_of_its_orders_summed_by_hand(exp
     folder, lines, by_hand = exports
     from_lines, _ = _source(folder, "lines.parquet")
     from_orders, _ = _source(folder, "orders.parquet")
-    spec = from_lines.spec(load_config(write_config(folder / "c", folder)))
+    cfg = load_config(write_config(folder / "c", folder))
+    spec = from_lines.spec(cfg)
     assert spec.has("breadth") and spec.has("returns")
+    assert "product_id" in spec.breadth_columns  # distinct products, from the lines
     ours = from_lines.features(AS_OF, spec, horizon_days=90)
-    theirs = from_orders.features(AS_OF, spec, horizon_days=90)
+    theirs = from_orders.features(AS_OF, from_orders.spec(cfg), horizon_days=90)
     assert len(ours) > 500
+    lines_only = ["distinct_categories", "distinct_products"]
     pd.testing.assert_frame_equal(
-        ours.drop(columns="distinct_categories"), theirs.drop(columns="distinct_categories")
+        ours.drop(columns=lines_only), theirs.drop(columns="distinct_categories")
     )
-    # breadth counts the category of every line, not one per order: by hand
+    # breadth counts the category and product of every line, not one per order: by hand
     for as_of in AS_OF:
         qualifying = by_hand[
             (by_hand["status"] == "completed") & (by_hand["ordered_at"] < pd.Timestamp(as_of))
         ]
-        expected = (
-            lines[lines["order_id"].isin(qualifying["order_id"])]
-            .groupby("customer_id")["category"]
-            .nunique()
-        )
+        bought = lines[lines["order_id"].isin(qualifying["order_id"])].groupby("customer_id")
         got = ours[ours["as_of"] == pd.Timestamp(as_of)].set_index("customer_id")
-        pd.testing.assert_series_equal(
-            got["distinct_categories"],
-            expected.reindex(got.index).fillna(0).astype(got["distinct_categories"].dtype),
-            check_names=False,
-        )
+        for feature, column in (
+            ("distinct_categories", "category"),
+            ("distinct_products", "product_id"),
+        ):
+            expected = bought[column].nunique().reindex(got.index).fillna(0)
+            pd.testing.assert_series_equal(
+                got[feature], expected.astype(got[feature].dtype), check_names=False
+            )
     assert (ours["distinct_categories"] >= theirs["distinct_categories"]).all()
     assert (ours["distinct_categories"] > theirs["distinct_categories"]).any()
 
@@ -105,3 +107,16 @@ def test_generate_writes_order_lines_that_add_up_to_the_orders(tmp_path):
     totals = lines.groupby("order_id")["amount"].sum()
     assert (totals - orders["amount"].reindex(totals.index)).abs().max() < 1e-9
     assert lines.groupby("order_id")["customer_id"].nunique().max() == 1
+
+
+def test_order_lines_without_an_order_id_are_warned_about_naming_the_key(exports):
+    folder, lines, by_hand = exports
+    lines.drop(columns="order_id").assign(
+        ordered_at=lambda f: f["ordered_at"].dt.floor("min")  # lines share the order's minute
+    ).to_parquet(folder / "no_ids.parquet")
+    source, _ = _source(folder, "no_ids.parquet")
+    warning = [n for n in source.data.notes if "share a customer and a moment" in n]
+    assert len(warning) == 1 and "`data.orders.columns.order_id`" in warning[0]
+    by_hand.drop(columns="order_id").to_parquet(folder / "orders_no_ids.parquet")
+    orders_only, _ = _source(folder, "orders_no_ids.parquet")
+    assert not orders_only.data.notes  # one row per order: nothing to say

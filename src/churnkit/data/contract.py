@@ -67,7 +67,7 @@ def check_data(engine: Engine, cfg: DataConfig) -> Checked:
 
     Orders whose ``order_id`` repeats are order lines: they are summed per order (see
     :func:`_per_order`) and the categories of each order's lines are published beside
-    as ``order_categories``, for the breadth features.
+    as ``order_items``, for the breadth features.
 
     Raises
     ------
@@ -93,9 +93,10 @@ def check_data(engine: Engine, cfg: DataConfig) -> Checked:
         published = engine.publish(
             "orders", per_order.drop(*[c for c in per_order.columns if c.startswith("_")])
         )
-        if "category" in lines.columns:
-            engine.publish("order_categories", _order_categories(lines, published))
-            names.append("order_categories")
+        items = [c for c in ("category", "product_id") if c in lines.columns]
+        if items:
+            engine.publish("order_items", _order_items(lines, published, items))
+            names.append("order_items")
         notes.append(
             f"orders: `order_id` repeats, so the {found['_rows']:,} rows were read as the lines "
             f"of {counted['orders']:,} orders and summed per order (amount and quantity added, "
@@ -104,6 +105,8 @@ def check_data(engine: Engine, cfg: DataConfig) -> Checked:
     else:
         _raise("orders", problems)
         engine.publish("orders", lines)
+        if "order_id" not in orders.columns:
+            notes += _unlabelled_lines(engine, lines, found["_rows"])
     if cfg.events is not None:
         events = engine.read_source("events", cfg.events, cfg)
         if cfg.events.event_type is not None:  # one kind of event, named in the config
@@ -286,7 +289,7 @@ def _per_order(lines: ir.Table, cfg: DataConfig) -> tuple[ir.Table, list[_Rule]]
     for column in ("quantity",):
         if column in columns:
             totals[column] = lines[column].sum()
-    for column in ("category", "channel"):
+    for column in ("category", "channel", "product_id"):
         if column in columns:
             totals[column] = lines[column].min()
     if "status" in columns:
@@ -343,16 +346,31 @@ def _per_order(lines: ir.Table, cfg: DataConfig) -> tuple[ir.Table, list[_Rule]]
     return orders, rules
 
 
-def _order_categories(lines: ir.Table, orders: ir.Table) -> ir.Table:
-    """One row per (order, category) of its lines, with the order's customer, time,
-    amount and status: breadth counts a category bought in any line of an order."""
-    pairs = lines.filter(lines.category.notnull()).select("order_id", "category").distinct()
+def _unlabelled_lines(engine: Engine, orders: ir.Table, rows: int) -> list[str]:
+    """A warning when orders without an ``order_id`` look like order lines: many rows
+    of one customer at one moment."""
+    moments = orders.select("customer_id", "ordered_at").distinct()
+    distinct = _count(engine.fetch(moments.aggregate(n=moments.count()))["n"].iloc[0])
+    if not distinct or rows < 1.2 * distinct:
+        return []
+    return [
+        f"orders: {rows - distinct:,} of {rows:,} rows share a customer and a moment with "
+        "another row: if the file has a row per order line, map the basket or receipt "
+        "number to `data.orders.columns.order_id`, or every line counts as an order"
+    ]
+
+
+def _order_items(lines: ir.Table, orders: ir.Table, items: list[str]) -> ir.Table:
+    """One row per order and distinct ``items`` (category, product) of its lines, with
+    the order's customer, time, amount and status: breadth counts what any line of an
+    order bought."""
+    pairs = lines.select("order_id", *items).distinct()
     keep = [
         c
         for c in ("order_id", "customer_id", "ordered_at", "amount", "status")
         if c in orders.columns
     ]
-    return pairs.join(orders.select(*keep), "order_id").select(*keep, "category")
+    return pairs.join(orders.select(*keep), "order_id").select(*keep, *items)
 
 
 def _enforce(

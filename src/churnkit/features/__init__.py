@@ -109,7 +109,7 @@ def feature_table(
     *,
     events: ir.Table | None = None,
     customers: ir.Table | None = None,
-    order_categories: ir.Table | None = None,
+    order_items: ir.Table | None = None,
     horizon_days: int | None = None,
     split_history: bool = True,
 ) -> ir.Table:
@@ -126,10 +126,10 @@ def feature_table(
         Families, windows and the columns they use.
     events, customers
         Needed when the spec has engagement or attribute features.
-    order_categories
-        For orders read from order lines: one row per (order, category of its lines)
-        with the order's ``customer_id``, ``ordered_at``, ``amount`` and ``status``;
-        breadth then counts every line's category.
+    order_items
+        For orders read from order lines: one row per order and distinct (category,
+        product) of its lines, with the order's ``customer_id``, ``ordered_at``,
+        ``amount`` and ``status``; breadth then counts every line's category and product.
     horizon_days
         When given, adds ``churned`` for the label window ``[as_of, as_of + horizon)``.
     split_history
@@ -155,8 +155,11 @@ def feature_table(
 
     if spec.has("breadth"):
         sources = {}
-        if order_categories is not None and "category" in spec.breadth_columns:
-            sources["category"] = _prepare_orders(order_categories, spec, breadth=("category",))
+        from_lines = tuple(
+            c for c in ("category", "product_id") if order_items is not None and c in order_items
+        )
+        for column in set(from_lines) & set(spec.breadth_columns):
+            sources[column] = _prepare_orders(order_items, spec, breadth=(column,))
         table = breadth.add_breadth(
             table, prepared, grid, spec, split=split_history, sources=sources
         )
@@ -334,8 +337,7 @@ def _feature_sql(
     """The cached feature SQL for ``con``'s input tables, with the grid registered and
     each join building from the table it adds (see ``joins_build_as_written``)."""
     schemas = tuple(
-        (name, _schema_key(con, name))
-        for name in ("orders", "events", "customers", "order_categories")
+        (name, _schema_key(con, name)) for name in ("orders", "events", "customers", "order_items")
     )
     sql = _duckdb_sql(spec, horizon_days, schemas, len(set(as_of_dates)) > 1)
     con.register(f"{TABLE_PREFIX}grid", _grid(as_of_dates))
@@ -429,7 +431,7 @@ def _duckdb_sql(
         spec,
         events=tables["events"],
         customers=tables["customers"],
-        order_categories=tables["order_categories"],
+        order_items=tables["order_items"],
         horizon_days=horizon_days,
         split_history=split_history,
     ).order_by(["as_of", "customer_id"])

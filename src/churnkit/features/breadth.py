@@ -1,8 +1,9 @@
-"""Breadth: how many distinct categories and channels a customer has bought through.
+"""Breadth: how many distinct categories, channels and products a customer has bought.
 
-Counted over qualifying orders before ``as_of``, for each of ``category`` and
-``channel`` that the orders have. Missing values: null category or channel values are
-not counted, so a customer whose orders all lack a category has 0.
+Counted over qualifying orders before ``as_of``, for each of ``category``, ``channel``
+and ``product_id`` that the orders have (of every line, for orders read from lines).
+Missing values: null values are not counted, so a customer whose orders all lack a
+category has 0.
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ import ibis.expr.types as ir
 from churnkit.features._exprs import Lifetime, by_interval, spread, sum_counts
 from churnkit.features.spec import FeatureSpec
 
-_NAMES = {"category": "distinct_categories", "channel": "distinct_channels"}
+_NAMES = {
+    "category": "distinct_categories",
+    "channel": "distinct_channels",
+    "product_id": "distinct_products",
+}
 
 
 def names(spec: FeatureSpec) -> list[str]:

@@ -70,7 +70,7 @@ def spark_feature_frame(
         spec,
         events=table.get("events"),
         customers=table.get("customers"),
-        order_categories=table.get("order_categories"),
+        order_items=table.get("order_items"),
         horizon_days=horizon_days,
         split_history=len(dates) > 1,
     ).order_by(["as_of", "customer_id"])

@@ -27,7 +27,7 @@ __all__ = [
 
 # in computation order; rfm is always on (the population is defined by it)
 FAMILIES = ("rfm", "cadence", "trend", "returns", "breadth", "engagement", "attributes", "segments")
-_BREADTH_COLUMNS = ("category", "channel")
+_BREADTH_COLUMNS = ("category", "channel", "product_id")
 
 
 class FeatureSpec(BaseModel):

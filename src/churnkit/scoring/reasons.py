@@ -299,6 +299,7 @@ _RULES: Sequence[tuple[re.Pattern[str], Callable[[re.Match, Row], str]]] = [
         (r"return_rate", _simple("{} of orders returned", _share)),
         (r"refunded_revenue_share", _simple("{} of spend refunded", _share)),
         (r"distinct_categories", _counted("category bought", "categories bought")),
+        (r"distinct_products", _counted("product bought", "products bought")),
         (r"distinct_channels", _counted("channel used", "channels used")),
         (r"(.+)_events_(\d+)d", _event_count),
         (r"days_since_last_(.+)", _days_since_event),
