@@ -88,6 +88,19 @@ def test_each_scenario_trains_and_scores_with_the_default_config(
     listed = pd.read_parquet(partition / "scores.parquet")
     assert len(listed) > 100
 
+    # tiers mean something at the scenario's churn rate: a night whose outcome is known
+    past = "2025-09-01" if scenario == "cohort" else "2025-08-01"
+    again = invoke("--quiet", "score", config, "--as-of", past, "--allow-drift")
+    assert again.exit_code == 0, again.output + again.stderr
+    evaluated = invoke("--json", "evaluate", config, "--as-of", past)
+    assert evaluated.exit_code == 0, evaluated.output + evaluated.stderr
+    tiers = pd.DataFrame(json.loads(evaluated.stdout)["tiers"]).set_index("risk_tier")
+    base = (tiers["churned"] * tiers["customers"]).sum() / tiers["customers"].sum()
+    assert tiers.loc["high", "customers"] >= 0.09 * tiers["customers"].sum()
+    # well above the base rate: 3 times it, or half the way from it to 100 % when it is high
+    assert tiers.loc["high", "churned"] > min(3 * base, base + 0.5 * (1 - base))
+    assert tiers.loc["high", "churned"] > tiers.loc["low", "churned"]
+
     # the model's probabilities (served or not) tie only where the features are identical
     model = ChurnModel.load(project / "models" / "churnkit" / "v1")
     as_of = pd.Timestamp(partition.name.removeprefix("as_of=")).date()

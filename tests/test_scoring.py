@@ -159,9 +159,21 @@ def test_risk_tiers_by_probability_and_by_top_n():
     assert by_top.tolist() == ["high", "medium", "medium", "low", "low"]
 
 
+def test_default_tiers_are_shares_of_the_ranking_whatever_the_base_rate():
+    for level in (0.03, 0.5, 0.97):  # a 6 % shop's probabilities or an 80 % one's
+        p = np.linspace(level + 0.02, level - 0.02, 20)
+        tiers = assign_risk_tiers(p, RiskTierConfig())  # top 10 % high, next 20 % medium
+        assert tiers.tolist() == ["high"] * 2 + ["medium"] * 4 + ["low"] * 14
+    # a slice of the ranking (a Spark partition) gets the tiers of the whole night
+    part = assign_risk_tiers(np.zeros(3), RiskTierConfig(), rank=np.array([2, 3, 7]), population=20)
+    assert part.tolist() == ["high", "medium", "low"]
+
+
 @pytest.mark.parametrize(
     "tiers",
     [
+        {"method": "share", "high": 0.5, "medium": 0.2},
+        {"method": "share", "high": 0.1, "medium": 1.5},
         {"method": "probability", "high": 0.3, "medium": 0.5},
         {"method": "probability", "high": 1.5, "medium": 0.5},
         {"method": "top", "high": 100, "medium": 50},

@@ -86,6 +86,7 @@ def score_customers(
         tiers=tiers or RiskTierConfig(),
         high_value_threshold=high_value_threshold(value, high_value_share),
         explain_top=explain_top,
+        population=len(ranked),
     )
 
 
@@ -103,17 +104,20 @@ def explain_ranked(
     tiers: RiskTierConfig,
     high_value_threshold: float,
     explain_top: int | None,
+    population: int,
 ) -> pd.DataFrame:
     """:data:`SCORE_COLUMNS` for rows whose probability and rank are already known.
 
     Works on any slice of a ranking (a Spark partition, say): tiers by ``method: top``
-    and reasons limited to ``explain_top`` use ``rank``, the VIP play the population's
-    ``high_value_threshold``.
+    or ``share`` and reasons limited to ``explain_top`` use ``rank`` (and the night's
+    ``population``), the VIP play the population's ``high_value_threshold``.
     """
     scored = ranked[["as_of", "customer_id"]].copy()
     scored["rank"] = np.asarray(rank, dtype="int64")
     scored["churn_probability"] = np.asarray(probability, dtype="float64")
-    scored["risk_tier"] = assign_risk_tiers(probability, tiers, rank=scored["rank"].to_numpy())
+    scored["risk_tier"] = assign_risk_tiers(
+        probability, tiers, rank=scored["rank"].to_numpy(), population=population
+    )
     scored["baseline_churn_probability"] = model.baseline_proba(ranked)
     scored["segment"] = ranked[model.baseline.segment_column].astype(str).to_numpy()
     value = ranked["customer_value_365d"].astype("float64")

@@ -9,6 +9,7 @@ the customer is at risk, not only *that* they are.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -30,18 +31,28 @@ HIGH, MEDIUM, LOW = "high", "medium", "low"
 
 
 def assign_risk_tiers(
-    probabilities: np.ndarray, cfg: RiskTierConfig, *, rank: np.ndarray | None = None
+    probabilities: np.ndarray,
+    cfg: RiskTierConfig,
+    *,
+    rank: np.ndarray | None = None,
+    population: int | None = None,
 ) -> np.ndarray:
     """``high``, ``medium`` or ``low`` per customer.
 
-    For ``method: top`` the tiers follow ``rank`` (1 = most at risk); without it,
-    ``probabilities`` must be in ranking order.
+    For ``method: top`` and ``share`` the tiers follow ``rank`` (1 = most at risk);
+    without it, ``probabilities`` must be in ranking order. ``share`` counts from the
+    whole night's ``population`` (default: these rows), so a slice of the ranking gets
+    the tiers the whole list would give it.
     """
     p = np.asarray(probabilities, dtype="float64")
+    position = np.arange(1, len(p) + 1) if rank is None else np.asarray(rank)
     if cfg.method == "probability":
         high, medium = p >= cfg.high, p >= cfg.medium
+    elif cfg.method == "share":
+        size = len(p) if population is None else population
+        high = position <= math.ceil(cfg.high * size)
+        medium = position <= math.ceil(cfg.medium * size)
     else:
-        position = np.arange(1, len(p) + 1) if rank is None else np.asarray(rank)
         high, medium = position <= int(cfg.high), position <= int(cfg.medium)
     return np.where(high, HIGH, np.where(medium, MEDIUM, LOW))
 

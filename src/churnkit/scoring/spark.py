@@ -165,6 +165,7 @@ def score_on_spark(
         with_p = features.withColumn("_p", probability)
         added = [StructField("_raw", DoubleType())]
     scored = with_p.mapInPandas(raw_scores, schema=StructType([*with_p.schema.fields, *added]))
+    population = features.count()  # `share` tiers count from the whole night
     order = Window.orderBy(F.col("_p").desc(), F.col("_raw").desc(), F.col("customer_id").asc())
     ranked = scored.withColumn("_rank", F.row_number().over(order))
     threshold = ranked.agg(
@@ -182,6 +183,7 @@ def score_on_spark(
                 tiers=tiers,
                 high_value_threshold=float(threshold or 0.0),
                 explain_top=explain_top,
+                population=population,
             )
 
     return ranked.mapInPandas(explain, schema=SCORE_SCHEMA).orderBy("rank").select(*SCORE_COLUMNS)
