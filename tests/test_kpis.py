@@ -88,10 +88,13 @@ def test_monthly_kpis_of_ten_orders_match_hand_computation(ten_orders):
     assert feb["customer_value"] == pytest.approx(50.0)
     assert feb["clv_estimate"] == pytest.approx(100.0)  # 50 per month / 50 % churn
 
-    # March: S = {A, C}; active at 04-01: {A, B, D} (C's return does not count); D is new.
-    # CRR counts B's return to buying, the cohort retention does not.
+    # March: S = {A, C}; active at 04-01: {A, B, D} (C's return does not count); D is new
+    # and B, lapsed in February, is won back: neither was retained, so N = 2 and CRR is
+    # (3 - 2) / 2, as the cohort retention; counting B as retained gave 100 %, and more
+    # won-back customers than lost ones gave a CRR above 100 %
     assert (mar["customers_start"], mar["new_customers"], mar["customers_end"]) == (2, 1, 3)
-    assert mar["crr_pct"] == 100.0  # (3 - 1) / 2
+    assert mar["won_back"] == 1
+    assert mar["crr_pct"] == 50.0
     assert (mar["retention_pct"], mar["churn_pct"]) == (50.0, 50.0)
     assert (mar["customers"], mar["orders"], mar["revenue"]) == (3, 3, 120.0)
     assert (mar["repeat_customer_rate_pct"], mar["aov"], mar["clv_estimate"]) == (0.0, 40.0, 80.0)
@@ -122,3 +125,17 @@ def test_a_partial_last_month_is_not_observed(ten_orders):
     table = cohort_retention(ten_orders[ten_orders["ordered_at"] < "2024-03-15"])
     assert table.loc["2024-01", 1] == 0.5
     assert np.isnan(table.loc["2024-01", 2])
+
+
+def test_crr_never_exceeds_100_when_lapsed_customers_come_back():
+    # S = {A}; B and C lapsed before the period and come back in it; nobody is new
+    rows = [("B", "2024-01-05"), ("C", "2024-01-06"), ("A", "2024-02-20")]
+    rows += [("A", "2024-03-10"), ("B", "2024-03-12"), ("C", "2024-03-15")]
+    frame = pd.DataFrame(rows, columns=["customer_id", "ordered_at"]).assign(amount=10.0)
+    frame["ordered_at"] = pd.to_datetime(frame["ordered_at"])
+    kpis = period_kpis(frame, period="month", activity_days=30, data_end=dt.date(2024, 4, 1))
+    march = kpis.set_index("period_start").loc[dt.date(2024, 3, 1)]
+    assert (march["customers_start"], march["customers_end"]) == (1, 3)
+    assert (march["new_customers"], march["won_back"]) == (0, 2)
+    assert march["crr_pct"] == 100.0  # A kept; (3 - 0) / 1 = 300 % before
+    assert (kpis["crr_pct"].dropna() <= 100).all()

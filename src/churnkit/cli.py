@@ -502,7 +502,8 @@ def kpis(
     columns = {
         "period_start": ("period", "{}"),
         "customers_start": ("S", "{:,}"),
-        "new_customers": ("N", "{:,}"),
+        "new_customers": ("new", "{:,}"),
+        "won_back": ("won back", "{:,}"),
         "customers_end": ("E", "{:,}"),
         "crr_pct": ("CRR %", "{:.1f}"),
         "churn_pct": ("churn %", "{:.1f}"),
@@ -519,7 +520,8 @@ def kpis(
     out.print(shown)
     out.print(
         f"active customer = a qualifying order in the {activity} days before the date "
-        f"(`snapshots.activity_days`); CRR = (E - N) / S * 100; CLV est. = value / churn rate",
+        f"(`snapshots.activity_days`); CRR = (E - N) / S * 100 with N = new + won back "
+        "(neither was retained); CLV est. = value / churn rate",
         soft_wrap=True,
     )
     out.print("reference: e-commerce CRR averages about 38 %; 40-80 % is usually called good")

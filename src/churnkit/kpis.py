@@ -135,7 +135,9 @@ def period_kpis(
     -------
     pandas.DataFrame
         One row per period: ``period_start``, ``period_end``, ``customers_start`` (S),
-        ``new_customers`` (N), ``customers_end`` (E), ``retained``, ``lost``, ``crr_pct``,
+        ``new_customers`` and ``won_back`` (customers active at the end who were not at
+        the start nor new: lapsed ones who came back; N for the CRR is their sum, since
+        neither was retained), ``customers_end`` (E), ``retained``, ``lost``, ``crr_pct``,
         ``retention_pct``, ``churn_pct``, ``customers``, ``orders``, ``revenue``,
         ``repeat_customer_rate_pct``, ``purchase_frequency``, ``aov``, ``customer_value``,
         ``clv_estimate``.
@@ -159,6 +161,9 @@ def period_kpis(
     for p_start, p_end in _period_bounds(q["ordered_at"].min(), end, period):
         s, e = active_at(p_start), active_at(p_end)
         new = int(((first_order >= p_start) & (first_order < p_end)).sum())
+        # customers at the end who were not at the start are new or won back: neither was
+        # retained, so both count in N and CRR never exceeds 100 %
+        won_back = max(0, len(e - s) - new)
         in_period = q[(q["ordered_at"] >= p_start) & (q["ordered_at"] < p_end)]
         per_customer = in_period.groupby("customer_id").size()
         n_orders, revenue = len(in_period), float(in_period["amount"].sum())
@@ -172,10 +177,11 @@ def period_kpis(
                 "period_end": p_end.date(),
                 "customers_start": len(s),
                 "new_customers": new,
+                "won_back": won_back,
                 "customers_end": len(e),
                 "retained": len(s & e),
                 "lost": len(s - e),
-                "crr_pct": customer_retention_rate(len(s), new, len(e)),
+                "crr_pct": customer_retention_rate(len(s), new + won_back, len(e)),
                 "retention_pct": retention_rate(len(s & e), len(s)),
                 "churn_pct": churn,
                 "customers": len(per_customer),
