@@ -161,6 +161,14 @@ def test_at_risk_reads_the_latest_partition_as_a_table(scored):
     assert result.exit_code == 0, result.output
     assert "as_of 2026-01-01" in result.output
     assert "3 customers" in result.output
+    one = invoke("at-risk", scored, "--top", "1")
+    assert "1 customer " in one.output and "1 customers" not in one.output
+    # --json asks for JSON, as on every command
+    records = json.loads(invoke("--json", "at-risk", scored, "--top", "2").stdout)
+    assert [r["rank"] for r in records] == [1, 2]
+    # partitions are readable by others (a BI account), as the umask allows
+    partition = next(p for p in (scored.parent / "scores").glob("as_of=*"))
+    assert partition.stat().st_mode & 0o055 == 0o055 & ~_umask()
 
 
 def test_at_risk_filters_and_writes_csv_and_json(scored, tmp_path):
@@ -261,3 +269,11 @@ def test_evaluate_before_the_horizon_has_passed_exits_2_naming_the_dates(trained
     result = invoke("evaluate", cfg.project_dir / "churnkit.yaml", "--as-of", "2026-01-01")
     assert result.exit_code == 2
     assert "runs to 2026-03-31, but the data ends on 2025-12-31" in result.stderr
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

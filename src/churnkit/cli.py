@@ -321,7 +321,7 @@ def score(
         out.print(f"as_of {outcome.as_of} (the day after the latest order)")
     rows = outcome.manifest["rows"]
     shown = outcome.ranked.head(top or cfg.scoring.top)
-    _print_at_risk(shown, len(shown), title=f"top {len(shown)} at-risk customers of {rows:,}")
+    _print_at_risk(shown, len(shown), title=_top_title(len(shown), rows))
     _print_drift(outcome.manifest["drift"])
     scorer = outcome.manifest.get("scorer") or {}
     if scorer.get("fallback_reason"):
@@ -370,6 +370,8 @@ def at_risk(
     """Pull the at-risk list of a scored night, filtered, as a table, CSV or JSON."""
     from churnkit.scoring.output import filter_at_risk, read_partition, table_text, write_file
 
+    if _state["json"] and fmt == "table":  # --json asks for JSON on stdout, like elsewhere
+        fmt = "json"
     if fmt not in ("table", "csv", "json"):
         raise ChurnkitError(f"--format {fmt!r} is not one of table, csv, json")
     if fmt == "table" and out_path is not None:
@@ -390,7 +392,7 @@ def at_risk(
             f"v{manifest['model_version']}: {len(scored):,} customers scored",
             highlight=False,
         )
-        _print_at_risk(selected, len(selected), title=f"{len(selected):,} customers")
+        _print_at_risk(selected, len(selected), title=_customers(len(selected)))
         return
     text = table_text(selected, fmt)
     if out_path is None:
@@ -711,7 +713,7 @@ def _print_at_risk(ranked: Any, top: int, title: str | None = None) -> None:
     if _state["json"]:
         return
     shown = ranked.head(top)
-    table = Table(title=title or f"top {len(shown)} at-risk customers of {len(ranked):,}")
+    table = Table(title=title or _top_title(len(shown), len(ranked)))
     columns = (
         ("rank", "right"),
         ("customer", "left"),
@@ -762,6 +764,14 @@ def _print_drift(drift: dict[str, Any]) -> None:
             highlight=False,
             soft_wrap=True,
         )
+
+
+def _customers(n: int) -> str:
+    return f"{n:,} customer" + ("" if n == 1 else "s")
+
+
+def _top_title(shown: int, of: int) -> str:
+    return f"top {shown:,} at-risk {'customer' if shown == 1 else 'customers'} of {of:,}"
 
 
 def _cell(value: Any, fmt: str) -> str:

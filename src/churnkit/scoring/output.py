@@ -293,6 +293,8 @@ def write_atomically(
     with partition_lock(output_dir, as_of):
         _recover(final)
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=output_dir))
+        # mkdtemp makes the folder 0700; a partition is for the BI account to read too
+        tmp.chmod(0o777 & ~_umask())
         try:
             write(tmp)
             (tmp / MANIFEST_FILE).write_text(
@@ -305,6 +307,12 @@ def write_atomically(
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _recover(final: Path) -> None:
