@@ -58,9 +58,11 @@ def test_a_line_level_export_gives_the_features_of_its_orders_summed_by_hand(exp
     spec = from_lines.spec(cfg)
     assert spec.has("breadth") and spec.has("returns")
     assert "product_id" in spec.breadth_columns  # distinct products, from the lines
+    assert spec.quantity  # and units per order, from the lines' quantities summed
     ours = from_lines.features(AS_OF, spec, horizon_days=90)
     theirs = from_orders.features(AS_OF, from_orders.spec(cfg), horizon_days=90)
     assert len(ours) > 500
+    assert ours["mean_units_per_order"].between(1, 15).all()
     lines_only = ["distinct_categories", "distinct_products"]
     pd.testing.assert_frame_equal(
         ours.drop(columns=lines_only), theirs.drop(columns="distinct_categories")

@@ -494,6 +494,8 @@ def _prepare_orders(
         "amount_micros": money_micros(amount),
         "qualifying": completed.fill_null(False) & (amount >= spec.min_order_amount),
     }
+    if spec.quantity and "quantity" in orders.columns:
+        columns["quantity"] = orders.quantity.cast("float64").fill_null(0)
     if spec.has("returns"):
         columns["status"] = orders.status
     for column in spec.breadth_columns if breadth is None else breadth:

@@ -1,4 +1,5 @@
-"""RFM: recency, tenure, orders and revenue in windows and over the lifetime.
+"""RFM: recency, tenure, orders and revenue in windows and over the lifetime, and units
+per order when the orders have a quantity (summed from their lines).
 
 Computed from qualifying orders (completed, amount at least ``min_order_amount``)
 with ``ordered_at < as_of``. Windows are half-open: ``orders_30d`` counts orders in
@@ -37,6 +38,7 @@ def names(spec: FeatureSpec) -> list[str]:
         "revenue_lifetime",
         "mean_order_value",
         "max_order_value",
+        *(["mean_units_per_order"] if spec.quantity else []),
     ]
 
 
@@ -48,6 +50,7 @@ def lifetime(h: ir.Table, spec: FeatureSpec) -> dict[str, Lifetime]:
         "orders_lifetime": (count_if(q), "sum"),
         "_revenue_lifetime_micros": (q.ifelse(h.amount_micros, 0).sum(), "sum"),
         "max_order_value": (h.amount.max(where=q), "max"),
+        **({"_units_lifetime": (q.ifelse(h.quantity, 0).sum(), "sum")} if spec.quantity else {}),
     }
 
 
@@ -69,6 +72,9 @@ def derive(t: ir.Table, spec: FeatureSpec) -> dict[str, ir.Value]:
         "revenue_lifetime": revenue,
         "mean_order_value": revenue / t.orders_lifetime,
         "customer_value_365d": t[f"revenue_{VALUE_WINDOW_DAYS}d"],
+        **(
+            {"mean_units_per_order": t._units_lifetime / t.orders_lifetime} if spec.quantity else {}
+        ),
     }
 
 

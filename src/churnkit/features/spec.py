@@ -45,6 +45,7 @@ class FeatureSpec(BaseModel):
     attributes: tuple[str, ...] = ()
     breadth_columns: tuple[str, ...] = ()
     signup: bool = False
+    quantity: bool = False  # the orders have a quantity: rfm adds units per order
 
     def has(self, family: str) -> bool:
         return family in self.families
@@ -171,4 +172,5 @@ def resolve_feature_spec_from(
         attributes=attributes if "attributes" in families else (),
         breadth_columns=breadth if "breadth" in families else (),
         signup=signup and "attributes" in families,
+        quantity="quantity" in order_columns,
     )

@@ -142,6 +142,10 @@ def _share(value: Any) -> str:
     return "?" if _missing(value) else f"{float(value):.0%}"
 
 
+def _one_decimal(value: Any) -> str:
+    return "?" if _missing(value) else f"{float(value):,.1f}"
+
+
 def _text(value: Any) -> str:
     return "unknown" if _missing(value) else str(value)
 
@@ -300,6 +304,7 @@ _RULES: Sequence[tuple[re.Pattern[str], Callable[[re.Match, Row], str]]] = [
         (r"refunded_revenue_share", _simple("{} of spend refunded", _share)),
         (r"distinct_categories", _counted("category bought", "categories bought")),
         (r"distinct_products", _counted("product bought", "products bought")),
+        (r"mean_units_per_order", _simple("about {} items an order", _one_decimal)),
         (r"distinct_channels", _counted("channel used", "channels used")),
         (r"(.+)_events_(\d+)d", _event_count),
         (r"days_since_last_(.+)", _days_since_event),
