@@ -17,7 +17,7 @@ from churnkit.pipelines import run_scoring
 from churnkit.scoring import SCORE_COLUMNS, score_customers
 from churnkit.scoring.actions import PLAYS, CustomerContext, assign_risk_tiers, recommend_action
 from churnkit.scoring.output import list_partitions
-from churnkit.scoring.reasons import describe_feature, reason_sentences
+from churnkit.scoring.reasons import NOT_REASONS, describe_feature, reason_sentences
 from churnkit.training.drift import SCORE, drift_reference, population_stability
 from churnkit.training.model import ChurnModel
 
@@ -44,7 +44,11 @@ def test_each_reason_is_a_largest_positive_contribution_in_order(model_and_featu
     rows = features.to_dict("records")
     checked = 0
     for i in range(len(features)):
-        positive = [(v, j) for j, v in enumerate(contrib[i]) if v > 0]
+        positive = [
+            (v, j)
+            for j, v in enumerate(contrib[i])
+            if v > 0 and model.feature_names[j] not in NOT_REASONS  # never a reason
+        ]
         expected = [model.feature_names[j] for _, j in sorted(positive, key=lambda t: -t[0])][:3]
         assert chosen[i] == expected
         values = [contrib[i][model.feature_names.index(n)] for n in chosen[i]]
@@ -55,6 +59,15 @@ def test_each_reason_is_a_largest_positive_contribution_in_order(model_and_featu
             assert sentences.iloc[i, k] == ""
         checked += 1
     assert checked == len(features) > 500
+
+
+def test_the_size_of_orders_is_never_a_reason(model_and_features):
+    model, features = model_and_features
+    contrib = model.booster.predict(model.select_features(features), pred_contrib=True)[:, :-1]
+    described = [model.feature_names.index(n) for n in NOT_REASONS if n in model.feature_names]
+    assert described and (contrib[:, described] > 0).any()  # the model does use them
+    _, chosen = reason_sentences(model, features)
+    assert not {n for names in chosen for n in names} & NOT_REASONS
 
 
 def test_reasons_carry_the_customers_own_values(model_and_features):
@@ -107,6 +120,21 @@ def test_reasons_carry_the_customers_own_values(model_and_features):
         ),
         ("last_nps", {"last_nps": 3.0}, "last NPS score 3"),
         ("r_score", {"r_score": 1}, "recency score 1 of 5"),
+        (
+            "std_days_between_orders",
+            {"std_days_between_orders": 0.4, "mean_days_between_orders": 46.5},
+            "regular orders, every 46 days give or take less than a day",
+        ),
+        (
+            "std_days_between_orders",
+            {"std_days_between_orders": 5.2, "mean_days_between_orders": 30.0},
+            "regular orders, every 30 days give or take about 5 days",
+        ),
+        (
+            "std_days_between_orders",
+            {"std_days_between_orders": 40.0, "mean_days_between_orders": 30.0},
+            "irregular orders (gaps vary by about 40 days)",
+        ),
         ("some_new_feature", {"some_new_feature": 7}, "some new feature: 7"),
     ],
 )

@@ -24,10 +24,14 @@ __all__ = [
     "describe_feature",
     "reason_features",
     "reason_sentences",
+    "NOT_REASONS",
     "top_contributions",
 ]
 
 REASON_COLUMNS = ("reason_1", "reason_2", "reason_3")
+# features the model may use but a retention team cannot read as a reason to act:
+# "largest order 149.58" describes a customer, it is not a change in their behaviour
+NOT_REASONS = frozenset({"max_order_value", "mean_order_value", "revenue_lifetime"})
 
 Row = Mapping[str, Any]  # anything with ``get(name)``: a dict, or a row of a frame
 
@@ -44,11 +48,14 @@ def top_contributions(model: ChurnModel, features: pd.DataFrame, k: int = 3) -> 
     contrib = np.asarray(model.booster.predict(X, pred_contrib=True))[:, :-1]  # last: bias
     positive = np.where(contrib > 0, contrib, -np.inf)
     # an attribute that is unknown (the customer is not in the customers table, or the
-    # value is empty) says nothing a retention team can act on: never a reason
+    # value is empty) says nothing a retention team can act on: never a reason; nor is
+    # the size of a customer's orders, which describes them but is no change in behaviour
     spec = model.feature_spec
     unknowable = [*spec.attributes, *(["days_since_signup"] if spec.signup else [])]
     for j, name in enumerate(model.feature_names):
-        if name in unknowable:
+        if name in NOT_REASONS:
+            positive[:, j] = -np.inf
+        elif name in unknowable:
             positive[X[name].isna().to_numpy(), j] = -np.inf
     order = np.argsort(-positive, axis=1, kind="stable")[:, :k]
     chosen = np.take_along_axis(positive, order, axis=1)
@@ -256,6 +263,18 @@ def _simple(
     return render
 
 
+def _gap_spread(m: re.Match, row: Row) -> str:
+    """How regular the gaps between orders are, read against their mean: a customer who
+    orders every 46-47 days is regular, not "irregular (gaps vary by about 0 days)"."""
+    spread, mean = row.get("std_days_between_orders"), row.get("mean_days_between_orders")
+    if _missing(spread):
+        return "too few orders to show a rhythm"
+    if not _missing(mean) and float(spread) <= 0.25 * float(mean):
+        about = "less than a day" if float(spread) < 1 else f"about {_int(spread)} days"
+        return f"regular orders, every {_int(mean)} days give or take {about}"
+    return f"irregular orders (gaps vary by about {_int(spread)} days)"
+
+
 def _counted(one: str, many: str) -> Callable[[re.Match, Row], str]:
     def render(m: re.Match, row: Row) -> str:
         n = row.get(m.group(0))
@@ -279,14 +298,7 @@ _RULES: Sequence[tuple[re.Pattern[str], Callable[[re.Match, Row], str]]] = [
             r"mean_days_between_orders",
             _simple("orders every {} days on average", _int, "no repeat order yet"),
         ),
-        (
-            r"std_days_between_orders",
-            _simple(
-                "irregular orders (gaps vary by about {} days)",
-                _int,
-                "too few orders to show a rhythm",
-            ),
-        ),
+        (r"std_days_between_orders", _gap_spread),
         (
             r"overdue_ratio",
             _simple(
