@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 from pathlib import Path
 
@@ -70,6 +71,12 @@ def test_the_first_model_is_registered_as_champion_and_challenger(trained):
         outcome.result.metrics["model"]["pr_auc"]
     )
     assert "test_crr_baseline_pr_auc" in run.data.metrics
+    # a run name that says what ran, and the data it learned from as an MLflow dataset
+    data_end = outcome.data_summary["last_order_at"][:10]
+    assert run.info.run_name == f"train {data_end}"
+    (used,) = run.inputs.dataset_inputs
+    assert used.dataset.name == f"labelled snapshots to {data_end}"
+    assert json.loads(used.dataset.profile)["num_rows"] == outcome.data_summary["snapshot_rows"]
     assert outcome.promoted
     assert (outcome.export_dir / "booster.txt").is_file()
     assert outcome.export_dir == cfg.project_dir / "models" / "churn-test" / "v1"

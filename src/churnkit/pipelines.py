@@ -154,7 +154,12 @@ def run_training(
     on_step("logging the run and registering the model in MLflow")
     champion = tracking.champion_version(cfg)
     run = tracking.log_training_run(
-        result, cfg, config_text=config_text, data_summary=data_summary, force_promote=force_promote
+        result,
+        cfg,
+        config_text=config_text,
+        data_summary=data_summary,
+        force_promote=force_promote,
+        dataset=dataset,
     )
     result.model.metadata.update(
         model_name=run.model_name, model_version=run.version, run_id=run.run_id

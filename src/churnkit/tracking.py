@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import mlflow.data
 import mlflow.pyfunc
 import pandas as pd
 from mlflow.exceptions import MlflowException
@@ -151,6 +153,7 @@ def log_training_run(
     config_text: str,
     data_summary: Mapping[str, Any],
     force_promote: bool = False,
+    dataset: pd.DataFrame | None = None,
 ) -> LoggedRun:
     """Log config, data, metrics, figures, the model card and the model; register it.
 
@@ -164,8 +167,19 @@ def log_training_run(
     uri = configure(cfg)
     experiment_id = _experiment_id(cfg, uri)
     name = cfg.mlflow.registered_model_name
-    with mlflow.start_run(experiment_id=experiment_id) as run:
+    data_end = str(data_summary.get("last_order_at", ""))[:10]
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"train {data_end}") as run:
         mlflow.set_tag("churnkit.force_promote", str(force_promote).lower())
+        if dataset is not None:  # what the model learned from, as an MLflow dataset
+            with warnings.catch_warnings():  # hints about source kinds and integer schemas
+                warnings.simplefilter("ignore", UserWarning)
+                logged = mlflow.data.from_pandas(
+                    dataset,
+                    name=f"labelled snapshots to {data_end}",
+                    targets="churned",
+                    source=str(cfg.data.orders.url or cfg.data.orders.path),
+                )
+                mlflow.log_input(logged, context="training")
         mlflow.log_params(_flatten(cfg.model_dump(mode="json", exclude={"data"})))
         mlflow.log_params(_flatten({"data": cfg.data.model_dump(mode="json")}))
         mlflow.log_text(config_text, "config/config.yaml")
