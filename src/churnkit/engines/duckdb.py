@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from churnkit.config import DataConfig, TableSource
     from churnkit.features.spec import FeatureSpec
 
-__all__ = ["DuckDBEngine"]
+__all__ = ["DuckDBEngine", "as_utf8"]
 
 _DUCKDB_TYPES = {"string": "VARCHAR", "timestamp": "TIMESTAMP", "float64": "DOUBLE"}
 _PREFIX = "churnkit_"
@@ -120,7 +120,7 @@ def _scan(
             # reader, where they become strict.
             text = f"{_PREFIX}csv_{name}"
             options = {"sep": source.separator} if source.separator else {}
-            with _as_utf8(path if not path.is_dir() else None, source.encoding) as utf8:
+            with as_utf8(path if not path.is_dir() else None, source.encoding) as utf8:
                 con.read_csv(str(utf8 or target), all_varchar=True, **options).create(text)
             return con.table(text)
         return con.read_parquet(target, hive_partitioning=path.is_dir())
@@ -130,7 +130,7 @@ def _scan(
 
 
 @contextlib.contextmanager
-def _as_utf8(path: Path | None, encoding: str) -> Iterator[Path | None]:
+def as_utf8(path: Path | None, encoding: str) -> Iterator[Path | None]:
     """``path`` re-encoded as UTF-8 in a temporary file (None when it is UTF-8 already).
 
     DuckDB reads only UTF-8 CSV without its ``encodings`` extension, which is downloaded

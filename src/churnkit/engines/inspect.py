@@ -282,9 +282,9 @@ def _encoding(path: Path) -> str:
 def _csv_sample(
     con: duckdb.DuckDBPyConnection, path: Path, encoding: str
 ) -> tuple[pd.DataFrame, dict[str, str], dict[str, str | None]]:
-    from churnkit.engines.duckdb import _as_utf8
+    from churnkit.engines.duckdb import as_utf8
 
-    with _as_utf8(path, encoding) as utf8:
+    with as_utf8(path, encoding) as utf8:
         target = str(utf8 or path)
         sniff = con.execute("SELECT * FROM sniff_csv(?)", [target]).df().iloc[0]
         separator = str(sniff["Delimiter"])
