@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 import yaml
 from tests.test_cli import invoke
@@ -60,22 +64,38 @@ def test_each_scenario_trains_and_scores_with_the_default_config(
 ):
     assert scenario in SCENARIOS
     project = tmp_path / scenario
-    write_generated(generate_data(customers, seed=5, scenario=scenario), project / "data")
-    fresh_store(project)
-    config = project / "churnkit.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "data": {
-                    "orders": {"path": "data/orders.parquet"},
-                    "events": {"path": "data/events.parquet"},
-                    "customers": {"path": "data/customers.parquet", "attributes": ["loyalty_tier"]},
-                },
-                "model": {"bootstrap_samples": 200},  # the default 1000 is slower
-            }
-        ),
-        encoding="utf-8",
+    # the shop's history, and the same shop a quarter later (100 more days of data)
+    shop = SCENARIOS[scenario]
+    later = generate_data(
+        customers, seed=5, scenario=scenario, end=shop.end + dt.timedelta(days=100)
     )
+    write_generated(later, project / "later")
+    night = pa.scalar(dt.datetime.combine(shop.end + dt.timedelta(days=1), dt.time()))
+    history = dataclasses.replace(
+        later,
+        orders=later.orders.filter(pc.less(later.orders["ordered_at"], night)),
+        events=later.events.filter(pc.less(later.events["occurred_at"], night)),
+    )
+    write_generated(history, project / "data")
+    fresh_store(project)
+    config, config_later = project / "churnkit.yaml", project / "later.yaml"
+    for path, folder in ((config, "data"), (config_later, "later")):
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "data": {
+                        "orders": {"path": f"{folder}/orders.parquet"},
+                        "events": {"path": f"{folder}/events.parquet"},
+                        "customers": {
+                            "path": f"{folder}/customers.parquet",
+                            "attributes": ["loyalty_tier"],
+                        },
+                    },
+                    "model": {"bootstrap_samples": 200},  # the default 1000 is slower
+                }
+            ),
+            encoding="utf-8",
+        )
     trained = invoke("--json", "train", config)
     # exit 3 is the gate keeping a model that does not clearly beat the best baseline
     assert trained.exit_code in (0, 3), trained.output + trained.stderr
@@ -87,6 +107,16 @@ def test_each_scenario_trains_and_scores_with_the_default_config(
     partition = next((project / "scores").glob("as_of=*"))
     listed = pd.read_parquet(partition / "scores.parquet")
     assert len(listed) > 100
+
+    # a quarter after training the night still runs: the population has aged, and the
+    # features that grow with calendar time drift, which is recorded, not a stop
+    quarter = invoke("--quiet", "score", config_later)
+    assert quarter.exit_code == 0, quarter.output + quarter.stderr
+    manifest = json.loads(
+        next((project / "scores").glob("as_of=2026-04-*/manifest.json")).read_text()
+    )
+    assert manifest["drift"]["checked"] and not manifest["drift"]["stops"]
+    assert "tenure_days" in manifest["drift"]["top"]
 
     # tiers mean something at the scenario's churn rate: a night whose outcome is known
     past = "2025-09-01" if scenario == "cohort" else "2025-08-01"
