@@ -277,3 +277,23 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@pytest.mark.parametrize("width", [80, 100, 120])
+def test_the_at_risk_table_stays_readable_on_narrow_terminals(trained, monkeypatch, width):
+    import io
+
+    from rich.console import Console
+
+    from churnkit import cli
+
+    _, _, scoring = trained
+    screen = io.StringIO()
+    monkeypatch.setattr(cli, "out", Console(width=width, file=screen))
+    cli._print_at_risk(scoring.ranked, 5)
+    text = screen.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= width
+    # the reason's words are there whole, not cut to a few characters
+    words = [w for w in scoring.ranked["reason_1"].iloc[0].split() if len(w) > 3]
+    assert words and all(w.strip(";,()") in text for w in words)
+    assert ("CRR p" in text) == (width >= 120)

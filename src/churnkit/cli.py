@@ -714,31 +714,30 @@ def _print_at_risk(ranked: Any, top: int, title: str | None = None) -> None:
         return
     shown = ranked.head(top)
     table = Table(title=title or _top_title(len(shown), len(ranked)))
-    columns = (
-        ("rank", "right"),
-        ("customer", "left"),
-        ("churn p", "right"),
-        ("tier", "left"),
-        ("CRR p", "right"),
-        ("segment", "left"),
-        ("at risk", "right"),
-        ("top reason", "left"),
-        ("action", "left"),
-    )
-    for column, justify in columns:
-        table.add_column(column, justify=justify, no_wrap=column not in ("top reason", "action"))
-    for row in shown.itertuples(index=False):
-        table.add_row(
-            str(row.rank),
-            row.customer_id,
-            f"{row.churn_probability:.3f}",
-            row.risk_tier,
-            f"{row.baseline_churn_probability:.3f}",
-            row.segment,
-            f"{row.expected_value_at_risk:,.2f}",
-            row.reason_1,
-            row.recommended_action.split(":")[0],
+    cells = {
+        "rank": ("right", lambda r: str(r.rank)),
+        "customer": ("left", lambda r: r.customer_id),
+        "churn p": ("right", lambda r: f"{r.churn_probability:.3f}"),
+        "tier": ("left", lambda r: r.risk_tier),
+        "CRR p": ("right", lambda r: f"{r.baseline_churn_probability:.3f}"),
+        "segment": ("left", lambda r: r.segment),
+        "at risk": ("right", lambda r: f"{r.expected_value_at_risk:,.2f}"),
+        "top reason": ("left", lambda r: r.reason_1),
+        "action": ("left", lambda r: r.recommended_action.split(":")[0]),
+    }
+    # on a narrow terminal the words matter more than the baseline and the segment:
+    # without this the reason and action columns were squeezed to 3 characters at 80
+    if out.width < 120:
+        del cells["CRR p"], cells["segment"]
+    if out.width < 100:
+        del cells["tier"]
+    for column, (justify, _) in cells.items():
+        wraps = column in ("top reason", "action")
+        table.add_column(
+            column, justify=justify, no_wrap=not wraps, min_width=14 if wraps else None
         )
+    for row in shown.itertuples(index=False):
+        table.add_row(*(cell(row) for _, cell in cells.values()))
     out.print(table)
 
 
