@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 from churnkit._duckdb import connect
-from churnkit.features import FeatureSpec, run_feature_query
+from churnkit.engines.duckdb import run_feature_query
+from churnkit.features import FeatureSpec
 
 DATA = Path(__file__).resolve().parent / "data" / "customers-1000000"
 

@@ -58,7 +58,8 @@ CHURNKIT = (
     SETUP
     + """
 from churnkit._duckdb import connect
-from churnkit.features import FAMILIES, FeatureSpec, copy_features, run_feature_query
+from churnkit.engines.duckdb import copy_features, run_feature_query
+from churnkit.features import FAMILIES, FeatureSpec
 start = time.perf_counter()
 # the connection `churnkit features` opens from a config's `duckdb:` section
 spill = f"{out if out != 'none' else data / 'features'}.spill"

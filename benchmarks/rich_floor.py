@@ -9,7 +9,9 @@ Usage, as a whole process:  python rich_floor.py DATA_DIR AS_OF OUT.parquet
 It is the floor that `churnkit features` is compared with: the same work, written by hand as one
 SQL statement, with nothing around it. Compare CPU time of the two processes (for example with
 /usr/bin/time), run alternately, and quote the median ratio."""
+
 import sys, duckdb
+
 data, as_of, out = sys.argv[1], sys.argv[2], sys.argv[3]
 A = f"TIMESTAMP '{as_of}'"
 q = f"""
@@ -51,4 +53,7 @@ SELECT pop.*, gs.mean_gap, gs.std_gap, ret.* EXCLUDE (customer_id), ea.* EXCLUDE
 FROM pop LEFT JOIN gs USING (customer_id) LEFT JOIN ret USING (customer_id) LEFT JOIN ea USING (customer_id)
 LEFT JOIN c USING (customer_id)"""
 duckdb.sql(f"COPY ({q}) TO '{out}'")
-print(duckdb.sql(f"SELECT count(*), count(*) FILTER (WHERE 1=1) FROM '{out}'").fetchall()[0][0], "rows")
+print(
+    duckdb.sql(f"SELECT count(*), count(*) FILTER (WHERE 1=1) FROM '{out}'").fetchall()[0][0],
+    "rows",
+)

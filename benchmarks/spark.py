@@ -46,7 +46,7 @@ DUCKDB = (
     COMMON
     + """
 from churnkit._duckdb import connect
-from churnkit.features import copy_features
+from churnkit.engines.duckdb import copy_features
 start = time.perf_counter()
 con = connect()
 for name in ("orders", "events", "customers"):
@@ -63,7 +63,7 @@ SPARK = (
 import os
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 from pyspark.sql import SparkSession
-from churnkit.features.spark import spark_feature_frame
+from churnkit.engines.spark import spark_feature_frame
 begin = time.perf_counter()
 spark = (SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
          .config("spark.sql.session.timeZone", "UTC").config("spark.driver.memory", "8g")

@@ -111,3 +111,45 @@ def test_the_public_api_is_pinned():
         "QualityGateError",
         "__version__",
     ]
+
+
+def test_features_are_definitions_that_run_no_query():
+    """Execution lives in the engines: the feature modules import no engine library."""
+    offenders = {
+        _module(path): sorted(
+            n for n in _runtime_imports(path) if n.split(".")[0] in {"duckdb", "pyspark"}
+        )
+        for path in (PACKAGE / "features").rglob("*.py")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_tracking_is_given_the_mlflow_settings_not_the_whole_config():
+    names = set()
+    for node in ast.walk(ast.parse((PACKAGE / "tracking.py").read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module == "churnkit.config":
+            names |= {alias.name for alias in node.names}
+    assert names == {"MlflowConfig"}
+
+
+def test_pipelines_decide_nothing():
+    """Every branch in pipelines.py is on IO or the engine; decisions on metrics, drift
+    or promotion live in training/ and scoring/."""
+    tree = ast.parse((PACKAGE / "pipelines.py").read_text(encoding="utf-8"))
+    tests = {ast.unparse(node.test) for node in ast.walk(tree) if isinstance(node, ast.If)}
+    tests |= {
+        ast.unparse(cond)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.comprehension)
+        for cond in node.ifs
+    }
+    allowed = {
+        "path is not None",
+        "out is not None",
+        "cohorts_out is not None",
+        "not dry_run",
+        "promoted",  # the decision is training.decide_promotion's; this only acts on it
+        "data.engine.name == 'spark'",
+        "k != 'notes'",
+    }
+    assert tests <= allowed, tests - allowed

@@ -89,7 +89,8 @@ def test_scoring_without_a_trained_model_exits_2(tmp_path, generated_dir, fresh_
 def test_a_bad_date_exits_2(tmp_path, generated_dir):
     result = invoke("score", write_config(tmp_path, generated_dir), "--as-of", "yesterday")
     assert result.exit_code == 2
-    assert "--as-of 'yesterday' is not a date" in result.stderr
+    assert "'yesterday' is not a date; use YYYY-MM-DD" in result.stderr
+    assert "--as-of" in result.stderr
 
 
 def test_a_model_that_does_not_beat_the_baseline_exits_3_and_stays_challenger(

@@ -10,6 +10,7 @@ from tests.conftest import write_config
 
 from churnkit.config import load_config
 from churnkit.errors import ConfigError
+from churnkit.features.spec import spec_for_data
 from churnkit.pipelines import open_source
 
 AS_OF = [dt.date(2025, 3, 1), dt.date(2025, 6, 1)]
@@ -36,7 +37,7 @@ def _config(folder, dialect, **overrides):
 
 def _features(cfg):
     source = open_source(cfg)
-    return source.features(AS_OF, source.spec(cfg), horizon_days=90)
+    return source.features(AS_OF, spec_for_data(cfg, source)[0], horizon_days=90)
 
 
 @pytest.mark.parametrize("dialect", ["german", "us"])

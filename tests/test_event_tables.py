@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from churnkit.cli import app
 from churnkit.config import load_config
-from churnkit.features.spec import OTHER_TYPES
+from churnkit.features.spec import OTHER_TYPES, spec_for_data
 from churnkit.pipelines import open_source
 
 AS_OF = dt.date(2025, 6, 1)
@@ -29,7 +29,8 @@ def _source(tmp_path, generated_dir, events_frame, **events_config):
     config = write_config(tmp_path / "p", generated_dir, data=data)
     cfg = load_config(config)
     source = open_source(cfg)
-    return source, source.spec(cfg), config
+    spec, source.notes = spec_for_data(cfg, source)  # the check's notes and the event types'
+    return source, spec, config
 
 
 def test_a_table_of_one_kind_of_event_takes_its_type_from_the_config(

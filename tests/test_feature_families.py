@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 from tests.conftest import HAND_AS_OF
 
-from churnkit.features import FAMILIES, FeatureSpec, build_features, feature_names
+from churnkit.engines.duckdb import build_features
+from churnkit.features import FAMILIES, FeatureSpec, feature_names
 from churnkit.features.segments import RFM_SEGMENTS, rfm_segment_name
 
 SPEC = FeatureSpec(
@@ -239,7 +240,7 @@ def test_views_over_parquet_files_give_the_same_features_as_pandas_frames(
 ):
     import duckdb
 
-    from churnkit.features import copy_features, run_feature_query
+    from churnkit.engines.duckdb import copy_features, run_feature_query
 
     expected = build_features(orders, [HAND_AS_OF], SPEC, events=events, customers=customers)
     con = duckdb.connect()

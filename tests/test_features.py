@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from tests.conftest import HAND_AS_OF
 
-from churnkit.features import FeatureSpec, build_features, feature_names
+from churnkit.engines.duckdb import build_features
+from churnkit.features import FeatureSpec, feature_names
 
 SPEC = FeatureSpec(windows_days=(30, 90), activity_days=365)
 

@@ -14,7 +14,8 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from churnkit.features import FAMILIES, FeatureSpec, build_features, feature_names
+from churnkit.engines.duckdb import build_features
+from churnkit.features import FAMILIES, FeatureSpec, feature_names
 
 AS_OF = dt.date(2024, 4, 1)
 AS_OF_TS = pd.Timestamp(AS_OF)

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from churnkit.cli import app
 from churnkit.config import load_config
 from churnkit.data.generator import generate_data, order_lines
+from churnkit.features.spec import spec_for_data
 from churnkit.pipelines import open_source
 
 AS_OF = [dt.date(2025, 3, 1), dt.date(2025, 6, 1)]
@@ -55,12 +56,12 @@ def test_a_line_level_export_gives_the_features_of_its_orders_summed_by_hand(exp
     from_lines, _ = _source(folder, "lines.parquet")
     from_orders, _ = _source(folder, "orders.parquet")
     cfg = load_config(write_config(folder / "c", folder))
-    spec = from_lines.spec(cfg)
+    spec = spec_for_data(cfg, from_lines)[0]
     assert spec.has("breadth") and spec.has("returns")
     assert "product_id" in spec.breadth_columns  # distinct products, from the lines
     assert spec.quantity  # and units per order, from the lines' quantities summed
     ours = from_lines.features(AS_OF, spec, horizon_days=90)
-    theirs = from_orders.features(AS_OF, from_orders.spec(cfg), horizon_days=90)
+    theirs = from_orders.features(AS_OF, spec_for_data(cfg, from_orders)[0], horizon_days=90)
     assert len(ours) > 500
     assert ours["mean_units_per_order"].between(1, 15).all()
     lines_only = ["distinct_categories", "distinct_products"]
@@ -89,9 +90,9 @@ def test_a_line_level_export_gives_the_features_of_its_orders_summed_by_hand(exp
 def test_validate_and_train_say_the_rows_were_read_as_order_lines(exports):
     folder, lines, by_hand = exports
     source, config = _source(folder, "lines.parquet")
-    assert source.summary()["orders"] == len(by_hand)
+    assert source.summary().orders == len(by_hand)
     note = f"the {len(lines):,} rows were read as the lines of {len(by_hand):,} orders"
-    assert any(note in n for n in source.data.notes)
+    assert any(note in n for n in source.notes)
     result = CliRunner().invoke(app, ["validate", str(config)])
     assert result.exit_code == 0, result.stderr
     assert note in result.output.replace("\n", " ")
@@ -117,8 +118,8 @@ def test_order_lines_without_an_order_id_are_warned_about_naming_the_key(exports
         ordered_at=lambda f: f["ordered_at"].dt.floor("min")  # lines share the order's minute
     ).to_parquet(folder / "no_ids.parquet")
     source, _ = _source(folder, "no_ids.parquet")
-    warning = [n for n in source.data.notes if "share a customer and a moment" in n]
+    warning = [n for n in source.notes if "share a customer and a moment" in n]
     assert len(warning) == 1 and "`data.orders.columns.order_id`" in warning[0]
     by_hand.drop(columns="order_id").to_parquet(folder / "orders_no_ids.parquet")
     orders_only, _ = _source(folder, "orders_no_ids.parquet")
-    assert not orders_only.data.notes  # one row per order: nothing to say
+    assert not orders_only.notes  # one row per order: nothing to say

@@ -16,8 +16,8 @@ from tests.conftest import write_config
 
 from churnkit import tracking
 from churnkit.config import load_config
+from churnkit.engines.duckdb import build_features
 from churnkit.errors import FeatureMismatchError, PartitionLockedError, StaleDataError
-from churnkit.features import build_features
 from churnkit.pipelines import run_scoring, run_training
 from churnkit.scoring import SCORE_COLUMNS
 from churnkit.scoring.output import partition_lock
@@ -59,7 +59,7 @@ def test_calibration_never_raises_the_test_calibration_error(trained):
 
 def test_the_first_model_is_registered_as_champion_and_challenger(trained):
     cfg, outcome, _ = trained
-    tracking.configure(cfg)
+    tracking.configure(cfg.mlflow, cfg.project_dir)
     client = MlflowClient()
     aliases = client.get_registered_model("churn-test").aliases
     assert aliases == {"champion": 1, "challenger": 1} or aliases == {
@@ -72,11 +72,11 @@ def test_the_first_model_is_registered_as_champion_and_challenger(trained):
     )
     assert "test_crr_baseline_pr_auc" in run.data.metrics
     # a run name that says what ran, and the data it learned from as an MLflow dataset
-    data_end = outcome.data_summary["last_order_at"][:10]
+    data_end = outcome.data_summary.last_order_at.date().isoformat()
     assert run.info.run_name == f"train {data_end}"
     (used,) = run.inputs.dataset_inputs
     assert used.dataset.name == f"labelled snapshots to {data_end}"
-    assert json.loads(used.dataset.profile)["num_rows"] == outcome.data_summary["snapshot_rows"]
+    assert json.loads(used.dataset.profile)["num_rows"] == outcome.data_summary.snapshot_rows
     assert outcome.promoted
     assert (outcome.export_dir / "booster.txt").is_file()
     assert outcome.export_dir == cfg.project_dir / "models" / "churn-test" / "v1"
@@ -84,7 +84,7 @@ def test_the_first_model_is_registered_as_champion_and_challenger(trained):
 
 def test_the_registered_pyfunc_returns_the_bundle_probabilities(trained):
     cfg, outcome, scoring = trained
-    tracking.configure(cfg)
+    tracking.configure(cfg.mlflow, cfg.project_dir)
     pyfunc = mlflow.pyfunc.load_model("models:/churn-test@champion")
     bundle = ChurnModel.load(outcome.export_dir)
     features = build_features(
@@ -197,7 +197,7 @@ def test_the_crr_difference_interval_is_above_zero_printed_and_in_mlflow(trained
     assert diff["difference"] == pytest.approx(
         outcome.result.metrics["model"]["pr_auc"] - outcome.result.metrics["crr_baseline"]["pr_auc"]
     )
-    tracking.configure(cfg)
+    tracking.configure(cfg.mlflow, cfg.project_dir)
     metrics = MlflowClient().get_run(outcome.run.run_id).data.metrics
     assert metrics["test_model_minus_crr_pr_auc_ci_low"] == pytest.approx(diff["ci_low"])
     assert metrics["test_model_minus_crr_pr_auc_ci_high"] == pytest.approx(diff["ci_high"])
@@ -205,7 +205,7 @@ def test_the_crr_difference_interval_is_above_zero_printed_and_in_mlflow(trained
 
 def test_the_run_carries_figures_and_a_model_card(trained, tmp_path):
     cfg, outcome, _ = trained
-    tracking.configure(cfg)
+    tracking.configure(cfg.mlflow, cfg.project_dir)
     client = MlflowClient()
     figures = {a.path for a in client.list_artifacts(outcome.run.run_id, "figures")}
     assert figures == {

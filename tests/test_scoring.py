@@ -11,8 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from churnkit.config import RiskTierConfig, config_from_dict
+from churnkit.engines.duckdb import build_features
 from churnkit.errors import DriftError
-from churnkit.features import build_features
 from churnkit.pipelines import run_scoring
 from churnkit.scoring import SCORE_COLUMNS, score_customers
 from churnkit.scoring.actions import PLAYS, CustomerContext, assign_risk_tiers, recommend_action

@@ -256,7 +256,7 @@ def test_evaluate_backtests_a_past_list_and_logs_a_monitoring_run(trained, tmp_p
     tiers = {t["risk_tier"]: t for t in payload["tiers"]}
     assert tiers["high"]["churned"] > tiers["medium"]["churned"] > tiers["low"]["churned"]
 
-    tracking.configure(cfg)
+    tracking.configure(cfg.mlflow, cfg.project_dir)
     run = MlflowClient().get_run(payload["run_id"])
     assert run.data.tags["churnkit.run_type"] == "monitoring"
     assert run.data.tags["churnkit.as_of"] == "2025-08-01"
@@ -285,12 +285,12 @@ def test_the_at_risk_table_stays_readable_on_narrow_terminals(trained, monkeypat
 
     from rich.console import Console
 
-    from churnkit import cli
+    from churnkit.cli import render
 
     _, _, scoring = trained
     screen = io.StringIO()
-    monkeypatch.setattr(cli, "out", Console(width=width, file=screen))
-    cli._print_at_risk(scoring.ranked, 5)
+    monkeypatch.setattr(render, "out", Console(width=width, file=screen))
+    render.at_risk(scoring.ranked, 5)
     text = screen.getvalue()
     assert max(len(line) for line in text.splitlines()) <= width
     # the reason's words are there whole, not cut to a few characters

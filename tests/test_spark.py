@@ -15,9 +15,11 @@ from tests.conftest import write_config
 
 from churnkit.config import load_config
 from churnkit.data.generator import generate_data
+from churnkit.engines.duckdb import build_features
+from churnkit.engines.spark import spark_feature_frame, spark_features
 from churnkit.errors import ConfigError, DataError
-from churnkit.features import FAMILIES, FeatureSpec, build_features
-from churnkit.features.spark import spark_feature_frame, spark_features
+from churnkit.features import FAMILIES, FeatureSpec
+from churnkit.features.spec import spec_for_data
 from churnkit.pipelines import open_source, run_features, run_scoring
 from churnkit.scoring import score_customers
 from churnkit.training.model import ChurnModel
@@ -177,12 +179,12 @@ def test_engine_spark_scores_on_spark_like_the_local_engine(
 def test_engine_spark_serves_the_best_baseline_like_the_local_engine(
     spark, trained, tmp_path, generated_dir, monkeypatch
 ):
-    from churnkit import pipelines, tracking
+    from churnkit import tracking
 
     cfg, outcome, _ = trained
 
-    def no_champion(config):  # what load_scoring_model serves when no version passed
-        model = tracking.load_model(config)
+    def no_champion(self, configured):  # what load_scoring_model serves when no version passed
+        model = self.load_model(configured)
         served = model.serving_baseline("bgnbd_baseline")
         served.metadata = {
             **model.metadata,
@@ -192,7 +194,7 @@ def test_engine_spark_serves_the_best_baseline_like_the_local_engine(
         }
         return served
 
-    monkeypatch.setattr(pipelines, "load_scoring_model", no_champion)
+    monkeypatch.setattr(tracking.Tracker, "load_scoring_model", no_champion)
     bundle = {"model": str(outcome.export_dir)}
     local = run_scoring(
         load_config(write_config(tmp_path / "local", generated_dir, scoring=bundle)),
@@ -284,7 +286,7 @@ def test_csv_dialects_read_the_same_on_spark(spark, csv_exports, dialect):
         update={"engine": "spark", "spark": local.spark.model_copy(update={"master": "local[1]"})}
     )
     source = open_source(remote)
-    spec = source.spec(remote)
+    spec = spec_for_data(remote, source)[0]
     ours = source.features([dt.date(2025, 6, 1)], spec, horizon_days=90)
     theirs = open_source(local).features([dt.date(2025, 6, 1)], spec, horizon_days=90)
     pd.testing.assert_frame_equal(_normalised(ours), _normalised(theirs))

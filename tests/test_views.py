@@ -13,11 +13,10 @@ from tests.conftest import write_config
 from churnkit._duckdb import connect
 from churnkit.config import load_config
 from churnkit.data import open_data
-from churnkit.data.generator import generate_data, write_generated
-from churnkit.engines.duckdb import DuckDBEngine
+from churnkit.data.generator import demo_config, generate_data, write_generated
+from churnkit.engines.duckdb import DuckDBEngine, build_features, run_feature_query
 from churnkit.errors import DataError, ResourceError
-from churnkit.features import build_features, resolve_feature_spec, run_feature_query
-from churnkit.pipelines import demo_config_dict
+from churnkit.features import resolve_feature_spec
 
 
 def register_views(data):
@@ -33,7 +32,7 @@ def every_table(tmp_path_factory):
     folder = tmp_path_factory.mktemp("views")
     write_generated(generate_data(600, seed=4), folder / "data")
     path = folder / "churnkit.yaml"
-    path.write_text(yaml.safe_dump(demo_config_dict("data")))
+    path.write_text(yaml.safe_dump(demo_config("data")))
     return load_config(path)
 
 
@@ -50,8 +49,8 @@ def test_views_give_the_same_features_as_checked_frames(every_table):
     )
     pd.testing.assert_frame_equal(run_feature_query(con, AS_OF, spec, horizon_days=90), in_memory)
     summary = checked.summary()
-    assert summary["orders"] == len(orders)
-    assert summary["first_order_at"] == orders["ordered_at"].min().isoformat()
+    assert summary.orders == len(orders)
+    assert summary.first_order_at == orders["ordered_at"].min()
 
 
 def test_features_over_the_memory_limit_raise_a_resource_error(every_table):
@@ -132,7 +131,7 @@ def test_the_duckdb_section_sets_the_connection_that_reads_the_views(tmp_path, g
     assert limit in ("953.6 MiB", "1.0 GiB", "1000.0 MB")
     assert spill == str(tmp_path / "p" / "spill")
     assert threads == 1
-    assert source.summary()["orders"] > 10_000
+    assert source.summary().orders > 10_000
 
 
 def test_churnkit_connections_print_no_progress_bar_to_stdout(capfd):

@@ -28,6 +28,8 @@ import math
 import pandas as pd
 
 __all__ = [
+    "retention_tables",
+    "observed_periods",
     "PERIODS",
     "average_order_value",
     "churn_rate",
@@ -88,6 +90,24 @@ def average_order_value(revenue: float, orders: int) -> float:
 def customer_value(frequency: float, aov: float) -> float:
     """Purchase frequency times AOV: revenue per customer in the period."""
     return frequency * aov
+
+
+def retention_tables(
+    orders: pd.DataFrame, *, period: str, activity_days: int, min_order_amount: float = 0.0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`period_kpis` and :func:`cohort_retention` of the same orders."""
+    table = period_kpis(
+        orders, period=period, activity_days=activity_days, min_order_amount=min_order_amount
+    )
+    return table, cohort_retention(orders, min_order_amount=min_order_amount)
+
+
+def observed_periods(table: pd.DataFrame, first_order: dt.date, activity_days: int) -> pd.DataFrame:
+    """The periods of :func:`period_kpis` that start once a whole activity window of
+    data lies behind them: before that nobody can be lost yet, and CRR would read 100 %."""
+    observed = first_order + dt.timedelta(days=activity_days)
+    keep = pd.to_datetime(table["period_start"]).dt.date >= observed
+    return table[keep].reset_index(drop=True)
 
 
 def _qualifying(orders: pd.DataFrame, min_order_amount: float) -> pd.DataFrame:

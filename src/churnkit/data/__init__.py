@@ -7,19 +7,63 @@ summaries are Ibis expressions written once and run where the data is.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from churnkit.config import DataConfig
 from churnkit.data.contract import Checked, check_data
+from churnkit.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
 
     from churnkit.engines import Engine
+    from churnkit.features.spec import FeatureSpec
 
-__all__ = ["CheckedData", "open_data"]
+__all__ = ["CheckedData", "DataSummary", "open_data"]
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSummary:
+    """The orders in a few figures: for logs, training runs and scoring manifests."""
+
+    orders: int
+    customers: int
+    first_order_at: dt.datetime
+    last_order_at: dt.datetime
+    notes: tuple[str, ...] = ()  # what reading the data did that users should know
+    snapshot_rows: int | None = None  # labelled rows a model was trained on
+
+    @property
+    def first_day(self) -> dt.date:
+        return self.first_order_at.date()
+
+    @property
+    def data_end(self) -> dt.date:
+        """The day after the latest order: the default as_of of features and scoring."""
+        return self.last_order_at.date() + dt.timedelta(days=1)
+
+    def with_(self, **changes: Any) -> DataSummary:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: timestamps as ISO text, unset fields left out."""
+        values = dataclasses.asdict(self)
+        values["first_order_at"] = self.first_order_at.isoformat()
+        values["last_order_at"] = self.last_order_at.isoformat()
+        values["notes"] = list(self.notes)
+        return {key: value for key, value in values.items() if value is not None}
+
+    def no_customers_message(self, activity_days: int, as_of: dt.date) -> str:
+        """Why a night has nobody to score, and which dates would."""
+        return (
+            f"no customer has a qualifying order in the {activity_days} days before "
+            f"{as_of}; the data runs from {self.first_day} to {self.last_order_at.date()}. "
+            "Choose an --as-of inside that range."
+        )
 
 
 class CheckedData:
@@ -42,8 +86,8 @@ class CheckedData:
     def columns(self, name: str) -> list[str]:
         return list(self.table(name).columns)
 
-    def summary(self) -> dict[str, Any]:
-        """Rows, customers and date range of the orders, for logs, runs and manifests."""
+    def summary(self) -> DataSummary:
+        """Rows, customers and date range of the orders, and the notes of the check."""
         orders = self.table("orders")
         row = self.engine.fetch(
             orders.aggregate(
@@ -53,12 +97,13 @@ class CheckedData:
                 last=orders.ordered_at.max(),
             )
         ).iloc[0]
-        return {
-            "orders": int(row["orders"]),
-            "customers": int(row["customers"]),
-            "first_order_at": pd.Timestamp(row["first"]).isoformat(),
-            "last_order_at": pd.Timestamp(row["last"]).isoformat(),
-        }
+        return DataSummary(
+            orders=int(row["orders"]),
+            customers=int(row["customers"]),
+            first_order_at=pd.Timestamp(row["first"]).to_pydatetime(),
+            last_order_at=pd.Timestamp(row["last"]).to_pydatetime(),
+            notes=tuple(self.notes),
+        )
 
     def event_types(self) -> list[str]:
         """The distinct event types, the most frequent first (ties by name); empty
@@ -97,7 +142,22 @@ class CheckedData:
         """The checked orders collected as a pandas frame (for the retention KPIs)."""
         return self.engine.fetch(self.table("orders"))
 
+    def features(
+        self, as_of_dates: list[dt.date], spec: FeatureSpec, *, horizon_days: int | None = None
+    ) -> pd.DataFrame:
+        """The feature table of ``spec`` at each date (and labels with ``horizon_days``),
+        computed where the data is and collected as pandas."""
+        needs = {"engagement": "events", "attributes": "customers"}
+        for family, table in needs.items():
+            if spec.has(family) and not self.has(table):
+                raise DataError(
+                    f"the model uses {family} features, but the config has no `data.{table}` "
+                    f"table; add it, or score with a model trained without {table}"
+                )
+        return self.engine.features(as_of_dates, spec, horizon_days=horizon_days)
+
 
 def open_data(engine: Engine, cfg: DataConfig) -> CheckedData:
     """Read and check the config's tables on ``engine``; see :func:`check_data`."""
-    return CheckedData(engine, check_data(engine, cfg))
+    with engine.running("checking the data contract"):
+        return CheckedData(engine, check_data(engine, cfg))

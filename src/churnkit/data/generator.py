@@ -32,6 +32,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -39,6 +40,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 __all__ = [
+    "demo_config",
     "CHUNK_CUSTOMERS",
     "order_lines",
     "SCENARIOS",
@@ -349,6 +351,23 @@ def generate_files(
                 row_group_size=1 << 20,
             )
     return paths
+
+
+def demo_config(data_dir: str) -> dict[str, Any]:
+    """The config ``churnkit demo`` writes beside the generated files in ``data_dir``."""
+    return {
+        "data": {
+            "orders": {"path": f"{data_dir}/orders.parquet"},
+            "events": {"path": f"{data_dir}/events.parquet"},
+            "customers": {
+                "path": f"{data_dir}/customers.parquet",
+                "attributes": ["loyalty_tier", "acquisition_channel", "country"],
+            },
+        },
+        "snapshots": {"horizon_days": 90, "activity_days": 365, "frequency": "month"},
+        "mlflow": {"experiment": "churnkit-demo", "registered_model_name": "churnkit-demo"},
+        "scoring": {"output_dir": "scores", "max_staleness_days": 7},
+    }
 
 
 def parquet_rows(path: Path) -> int:

@@ -18,8 +18,10 @@ SparkEngine` (``engine: spark``) run them.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -94,6 +96,11 @@ class Engine(Protocol):
         """The feature table (and labels with ``horizon_days``) of the published tables."""
         ...
 
+    def running(self, what: str) -> AbstractContextManager[None]:
+        """Around a long step: turns the engine's out-of-memory errors into one message
+        naming ``what`` and the setting to change."""
+        ...
+
 
 class SQLEngine:
     """What both engines share: Ibis expressions compiled to the engine's SQL dialect over
@@ -120,6 +127,9 @@ class SQLEngine:
 
     def table(self, name: str) -> ir.Table | None:
         return self._tables.get(name)
+
+    def running(self, what: str) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
     def _query(self, sql: str) -> pd.DataFrame:
         raise NotImplementedError

@@ -4,7 +4,7 @@ Each source becomes a view ``churnkit_src_<table>`` with the user's columns rena
 churnkit's canonical ones and cast with ``TRY_CAST`` (the text kept beside as
 ``_raw_<column>`` for the data contract to count and show what did not parse);
 timestamps come out as naive UTC. Published tables are views ``churnkit_<table>``,
-which :func:`churnkit.features.run_feature_query` reads; nothing passes through pandas
+which :func:`run_feature_query` reads; nothing passes through pandas
 until a result is fetched.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -22,19 +23,23 @@ import duckdb
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
+import pyarrow as pa
+from ibis.backends.sql.datatypes import DuckDBType
 
+from churnkit._duckdb import connect, joins_build_as_written, memory_limit_as_error
 from churnkit.data.contract import check_columns
 from churnkit.engines import RAW_PREFIX, SQLEngine, source_schema
 from churnkit.errors import DataError
+from churnkit.features import feature_table, finish_frame
 
 if TYPE_CHECKING:  # pragma: no cover
     from churnkit.config import DataConfig, TableSource
     from churnkit.features.spec import FeatureSpec
 
-__all__ = ["DuckDBEngine", "as_utf8"]
+__all__ = ["DuckDBEngine", "as_utf8", "build_features", "copy_features", "run_feature_query"]
 
 _DUCKDB_TYPES = {"string": "VARCHAR", "timestamp": "TIMESTAMP", "float64": "DOUBLE"}
-_PREFIX = "churnkit_"
+_PREFIX = "churnkit_"  # the names run_feature_query reads
 
 
 class DuckDBEngine(SQLEngine):
@@ -80,9 +85,10 @@ class DuckDBEngine(SQLEngine):
     def features(
         self, as_of_dates: Sequence[dt.date], spec: FeatureSpec, *, horizon_days: int | None
     ) -> pd.DataFrame:
-        from churnkit.features import run_feature_query
-
         return run_feature_query(self.con, as_of_dates, spec, horizon_days=horizon_days)
+
+    def running(self, what: str) -> contextlib.AbstractContextManager[None]:
+        return memory_limit_as_error(self.con, what)
 
     def _query(self, sql: str) -> pd.DataFrame:
         return self.con.sql(sql).df()
@@ -174,3 +180,215 @@ def _quote(identifier: str) -> str:
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+# -- the feature query on DuckDB ---------------------------------------------------
+
+
+def build_features(
+    orders: pd.DataFrame,
+    as_of_dates: Sequence[dt.date],
+    spec: FeatureSpec,
+    *,
+    events: pd.DataFrame | None = None,
+    customers: pd.DataFrame | None = None,
+    horizon_days: int | None = None,
+) -> pd.DataFrame:
+    """Features for the population at each ``as_of``, and labels when asked, on DuckDB.
+
+    Parameters
+    ----------
+    orders
+        Validated orders with canonical columns.
+    as_of_dates
+        Snapshot dates; all are computed in one query.
+    spec
+        See :func:`resolve_feature_spec`.
+    events, customers
+        Validated optional tables, needed for engagement and attribute features.
+    horizon_days
+        When given, adds ``churned`` for the label window ``[as_of, as_of + horizon)``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``customer_id``, ``as_of``, the columns of :func:`feature_names`,
+        ``customer_value_365d``, ``segment`` (recency bucket), ``rfm_segment`` when
+        segments are on, and ``churned`` with a horizon; sorted by ``as_of`` then
+        ``customer_id``.
+
+    Examples
+    --------
+    >>> spec = FeatureSpec(windows_days=(30, 90), activity_days=365)
+    >>> build_features(orders, [dt.date(2025, 1, 1)], spec)  # doctest: +SKIP
+    """
+    inputs = {
+        "orders": _input(orders, _ORDER_TYPES),
+        "events": _input(events, _EVENT_TYPES) if spec.has("engagement") else None,
+        "customers": (_input(customers, _customer_types(spec)) if spec.has("attributes") else None),
+    }
+    con = connect()
+    try:
+        for name, table in inputs.items():
+            if table is not None:
+                con.register(f"{TABLE_PREFIX}{name}", table)
+        return run_feature_query(con, as_of_dates, spec, horizon_days=horizon_days)
+    finally:
+        con.close()
+
+
+TABLE_PREFIX = _PREFIX
+
+
+def run_feature_query(
+    con: duckdb.DuckDBPyConnection,
+    as_of_dates: Sequence[dt.date],
+    spec: FeatureSpec,
+    *,
+    horizon_days: int | None = None,
+) -> pd.DataFrame:
+    """Run the feature query on a DuckDB connection that holds the input tables.
+
+    The connection must have ``churnkit_orders`` (and ``churnkit_events`` or
+    ``churnkit_customers`` when the spec uses them) with canonical column names: tables,
+    views over files, or registered Arrow tables. This is how large data stays in DuckDB
+    (out of core with a ``memory_limit``) instead of passing through pandas. A plain
+    ``duckdb.connect()`` has a spill directory, which costs memory and time even far
+    below the limit (see :func:`churnkit._duckdb.connect`); ``SET temp_directory = ''``
+    when the data fits in memory.
+    """
+    with (
+        _feature_sql(con, as_of_dates, spec, horizon_days) as sql,
+        memory_limit_as_error(con, "building features"),
+    ):
+        frame = con.execute(sql).df()
+    return finish_frame(frame, spec)
+
+
+@contextlib.contextmanager
+def _feature_sql(
+    con: duckdb.DuckDBPyConnection,
+    as_of_dates: Sequence[dt.date],
+    spec: FeatureSpec,
+    horizon_days: int | None,
+) -> Iterator[str]:
+    """The cached feature SQL for ``con``'s input tables, with the grid registered and
+    each join building from the table it adds (see ``joins_build_as_written``)."""
+    schemas = tuple(
+        (name, _schema_key(con, name)) for name in ("orders", "events", "customers", "order_items")
+    )
+    sql = _duckdb_sql(spec, horizon_days, schemas, len(set(as_of_dates)) > 1)
+    con.register(f"{TABLE_PREFIX}grid", _grid(as_of_dates))
+    try:
+        with joins_build_as_written(con):
+            yield sql
+    finally:
+        con.unregister(f"{TABLE_PREFIX}grid")
+
+
+_ORDER_TYPES = {
+    "customer_id": pa.string(),
+    "ordered_at": pa.timestamp("us"),
+    "amount": pa.float64(),
+    "status": pa.string(),
+    "category": pa.string(),
+    "channel": pa.string(),
+}
+_EVENT_TYPES = {
+    "customer_id": pa.string(),
+    "occurred_at": pa.timestamp("us"),
+    "event_type": pa.string(),
+    "value": pa.float64(),
+}
+
+
+def _customer_types(spec: FeatureSpec) -> dict[str, pa.DataType]:
+    types = {"customer_id": pa.string(), "signed_up_at": pa.timestamp("us")}
+    return types | dict.fromkeys(spec.attributes, pa.string())
+
+
+def _input(frame: pd.DataFrame | None, types: dict[str, pa.DataType]) -> pa.Table | None:
+    """The columns churnkit uses, as an Arrow table with fixed types."""
+    if frame is None:
+        return None
+    columns = [c for c in types if c in frame.columns]
+    arrays = []
+    for column in columns:
+        values = frame[column]
+        if pa.types.is_string(types[column]):
+            values = values.astype("str")  # vectorised; missing values stay missing
+        arrays.append(pa.array(values, type=types[column], from_pandas=True))
+    return pa.table(dict(zip(columns, arrays, strict=True)))
+
+
+def _schema_key(con: duckdb.DuckDBPyConnection, name: str) -> tuple[tuple[str, str], ...] | None:
+    try:
+        relation = con.table(f"{TABLE_PREFIX}{name}")
+    except duckdb.CatalogException:
+        return None
+    return tuple(
+        (column, str(DuckDBType.from_string(str(dtype))))
+        for column, dtype in zip(relation.columns, relation.dtypes, strict=True)
+    )
+
+
+def _grid(as_of_dates: Sequence[dt.date]) -> pa.Table:
+    dates = sorted(set(as_of_dates))
+    midnights = [dt.datetime.combine(d, dt.time()) for d in dates]
+    return pa.table(
+        {"as_of": pa.array(dates, pa.date32()), "as_of_ts": pa.array(midnights, pa.timestamp("us"))}
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _duckdb_sql(
+    spec: FeatureSpec, horizon_days: int | None, schemas: tuple, split_history: bool
+) -> str:
+    """The feature query as DuckDB SQL over the registered ``churnkit_*`` tables.
+
+    Compiling the Ibis expression costs far more than running it on small inputs, so
+    the SQL is built once per spec, horizon, input schemas and history split.
+    """
+    tables = {
+        name: None if schema is None else ibis.table(dict(schema), name=f"{TABLE_PREFIX}{name}")
+        for name, schema in schemas
+    }
+    grid = ibis.table({"as_of": "date", "as_of_ts": "timestamp"}, name=f"{TABLE_PREFIX}grid")
+    expr = feature_table(
+        tables["orders"],
+        grid,
+        spec,
+        events=tables["events"],
+        customers=tables["customers"],
+        order_items=tables["order_items"],
+        horizon_days=horizon_days,
+        split_history=split_history,
+    ).order_by(["as_of", "customer_id"])
+    return ibis.to_sql(expr, dialect="duckdb")
+
+
+def copy_features(
+    con: duckdb.DuckDBPyConnection,
+    as_of_dates: Sequence[dt.date],
+    spec: FeatureSpec,
+    out: Path,
+    *,
+    horizon_days: int | None = None,
+) -> int:
+    """Like :func:`run_feature_query`, but DuckDB writes the result to Parquet itself.
+
+    Nothing passes through pandas, so with a ``memory_limit`` and a ``temp_directory``
+    DuckDB can build features for more data than fits in memory. Returns the row count.
+    """
+    with (
+        _feature_sql(con, as_of_dates, spec, horizon_days) as sql,
+        memory_limit_as_error(con, "building features"),
+    ):
+        con.execute(f"COPY ({sql}) TO '{_sql_text(str(out))}' (FORMAT parquet, COMPRESSION zstd)")
+    return con.execute(f"SELECT count(*) FROM read_parquet('{_sql_text(str(out))}')").fetchall()[0][
+        0
+    ]
+
+
+def _sql_text(text: str) -> str:
+    return text.replace("'", "''")

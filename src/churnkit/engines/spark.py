@@ -15,7 +15,7 @@ import datetime as dt
 import os
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import ibis
@@ -25,6 +25,7 @@ import pandas as pd
 from churnkit.data.contract import check_columns
 from churnkit.engines import RAW_PREFIX, SQLEngine, source_schema
 from churnkit.errors import ConfigError, DataError
+from churnkit.features import feature_table, finish_frame
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -32,7 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from churnkit.config import DataConfig, SparkConfig, TableSource
     from churnkit.features.spec import FeatureSpec
 
-__all__ = ["SparkEngine", "spark_session"]
+__all__ = ["SparkEngine", "spark_feature_frame", "spark_features", "spark_session"]
 
 _SPARK_TYPES = {"string": "string", "timestamp": "timestamp", "float64": "double"}
 
@@ -110,9 +111,11 @@ class SparkEngine(SQLEngine):
     def features(
         self, as_of_dates: Sequence[dt.date], spec: FeatureSpec, *, horizon_days: int | None
     ) -> pd.DataFrame:
-        from churnkit.features.spark import spark_features
-
         return spark_features(self.spark, self.frames, as_of_dates, spec, horizon_days=horizon_days)
+
+    def feature_frame(self, as_of_dates: Sequence[dt.date], spec: FeatureSpec) -> DataFrame:
+        """The feature table of the published tables as a Spark DataFrame (not collected)."""
+        return spark_feature_frame(self.spark, self.frames, as_of_dates, spec)
 
     def _query(self, sql: str) -> pd.DataFrame:
         return self.spark.sql(sql).toPandas()
@@ -205,3 +208,71 @@ def java_datetime_pattern(strftime: str) -> str:
         pattern.append(f"'{char}'" if char.isalpha() else "''" if char == "'" else char)
         i += 1
     return "".join(pattern)
+
+
+# -- the feature query on Spark -----------------------------------------------------
+
+
+def spark_feature_frame(
+    spark: SparkSession,
+    tables: Mapping[str, DataFrame],
+    as_of_dates: Sequence[dt.date],
+    spec: FeatureSpec,
+    *,
+    horizon_days: int | None = None,
+) -> DataFrame:
+    """The feature table as a Spark DataFrame, sorted by ``as_of`` then ``customer_id``.
+
+    Parameters
+    ----------
+    spark
+        A session with ``spark.sql.session.timeZone`` set to ``UTC``.
+    tables
+        ``orders`` and, when the spec uses them, ``events`` and ``customers``: Spark
+        DataFrames with churnkit's canonical column names and types.
+    """
+    zone = spark.conf.get("spark.sql.session.timeZone")
+    if zone != "UTC":
+        raise ConfigError(
+            f"Spark's session time zone is {zone!r}; churnkit needs 'UTC' (its timestamps are "
+            "naive UTC): set spark.sql.session.timeZone=UTC, e.g. in `spark.conf` of the config"
+        )
+    prefix = f"churnkit_{uuid.uuid4().hex[:8]}_"  # views of concurrent calls do not clash
+    dates = sorted(set(as_of_dates))
+    grid = pd.DataFrame({"as_of": dates, "as_of_ts": pd.to_datetime(dates)})
+    views = {name: frame for name, frame in tables.items() if frame is not None}
+    views["grid"] = spark.createDataFrame(grid, schema="as_of date, as_of_ts timestamp")
+    for name, frame in views.items():
+        frame.createOrReplaceTempView(prefix + name)
+    con = ibis.pyspark.connect(spark)
+    table = {name: con.table(prefix + name) for name in views}
+    expr = feature_table(
+        table["orders"],
+        table["grid"],
+        spec,
+        events=table.get("events"),
+        customers=table.get("customers"),
+        order_items=table.get("order_items"),
+        horizon_days=horizon_days,
+        split_history=len(dates) > 1,
+    ).order_by(["as_of", "customer_id"])
+    try:
+        # Spark resolves the views when it analyses the query, here: the frame keeps
+        # working after they are dropped, and a long-lived session keeps no leftovers
+        return spark.sql(con.compile(expr))
+    finally:
+        for name in views:
+            spark.catalog.dropTempView(prefix + name)
+
+
+def spark_features(
+    spark: SparkSession,
+    tables: Mapping[str, DataFrame],
+    as_of_dates: Sequence[dt.date],
+    spec: FeatureSpec,
+    *,
+    horizon_days: int | None = None,
+) -> pd.DataFrame:
+    """:func:`spark_feature_frame` collected to the driver, with churnkit's dtypes."""
+    frame = spark_feature_frame(spark, tables, as_of_dates, spec, horizon_days=horizon_days)
+    return finish_frame(frame.toPandas(), spec)

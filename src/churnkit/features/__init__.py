@@ -8,8 +8,10 @@ aggregated once per interval between snapshots and those parts are combined for 
 later snapshot. One snapshot joins its whole history.
 Segments are ranked on the result, then breadth (from first-purchase dates),
 engagement (the same split over events) and attributes are joined onto the
-population. :func:`build_features` runs it on DuckDB from pandas frames. Time
-semantics are those of :mod:`churnkit.features.snapshots`.
+population. Nothing here runs a query: the engines do
+(:func:`churnkit.engines.duckdb.run_feature_query`, :meth:`churnkit.engines.spark.
+SparkEngine.feature_frame`). Time semantics are those of
+:mod:`churnkit.features.snapshots`.
 
 Families and the value a missing window takes (each module's docstring has details):
 
@@ -27,20 +29,12 @@ segments      always set (1..5 scores, a named segment)
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
-import functools
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
-import duckdb
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
-import pyarrow as pa
-from ibis.backends.sql.datatypes import DuckDBType
 
-from churnkit._duckdb import connect, joins_build_as_written, memory_limit_as_error
 from churnkit.features import (
     attributes,
     breadth,
@@ -67,12 +61,10 @@ __all__ = [
     "INFO_COLUMNS",
     "LABEL_COLUMN",
     "FeatureSpec",
-    "build_features",
-    "copy_features",
     "feature_names",
     "feature_table",
+    "finish_frame",
     "resolve_feature_spec",
-    "run_feature_query",
 ]
 
 ID_COLUMNS = ["customer_id", "as_of"]
@@ -177,7 +169,8 @@ def feature_table(
         qualifying = prepared.filter(prepared.qualifying)
         table = make_churn_labels(qualifying, table, horizon_days)
         extra = [LABEL_COLUMN]
-    info = ["customer_value_365d", *(["rfm_segment"] if spec.has("segments") else [])]
+    table = table.mutate(segment=segments.recency_bucket(table.recency_days))
+    info = ["customer_value_365d", "segment", *(["rfm_segment"] if spec.has("segments") else [])]
     return table.select(*ID_COLUMNS, *feature_names(spec), *info, *extra)
 
 
@@ -247,140 +240,16 @@ def _merge(recent: ir.Value, older: ir.Value, how: str) -> ir.Value:
     return ibis.coalesce(both, recent, older)  # whatever LEAST does with a null
 
 
-def build_features(
-    orders: pd.DataFrame,
-    as_of_dates: Sequence[dt.date],
-    spec: FeatureSpec,
-    *,
-    events: pd.DataFrame | None = None,
-    customers: pd.DataFrame | None = None,
-    horizon_days: int | None = None,
-) -> pd.DataFrame:
-    """Features for the population at each ``as_of``, and labels when asked, on DuckDB.
-
-    Parameters
-    ----------
-    orders
-        Validated orders with canonical columns.
-    as_of_dates
-        Snapshot dates; all are computed in one query.
-    spec
-        See :func:`resolve_feature_spec`.
-    events, customers
-        Validated optional tables, needed for engagement and attribute features.
-    horizon_days
-        When given, adds ``churned`` for the label window ``[as_of, as_of + horizon)``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``customer_id``, ``as_of``, the columns of :func:`feature_names`,
-        ``customer_value_365d``, ``segment`` (recency bucket), ``rfm_segment`` when
-        segments are on, and ``churned`` with a horizon; sorted by ``as_of`` then
-        ``customer_id``.
-
-    Examples
-    --------
-    >>> spec = FeatureSpec(windows_days=(30, 90), activity_days=365)
-    >>> build_features(orders, [dt.date(2025, 1, 1)], spec)  # doctest: +SKIP
-    """
-    inputs = {
-        "orders": _input(orders, _ORDER_TYPES),
-        "events": _input(events, _EVENT_TYPES) if spec.has("engagement") else None,
-        "customers": (_input(customers, _customer_types(spec)) if spec.has("attributes") else None),
-    }
-    con = connect()
-    try:
-        for name, table in inputs.items():
-            if table is not None:
-                con.register(f"{TABLE_PREFIX}{name}", table)
-        return run_feature_query(con, as_of_dates, spec, horizon_days=horizon_days)
-    finally:
-        con.close()
-
-
-TABLE_PREFIX = "churnkit_"
-
-
-def run_feature_query(
-    con: duckdb.DuckDBPyConnection,
-    as_of_dates: Sequence[dt.date],
-    spec: FeatureSpec,
-    *,
-    horizon_days: int | None = None,
-) -> pd.DataFrame:
-    """Run the feature query on a DuckDB connection that holds the input tables.
-
-    The connection must have ``churnkit_orders`` (and ``churnkit_events`` or
-    ``churnkit_customers`` when the spec uses them) with canonical column names: tables,
-    views over files, or registered Arrow tables. This is how large data stays in DuckDB
-    (out of core with a ``memory_limit``) instead of passing through pandas. A plain
-    ``duckdb.connect()`` has a spill directory, which costs memory and time even far
-    below the limit (see :func:`churnkit._duckdb.connect`); ``SET temp_directory = ''``
-    when the data fits in memory.
-    """
-    with (
-        _feature_sql(con, as_of_dates, spec, horizon_days) as sql,
-        memory_limit_as_error(con, "building features"),
-    ):
-        frame = con.execute(sql).df()
-    return finish_frame(frame, spec)
-
-
-@contextlib.contextmanager
-def _feature_sql(
-    con: duckdb.DuckDBPyConnection,
-    as_of_dates: Sequence[dt.date],
-    spec: FeatureSpec,
-    horizon_days: int | None,
-) -> Iterator[str]:
-    """The cached feature SQL for ``con``'s input tables, with the grid registered and
-    each join building from the table it adds (see ``joins_build_as_written``)."""
-    schemas = tuple(
-        (name, _schema_key(con, name)) for name in ("orders", "events", "customers", "order_items")
-    )
-    sql = _duckdb_sql(spec, horizon_days, schemas, len(set(as_of_dates)) > 1)
-    con.register(f"{TABLE_PREFIX}grid", _grid(as_of_dates))
-    try:
-        with joins_build_as_written(con):
-            yield sql
-    finally:
-        con.unregister(f"{TABLE_PREFIX}grid")
-
-
-_ORDER_TYPES = {
-    "customer_id": pa.string(),
-    "ordered_at": pa.timestamp("us"),
-    "amount": pa.float64(),
-    "status": pa.string(),
-    "category": pa.string(),
-    "channel": pa.string(),
-}
-_EVENT_TYPES = {
-    "customer_id": pa.string(),
-    "occurred_at": pa.timestamp("us"),
-    "event_type": pa.string(),
-    "value": pa.float64(),
-}
-
-
-def _customer_types(spec: FeatureSpec) -> dict[str, pa.DataType]:
-    types = {"customer_id": pa.string(), "signed_up_at": pa.timestamp("us")}
-    return types | dict.fromkeys(spec.attributes, pa.string())
-
-
-def _input(frame: pd.DataFrame | None, types: dict[str, pa.DataType]) -> pa.Table | None:
-    """The columns churnkit uses, as an Arrow table with fixed types."""
-    if frame is None:
-        return None
-    columns = [c for c in types if c in frame.columns]
-    arrays = []
-    for column in columns:
-        values = frame[column]
-        if pa.types.is_string(types[column]):
-            values = values.astype("str")  # vectorised; missing values stay missing
-        arrays.append(pa.array(values, type=types[column], from_pandas=True))
-    return pa.table(dict(zip(columns, arrays, strict=True)))
+def finish_frame(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
+    """Engine output to churnkit's dtypes: dates, categoricals, plain NumPy numbers."""
+    frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
+    categorical = categorical_features(spec)
+    for name in feature_names(spec):
+        if name in categorical:
+            frame[name] = frame[name].astype("category")
+        else:
+            frame[name] = _plain_numeric(frame[name])
+    return frame.reset_index(drop=True)
 
 
 def _plain_numeric(values: pd.Series) -> pd.Series:
@@ -390,94 +259,6 @@ def _plain_numeric(values: pd.Series) -> pd.Series:
     if pd.api.types.is_integer_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
         return values.astype("float64") if values.isna().any() else values.astype("int64")
     return values.astype("float64")
-
-
-def _schema_key(con: duckdb.DuckDBPyConnection, name: str) -> tuple[tuple[str, str], ...] | None:
-    try:
-        relation = con.table(f"{TABLE_PREFIX}{name}")
-    except duckdb.CatalogException:
-        return None
-    return tuple(
-        (column, str(DuckDBType.from_string(str(dtype))))
-        for column, dtype in zip(relation.columns, relation.dtypes, strict=True)
-    )
-
-
-def _grid(as_of_dates: Sequence[dt.date]) -> pa.Table:
-    dates = sorted(set(as_of_dates))
-    midnights = [dt.datetime.combine(d, dt.time()) for d in dates]
-    return pa.table(
-        {"as_of": pa.array(dates, pa.date32()), "as_of_ts": pa.array(midnights, pa.timestamp("us"))}
-    )
-
-
-@functools.lru_cache(maxsize=64)
-def _duckdb_sql(
-    spec: FeatureSpec, horizon_days: int | None, schemas: tuple, split_history: bool
-) -> str:
-    """The feature query as DuckDB SQL over the registered ``churnkit_*`` tables.
-
-    Compiling the Ibis expression costs far more than running it on small inputs, so
-    the SQL is built once per spec, horizon, input schemas and history split.
-    """
-    tables = {
-        name: None if schema is None else ibis.table(dict(schema), name=f"{TABLE_PREFIX}{name}")
-        for name, schema in schemas
-    }
-    grid = ibis.table({"as_of": "date", "as_of_ts": "timestamp"}, name=f"{TABLE_PREFIX}grid")
-    expr = feature_table(
-        tables["orders"],
-        grid,
-        spec,
-        events=tables["events"],
-        customers=tables["customers"],
-        order_items=tables["order_items"],
-        horizon_days=horizon_days,
-        split_history=split_history,
-    ).order_by(["as_of", "customer_id"])
-    return ibis.to_sql(expr, dialect="duckdb")
-
-
-def copy_features(
-    con: duckdb.DuckDBPyConnection,
-    as_of_dates: Sequence[dt.date],
-    spec: FeatureSpec,
-    out: Path,
-    *,
-    horizon_days: int | None = None,
-) -> int:
-    """Like :func:`run_feature_query`, but DuckDB writes the result to Parquet itself.
-
-    Nothing passes through pandas, so with a ``memory_limit`` and a ``temp_directory``
-    DuckDB can build features for more data than fits in memory. Returns the row count.
-    The recency ``segment`` column, which is computed in pandas, is not included.
-    """
-    with (
-        _feature_sql(con, as_of_dates, spec, horizon_days) as sql,
-        memory_limit_as_error(con, "building features"),
-    ):
-        con.execute(f"COPY ({sql}) TO '{_sql_text(str(out))}' (FORMAT parquet, COMPRESSION zstd)")
-    return con.execute(f"SELECT count(*) FROM read_parquet('{_sql_text(str(out))}')").fetchall()[0][
-        0
-    ]
-
-
-def _sql_text(text: str) -> str:
-    return text.replace("'", "''")
-
-
-def finish_frame(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
-    """Engine output to churnkit's dtypes: dates, categoricals, the recency segment."""
-    frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
-    categorical = categorical_features(spec)
-    for name in feature_names(spec):
-        if name in categorical:
-            frame[name] = frame[name].astype("category")
-        else:
-            frame[name] = _plain_numeric(frame[name])
-    position = frame.columns.get_loc("customer_value_365d") + 1
-    frame.insert(position, "segment", segments.recency_bucket(frame["recency_days"]))
-    return frame.reset_index(drop=True)
 
 
 def _prepare_orders(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 import numpy as np
-import pandas as pd
 
 from churnkit.features.spec import FeatureSpec
 
@@ -48,12 +47,11 @@ def names(spec: FeatureSpec) -> list[str]:
     return ["r_score", "f_score", "m_score"]
 
 
-def recency_bucket(recency_days: pd.Series) -> pd.Series:
-    """Name the recency bucket of each customer (``1-30d`` ... ``366d+``)."""
-    edges = [0] + [upper for upper, _ in RECENCY_BUCKETS]
-    labels = [label for _, label in RECENCY_BUCKETS]
-    buckets = pd.cut(recency_days, bins=edges, labels=labels, right=True)
-    return buckets.astype(str).rename("segment")
+def recency_bucket(recency_days: ir.IntegerValue) -> ir.StringValue:
+    """The recency bucket of each customer (``1-30d`` ... ``366d+``), the CRR baseline's
+    segment; part of the feature expression, so every engine computes it where it runs."""
+    cases = [(recency_days <= upper, label) for upper, label in RECENCY_BUCKETS[:-1]]
+    return ibis.cases(*cases, else_=RECENCY_BUCKETS[-1][1])
 
 
 def rfm_segment_name(r: int, f: int) -> str:

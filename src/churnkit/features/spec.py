@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
@@ -17,12 +18,16 @@ from pydantic import BaseModel, ConfigDict
 from churnkit.config import Config
 from churnkit.errors import DataError
 
+if TYPE_CHECKING:  # pragma: no cover
+    from churnkit.data import CheckedData
+
 __all__ = [
     "FAMILIES",
     "FeatureSpec",
     "identifier",
     "resolve_feature_spec",
     "resolve_feature_spec_from",
+    "spec_for_data",
 ]
 
 # in computation order; rfm is always on (the population is defined by it)
@@ -174,3 +179,16 @@ def resolve_feature_spec_from(
         signup=signup and "attributes" in families,
         quantity="quantity" in order_columns,
     )
+
+
+def spec_for_data(cfg: Config, data: CheckedData) -> tuple[FeatureSpec, list[str]]:
+    """The spec a config's checked tables support, and the notes for the user: the
+    data check's and what was done with the event types."""
+    seen = data.event_types() if data.has("events") else None
+    spec = resolve_feature_spec_from(
+        cfg,
+        order_columns=data.columns("orders"),
+        event_types=seen,
+        customer_columns=data.columns("customers") if data.has("customers") else None,
+    )
+    return spec, [*data.notes, *event_type_notes(seen or [], spec)]

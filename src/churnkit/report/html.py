@@ -8,7 +8,7 @@ charts. Gathering the data (KPIs, the scored partition, the training run) happen
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +49,20 @@ class ReportData:
     model_card: str | None = None
     test_predictions: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
+
+    def add_training_run(self, read: Callable[[], Any]) -> None:
+        """The model section from ``read()`` (the training run's metrics, card and test
+        predictions); when it cannot be read the report says why and shows the rest."""
+        from churnkit.errors import ChurnkitError
+
+        try:
+            details = read()
+        except ChurnkitError as err:
+            self.notes.append(f"Model section unavailable: {err}")
+            return
+        self.metrics = details.metrics
+        self.model_card = details.model_card
+        self.test_predictions = details.test_predictions
 
 
 def kpi_figures(kpis: pd.DataFrame, activity_days: int) -> dict[str, Figure]:

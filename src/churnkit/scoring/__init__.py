@@ -4,19 +4,25 @@ next to the CRR baseline."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from churnkit.config import RiskTierConfig
-from churnkit.errors import StaleDataError
+from churnkit.config import RiskTierConfig, ScoringConfig
+from churnkit.errors import DataError, DriftError, StaleDataError
 from churnkit.scoring.actions import assign_risk_tiers, recommend_actions
 from churnkit.scoring.output import write_partition
 from churnkit.scoring.reasons import REASON_COLUMNS, reason_sentences
+from churnkit.training.drift import DriftReport, drift_report
 from churnkit.training.model import ChurnModel
 
 __all__ = [
     "SCORE_COLUMNS",
+    "Night",
+    "score_night",
     "explain_ranked",
     "high_value_threshold",
     "resolve_as_of",
@@ -169,3 +175,58 @@ def resolve_as_of(requested: dt.date | None, data_end: dt.date, max_staleness_da
             f"{max_staleness_days}. Load fresh orders, or raise the limit in the config."
         )
     return requested
+
+
+@dataclass(frozen=True)
+class Night:
+    """A scored night: the ranked list and its manifest (what served it, drift, ...)."""
+
+    ranked: pd.DataFrame
+    manifest: Any
+
+
+def score_night(
+    features: pd.DataFrame,
+    model: ChurnModel,
+    cfg: ScoringConfig,
+    *,
+    manifest: Callable[[int, dict[str, int], DriftReport], Any],
+    no_customers: str,
+    allow_drift: bool,
+    on_step: Callable[[str], None],
+) -> Night:
+    """Score, rank and explain the night's feature table; measure drift.
+
+    ``manifest(rows, tier_counts, drift)`` builds the night's manifest. A night whose
+    scores drifted beyond ``cfg.drift.psi_threshold`` raises :class:`DriftError` (the
+    message says what drifted) unless ``allow_drift``; feature drift is recorded only.
+
+    Raises
+    ------
+    DataError
+        With ``no_customers`` when nobody is active at the date.
+    """
+    if features.empty:
+        raise DataError(no_customers)
+    on_step(f"scoring and explaining {len(features):,} customers")
+    features = model.add_derived_features(features)
+    ranked = score_customers(
+        model,
+        features,
+        tiers=cfg.risk_tiers,
+        high_value_share=cfg.high_value_share,
+        # a served baseline is not the booster: its contributions would explain another list
+        explain_top=0 if model.serving else cfg.explain_top,
+    )
+    drift = drift_report(
+        model.drift_reference,
+        features,
+        ranked["churn_probability"].to_numpy(),
+        cfg.drift.psi_threshold,
+        compare_score=not model.serving,  # the reference score is the booster's
+        allowed=allow_drift,
+    )
+    written = manifest(len(ranked), ranked["risk_tier"].value_counts().to_dict(), drift)
+    if drift.stops and not allow_drift:
+        raise DriftError(drift.message(ranked["as_of"].iloc[0]))
+    return Night(ranked, written)

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import pandas as pd
 import pyarrow as pa
@@ -27,11 +27,12 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from churnkit.config import RiskTierConfig
+from churnkit.config import ScoringConfig
 from churnkit.errors import ChurnkitError, DataError, PartitionLockedError
 from churnkit.training import MODEL, SCORER_LABELS
 
 __all__ = [
+    "Manifest",
     "scoring_manifest",
     "list_partitions",
     "partition_dir",
@@ -51,19 +52,37 @@ AT_RISK_FILE = "at_risk.csv"
 MANIFEST_FILE = "manifest.json"
 
 
+class Manifest(TypedDict):
+    """``manifest.json`` of a partition: what served the night and what it saw."""
+
+    as_of: str
+    engine: str
+    model_name: str
+    model_version: str
+    run_id: str
+    scorer: dict[str, Any]  # served (model or a baseline), label, fallback_reason
+    feature_schema_hash: str
+    feature_spec: dict[str, Any]
+    rows: int
+    explained_rows: int
+    risk_tiers: dict[str, Any]  # config, counts per tier
+    drift: dict[str, Any]  # DriftReport.to_dict()
+    data: dict[str, Any]  # DataSummary.to_dict() and data_end
+    seconds: float
+
+
 def scoring_manifest(
     *,
     as_of: dt.date,
     engine: str,
     model: Any,
+    cfg: ScoringConfig,
     rows: int,
-    explain_top: int | None,
-    tiers: RiskTierConfig,
     tier_counts: Mapping[str, int],
     drift: dict[str, Any],
     data: dict[str, Any],
     seconds: float,
-) -> dict[str, Any]:
+) -> Manifest:
     """What ``manifest.json`` records about a scored night: the model or baseline that
     served it, the feature schema, rows, tiers, drift, the data and the time taken."""
     spec = model.feature_spec
@@ -81,9 +100,9 @@ def scoring_manifest(
         "feature_schema_hash": _schema_hash(model.feature_names, spec.model_dump(mode="json")),
         "feature_spec": spec.model_dump(mode="json"),
         "rows": rows,
-        "explained_rows": min(rows, explain_top or rows),
+        "explained_rows": min(rows, cfg.explain_top or rows),
         "risk_tiers": {
-            "config": tiers.model_dump(mode="json"),
+            "config": cfg.risk_tiers.model_dump(mode="json"),
             "counts": {t: int(tier_counts.get(t, 0)) for t in ("high", "medium", "low")},
         },
         "drift": drift,
@@ -120,9 +139,7 @@ def list_partitions(output_dir: Path) -> list[dt.date]:
     return sorted(dates)
 
 
-def read_partition(
-    output_dir: Path, as_of: dt.date | None = None
-) -> tuple[pd.DataFrame, dict[str, Any]]:
+def read_partition(output_dir: Path, as_of: dt.date | None = None) -> tuple[pd.DataFrame, Manifest]:
     """The scores and manifest of one partition: ``as_of``, or the latest.
 
     Raises

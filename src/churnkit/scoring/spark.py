@@ -46,8 +46,7 @@ class SparkNight:
 
 
 def score_night(
-    spark: Any,
-    tables: Mapping[str, Any],
+    features: DataFrame,
     model: ChurnModel,
     as_of: dt.date,
     cfg: ScoringConfig,
@@ -60,7 +59,10 @@ def score_night(
     allow_drift: bool,
     on_step: Callable[[str], None],
 ) -> SparkNight:
-    """Features, probabilities, ranking, reasons and the partition, all on Spark.
+    """Probabilities, ranking, reasons and the partition, all on Spark.
+
+    ``features`` is the night's feature frame from the Spark engine
+    (:meth:`churnkit.engines.spark.SparkEngine.feature_frame`), not yet computed.
 
     Probabilities come from ``probability_udf()`` (the registered pyfunc as a Spark UDF)
     or, for a served baseline, from the baseline on the partitions; BG/NBD is fitted on
@@ -70,11 +72,9 @@ def score_night(
     """
     from pyspark.sql import functions as F
 
-    from churnkit.features.spark import spark_feature_frame
-
     on_step(f"building features at {as_of} on spark")
     spec = model.feature_spec
-    features = spark_feature_frame(spark, tables, [as_of], spec).cache()
+    features = features.cache()
     rows = features.count()
     if not rows:
         raise DataError(no_customers)
@@ -136,7 +136,7 @@ def score_on_spark(
 ) -> DataFrame:
     """The at-risk list as a Spark DataFrame sorted by rank, one row per customer.
 
-    ``features`` comes from :func:`churnkit.features.spark.spark_feature_frame` for one
+    ``features`` comes from :meth:`churnkit.engines.spark.SparkEngine.feature_frame` for one
     as_of; ``probability`` is a Spark column of calibrated churn probabilities for it,
     or ``None`` to compute them on the partitions with ``model.predict_proba`` (for a
     served baseline, a function of each row's features; a frame with the BG/NBD column

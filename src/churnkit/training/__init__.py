@@ -44,7 +44,13 @@ from churnkit.training.metrics import (
     tonight_intervals,
 )
 from churnkit.training.model import ChurnModel, fit_booster, refit_booster
-from churnkit.training.splits import FitPlan, WalkForward, plan_fit, plan_walk_forward
+from churnkit.training.splits import (
+    FitPlan,
+    WalkForward,
+    plan_fit,
+    plan_for_data,
+    plan_walk_forward,
+)
 
 __all__ = [
     "BASELINES",
@@ -59,6 +65,7 @@ __all__ = [
     "evaluate_scores",
     "fit_churn_model",
     "plan_fit",
+    "plan_for_data",
     "plan_walk_forward",
     "snapshot_table",
     "train_churn_model",

@@ -16,10 +16,11 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from churnkit.config import SnapshotConfig
 from churnkit.errors import DataError
-from churnkit.features.snapshots import label_window_end
+from churnkit.features.snapshots import label_window_end, observed_as_of_dates
 
-__all__ = ["FitPlan", "WalkForward", "plan_fit", "plan_walk_forward"]
+__all__ = ["FitPlan", "WalkForward", "plan_fit", "plan_for_data", "plan_walk_forward"]
 
 
 @dataclass(frozen=True)
@@ -94,4 +95,15 @@ def plan_walk_forward(
         labelled=dates,
         backtests=tuple(backtests),
         deployment=plan_fit(dates, n_validation),
+    )
+
+
+def plan_for_data(first_day: dt.date, data_end: dt.date, cfg: SnapshotConfig) -> WalkForward:
+    """The walk-forward plan of data running from ``first_day`` to the day before
+    ``data_end``, with the snapshot settings of the config."""
+    return plan_walk_forward(
+        observed_as_of_dates(first_day, data_end, cfg),
+        horizon_days=cfg.horizon_days,
+        n_validation=cfg.validation_snapshots,
+        n_backtests=cfg.test_snapshots,
     )

@@ -1,0 +1,358 @@
+"""How the command line shows results: rich tables and lines on a terminal, one JSON
+document with ``--json``. The commands in :mod:`churnkit.cli` parse, run a pipeline
+and hand its outcome to one function here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["err", "out", "state"]
+
+out = Console(width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True)
+state: dict[str, bool] = {"debug": False, "quiet": False, "json": False}
+
+
+def emit(payload: Any) -> bool:
+    """Print ``payload`` as JSON when ``--json`` asked for it; True if printed."""
+    if state["json"]:
+        out.print_json(json.dumps(payload, default=str))
+    return state["json"]
+
+
+def validation(config: Any, summary: dict[str, Any]) -> None:
+    if emit(summary):
+        return
+    orders = summary["orders"]
+    out.print(f"[green]ok[/] {config}")
+    out.print(
+        f"orders: {orders['orders']:,} rows, {orders['customers']:,} customers, "
+        f"{orders['first_order_at'][:10]} .. {orders['last_order_at'][:10]}"
+    )
+    for name in ("events", "customers"):
+        if name in summary:
+            out.print(f"{name}: {summary[name]['rows']:,} rows")
+    missing = summary.get("customers", {}).get("buyers_not_in_table", 0)
+    if missing:
+        out.print(
+            f"customers: {missing:,} customers with orders are not in the customers table; "
+            "their attributes are unknown (counted here, never given as a churn reason)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    for note in summary["notes"]:
+        out.print(f"note: {note}", highlight=False, soft_wrap=True)
+    snaps = summary["snapshots"]
+    labelled = snaps["labelled"]
+    out.print(
+        f"labelled snapshots: {len(labelled)} ({labelled[0]} .. {labelled[-1]}), "
+        f"walk-forward test dates {', '.join(snaps['walk_forward_test'])}"
+    )
+
+
+def training_summary(outcome: Any) -> dict[str, Any]:
+    """What ``--json`` prints of a training run."""
+    return {
+        "run_id": outcome.run.run_id,
+        "model": outcome.run.model_name,
+        "version": outcome.run.version,
+        "promoted": outcome.promoted,
+        "promotion": outcome.promotion_reason,
+        "metrics": outcome.result.metrics,
+        "best_baseline": outcome.result.best_baseline,
+        "model_minus_baseline": outcome.result.comparisons,
+        "export_dir": str(outcome.export_dir),
+    }
+
+
+def training(outcome: Any) -> None:
+    from churnkit.training import SCORER_LABELS, describe_comparison
+
+    result = outcome.result
+    if emit(training_summary(outcome)):
+        return
+    for note in outcome.data_summary.notes:
+        err.print(f"note: {note}", highlight=False, soft_wrap=True)
+    by_rfm = result.model.baseline.segment_column == "rfm_segment"
+    labels = {
+        **SCORER_LABELS,
+        "crr_baseline": f"CRR baseline (per {'RFM segment' if by_rfm else 'recency bucket'})",
+    }
+    rows = {label: result.metrics[s] for s, label in labels.items() if s in result.metrics}
+    headers = ("roc_auc", "pr_auc", "lift_10", "capture_10", "brier", "ece")
+    title = "walk-forward test " + ", ".join(result.model.metadata["test_as_of"])
+    out.print(metrics_table(title, rows, headers))
+    for name in result.comparisons:
+        out.print(f"model - {describe_comparison(result, name)}", highlight=False)
+    pr = result.crr_difference
+    meta = result.model.metadata
+    out.print(
+        f"{pr['confidence']:.0%} intervals from {int(pr['samples'])} customer-level bootstrap "
+        f"resamples. Each test date was scored by a model fitted as production would on the "
+        f"snapshots labelled by then; the registered model is refit on all "
+        f"{len(meta['train_as_of'])} labelled snapshots ({meta['refit_rounds']} rounds).",
+        highlight=False,
+    )
+    per_date = result.per_snapshot[result.per_snapshot["scorer"] == "model"]
+    out.print(
+        "model per test date (ROC-AUC / PR-AUC): "
+        + ", ".join(f"{r.as_of} {r.roc_auc:.4f} / {r.pr_auc:.4f}" for r in per_date.itertuples()),
+        highlight=False,
+    )
+    served = "model" if result.beats_baseline else result.best_baseline
+    expected = result.tonight[served]
+    out.print(
+        f"tonight's list ({SCORER_LABELS[served]}) should reach "
+        + ", ".join(
+            f"{label} {expected[m]['estimate']:.4f} (95% prediction interval "
+            f"{expected[m]['low']:.4f}-{expected[m]['high']:.4f})"
+            for m, label in (("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC"))
+        )
+        + "; `churnkit evaluate` measures it once the horizon has passed",
+        highlight=False,
+    )
+    shift = meta.get("population_shift_psi")
+    if shift is not None and shift > _MAJOR_SHIFT_PSI:
+        err.print(
+            "[yellow]warning:[/] the population at the data's end "
+            f"({meta['drift_reference_as_of']}) differs from the walk-forward test dates' "
+            f"(score PSI {shift:.2f}): expect "
+            "tonight's list to do differently from the figures above",
+            highlight=False,
+            soft_wrap=True,
+        )
+    alias = "champion" if outcome.promoted else "challenger"
+    out.print(
+        f"registered {outcome.run.model_name} v{outcome.run.version} as [bold]{alias}[/]: "
+        f"{outcome.promotion_reason}"
+    )
+    out.print(f"run {outcome.run.run_id} in {outcome.run.tracking_uri}", soft_wrap=True)
+
+
+_MAJOR_SHIFT_PSI = 0.25  # the usual reading of PSI: above 0.25, a major shift
+
+_METRIC_HEADERS = {
+    "roc_auc": "ROC-AUC",
+    "pr_auc": "PR-AUC",
+    "lift_10": "lift@10%",
+    "capture_10": "capture@10%",
+    "precision_10": "precision@10%",
+    "brier": "Brier",
+    "ece": "ECE",
+}
+
+
+def metrics_table(title: str, rows: dict[str, dict[str, float]], metrics: tuple[str, ...]) -> Table:
+    """One row per scorer, one column per metric; lifts with 3 decimals, the rest 4."""
+    table = Table(title=title)
+    table.add_column("scorer")
+    for metric in metrics:
+        table.add_column(_METRIC_HEADERS[metric], justify="right")
+    for label, values in rows.items():
+        cells = (
+            f"{values[m]:.3f}" if m.startswith("lift") else f"{values[m]:.4f}" for m in metrics
+        )
+        table.add_row(label, *cells)
+    return table
+
+
+def at_risk(ranked: Any, top: int, title: str | None = None) -> None:
+    if state["json"]:
+        return
+    shown = ranked.head(top)
+    table = Table(title=title or top_title(len(shown), len(ranked)))
+    cells = {
+        "rank": ("right", lambda r: str(r.rank)),
+        "customer": ("left", lambda r: r.customer_id),
+        "churn p": ("right", lambda r: f"{r.churn_probability:.3f}"),
+        "tier": ("left", lambda r: r.risk_tier),
+        "CRR p": ("right", lambda r: f"{r.baseline_churn_probability:.3f}"),
+        "segment": ("left", lambda r: r.segment),
+        "at risk": ("right", lambda r: f"{r.expected_value_at_risk:,.2f}"),
+        "top reason": ("left", lambda r: r.reason_1),
+        "action": ("left", lambda r: r.recommended_action.split(":")[0]),
+    }
+    # on a narrow terminal the words matter more than the baseline and the segment:
+    # without this the reason and action columns were squeezed to 3 characters at 80
+    if out.width < 120:
+        del cells["CRR p"], cells["segment"]
+    if out.width < 100:
+        del cells["tier"]
+    for column, (justify, _) in cells.items():
+        wraps = column in ("top reason", "action")
+        table.add_column(
+            column, justify=justify, no_wrap=not wraps, min_width=14 if wraps else None
+        )
+    for row in shown.itertuples(index=False):
+        table.add_row(*(cell(row) for _, cell in cells.values()))
+    out.print(table)
+
+
+def drift(drift: dict[str, Any]) -> None:
+    if not drift.get("checked"):
+        out.print("drift: not checked (the model has no drift reference)")
+        return
+    over = drift["over_threshold"]
+    score = "not compared" if drift["score_psi"] is None else f"{drift['score_psi']:.3f}"
+    line = (
+        f"drift (PSI vs the population at training): score {score}, largest "
+        f"feature {drift['max_feature_psi']:.3f}; threshold {drift['threshold']}"
+    )
+    if drift.get("stops") and drift.get("allowed"):
+        line += "; [bold yellow]score drift over the threshold, written with --allow-drift[/]"
+    out.print(line, highlight=False, soft_wrap=True)
+    features = [name for name in over if name != "churn_probability"]
+    if features:
+        err.print(
+            f"[yellow]warning:[/] features drifted beyond the threshold (recorded in the "
+            f"manifest; only score drift stops a night): {', '.join(features[:8])}"
+            + (f" and {len(features) - 8} more" if len(features) > 8 else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def customers(n: int) -> str:
+    return f"{n:,} customer" + ("" if n == 1 else "s")
+
+
+def top_title(shown: int, of: int) -> str:
+    return f"top {shown:,} at-risk {'customer' if shown == 1 else 'customers'} of {of:,}"
+
+
+def cell(value: Any, fmt: str) -> str:
+    if isinstance(value, float) and value != value:  # NaN: undefined, e.g. no customers at start
+        return "n/a"
+    return fmt.format(value)
+
+
+def scoring(outcome: Any, *, defaulted: bool, top: int) -> None:
+    if emit({"partition": str(outcome.partition), "written": outcome.written, **outcome.manifest}):
+        return
+    if defaulted:
+        out.print(f"as_of {outcome.as_of} (the day after the latest order)")
+    rows = outcome.manifest["rows"]
+    shown = outcome.ranked.head(top)
+    at_risk(shown, len(shown), title=top_title(len(shown), rows))
+    drift(outcome.manifest["drift"])
+    scorer = outcome.manifest.get("scorer") or {}
+    if scorer.get("fallback_reason"):
+        err.print(
+            "[bold yellow]warning:[/] this list comes from a deterministic baseline, "
+            f"{scorer['label']}, not a model: {scorer['fallback_reason']} (see `churnkit "
+            "train`); recorded in the manifest and the list's model_name column",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if outcome.written:
+        out.print(f"wrote {rows:,} scored customers to {outcome.partition}/")
+    else:
+        out.print(f"dry run: would write {rows:,} customers to {outcome.partition}/")
+
+
+def at_risk_list(selected: Any, manifest: Any, scored_rows: int) -> None:
+    out.print(
+        f"as_of {manifest['as_of']}, model {manifest['model_name']} "
+        f"v{manifest['model_version']}: {scored_rows:,} customers scored",
+        highlight=False,
+    )
+    at_risk(selected, len(selected), title=customers(len(selected)))
+
+
+def evaluation(outcome: Any) -> None:
+    backtest = outcome.backtest
+    payload = {
+        "as_of": outcome.as_of.isoformat(),
+        "rows": backtest.rows,
+        "run_id": outcome.run_id,
+        "metrics": backtest.metrics,
+        "tiers": backtest.tiers.to_dict(orient="records"),
+    }
+    if emit(payload):
+        return
+    rows = {
+        "the list's model": backtest.metrics["model"],
+        "CRR baseline": backtest.metrics["crr_baseline"],
+    }
+    headers = ("roc_auc", "pr_auc", "lift_10", "precision_10", "ece")
+    title = f"backtest of the list for {outcome.as_of} ({backtest.rows:,} customers)"
+    out.print(metrics_table(title, rows, headers))
+    tiers = Table(title="risk tiers: predicted vs actual churn")
+    for column in ("tier", "customers", "predicted", "churned"):
+        tiers.add_column(column, justify="left" if column == "tier" else "right")
+    for row in backtest.tiers.itertuples(index=False):
+        tiers.add_row(
+            row.risk_tier, f"{int(row.customers):,}", f"{row.predicted:.1%}", f"{row.churned:.1%}"
+        )
+    out.print(tiers)
+    out.print(f"logged monitoring run {outcome.run_id}", highlight=False)
+
+
+_KPI_COLUMNS = {
+    "period_start": ("period", "{}"),
+    "customers_start": ("S", "{:,}"),
+    "new_customers": ("new", "{:,}"),
+    "won_back": ("won back", "{:,}"),
+    "customers_end": ("E", "{:,}"),
+    "crr_pct": ("CRR %", "{:.1f}"),
+    "churn_pct": ("churn %", "{:.1f}"),
+    "repeat_customer_rate_pct": ("repeat %", "{:.1f}"),
+    "purchase_frequency": ("orders/cust", "{:.2f}"),
+    "aov": ("AOV", "{:,.2f}"),
+    "customer_value": ("value/cust", "{:,.2f}"),
+    "clv_estimate": ("CLV est.", "{:,.0f}"),
+}
+
+
+def kpis(table: Any, *, period: str, activity_days: int, written: dict[str, Any]) -> None:
+    if state["json"]:
+        out.print_json(table.to_json(orient="records", date_format="iso"))
+        return
+    shown = Table(title=f"retention KPIs per {period}")
+    for label, _ in _KPI_COLUMNS.values():
+        shown.add_column(label, justify="right")
+    for row in table.itertuples(index=False):
+        shown.add_row(*(cell(getattr(row, name), fmt) for name, (_, fmt) in _KPI_COLUMNS.items()))
+    out.print(shown)
+    out.print(
+        f"active customer = a qualifying order in the {activity_days} days before the date "
+        f"(`snapshots.activity_days`); CRR = (E - N) / S * 100 with N = new + won back "
+        "(neither was retained); CLV est. = value / churn rate",
+        soft_wrap=True,
+    )
+    out.print("reference: e-commerce CRR averages about 38 %; 40-80 % is usually called good")
+    for label, path in written.items():
+        if path is not None:
+            out.print(f"wrote {label} to {path}", soft_wrap=True)
+
+
+def demo(outcome: Any) -> None:
+    db = outcome.training.run.tracking_uri
+    payload = {
+        "training": training_summary(outcome.training),
+        "scored": len(outcome.scoring.ranked),
+        "data_dir": str(outcome.data_dir),
+        "config": str(outcome.config_path),
+        "scores": str(outcome.scoring.partition),
+        "tracking_uri": db,
+    }
+    if emit(payload):  # one document, as every other command prints
+        return
+    training(outcome.training)
+    at_risk(outcome.scoring.ranked, 10)
+    lines = [
+        "",
+        f"data      {outcome.data_dir}/",
+        f"config    {outcome.config_path}",
+        f"model     {outcome.training.export_dir}/",
+        f"scores    {outcome.scoring.partition}/",
+        f"MLflow UI mlflow ui --backend-store-uri {db}   (then open http://127.0.0.1:5000)",
+        f"next      churnkit score {outcome.config_path}",
+    ]
+    for line in lines:
+        out.print(line, soft_wrap=True, highlight=False)
