@@ -41,8 +41,9 @@ import yaml
 from churnkit.config import load_config
 from churnkit.data import generator
 from churnkit.features import feature_names
-from churnkit.pipelines import _plan, open_source, run_training
-from churnkit.training import SCORER_LABELS
+from churnkit.features.spec import spec_for_data
+from churnkit.pipelines import open_source, run_training
+from churnkit.training import SCORER_LABELS, plan_for_data
 from churnkit.training.metrics import bootstrap_differences, score_metrics
 
 HERE = Path(__file__).resolve().parent
@@ -69,8 +70,8 @@ def oracle_probability(truth: pd.DataFrame, as_of: pd.Series, horizon_days: int)
 def plain_lightgbm(cfg, test: pd.DataFrame, seed: int) -> np.ndarray:
     """Default LightGBM on the RFM family, fitted per walk-forward date on what was known."""
     source = open_source(cfg)
-    plan = _plan(cfg, source.summary())
-    spec = source.spec(cfg).model_copy(update={"families": ("rfm",)})
+    plan = plan_for_data(source.summary().first_day, source.summary().data_end, cfg.snapshots)
+    spec = spec_for_data(cfg, source)[0].model_copy(update={"families": ("rfm",)})
     names = feature_names(spec)
     data = source.features(list(plan.labelled), spec, horizon_days=cfg.snapshots.horizon_days)
     scores = pd.Series(np.nan, index=test.index)

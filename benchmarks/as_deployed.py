@@ -72,7 +72,7 @@ def run_scenario(scenario: str, customers: int, seed: int) -> str:
     trained = run_training(before, config_text=text)
     scored = run_scoring(before, as_of=tonight)
     after = load_config(_config(root, "full"))
-    night_metrics = run_evaluation(after, as_of=tonight).metrics[MODEL]
+    night_metrics = run_evaluation(after, as_of=tonight).backtest.metrics[MODEL]
 
     # the list comes from the model, or from the best baseline when none passed the gate
     served = scored.manifest["scorer"]["served"]

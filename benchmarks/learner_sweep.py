@@ -20,8 +20,9 @@ import yaml
 
 from churnkit.config import load_config
 from churnkit.data import generator
-from churnkit.pipelines import _plan, open_source
-from churnkit.training import train_churn_model
+from churnkit.features.spec import spec_for_data
+from churnkit.pipelines import open_source
+from churnkit.training import plan_for_data, train_churn_model
 
 HERE = Path(__file__).resolve().parent
 OLD = {"num_leaves": 31, "min_child_samples": 50, "early_stopping_rounds": 100}
@@ -53,8 +54,8 @@ def main() -> None:
         (root / "churnkit.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
         cfg = load_config(root / "churnkit.yaml")
         source = open_source(cfg)
-        plan = _plan(cfg, source.summary())
-        spec = source.spec(cfg)
+        plan = plan_for_data(source.summary().first_day, source.summary().data_end, cfg.snapshots)
+        spec = spec_for_data(cfg, source)[0]
         dataset = source.features(list(plan.labelled), spec, horizon_days=90)
         for variant in VARIANTS:
             settings = cfg.model.model_copy(update={**OLD, "bootstrap_samples": 100, **variant})

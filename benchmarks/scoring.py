@@ -76,9 +76,9 @@ def _generated(customers: int, seed: int) -> Path:
 
 def _config(folder: Path, data: Path, **scoring: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    from churnkit.pipelines import demo_config_dict
+    from churnkit.data.generator import demo_config
 
-    raw = demo_config_dict(str(data))
+    raw = demo_config(str(data))
     raw["mlflow"] = {"experiment": "bench", "registered_model_name": "bench"}
     raw["scoring"] = {"output_dir": str(folder / "scores"), **scoring}
     path = folder / "churnkit.yaml"
