@@ -122,7 +122,9 @@ def test_a_model_that_does_not_beat_the_baseline_exits_3_and_stays_challenger(
     assert "did not pass the quality gate" in manifest["scorer"]["fallback_reason"]
     listed = pd.read_csv(partition / "at_risk.csv")
     assert (listed["model_name"] == f"baseline:{best}").all()
-    assert listed["churn_probability"].is_monotonic_decreasing
+    assert listed["priority"].tolist() == list(range(1, len(listed) + 1))  # working order
+    ranked = pd.read_parquet(partition / "scores.parquet")
+    assert ranked["churn_probability"].is_monotonic_decreasing
 
 
 @pytest.mark.parametrize("flag", ["--quiet", "--json"])
@@ -135,7 +137,7 @@ def test_demo_runs_end_to_end(tmp_path, flag):
         assert summary["scored"] > 0
         assert Path(summary["scores"], "at_risk.csv").exists()
     else:
-        assert "at-risk customers" in result.output
+        assert "customers to contact" in result.output
         assert "mlflow ui --backend-store-uri sqlite:///" in result.output
         _pull_lists_as_readme_shows(tmp_path)
     assert list((tmp_path / "demo" / "scores").glob("as_of=*/at_risk.csv"))
@@ -167,6 +169,18 @@ def _pull_lists_as_readme_shows(tmp_path):
     assert vip.exit_code == 0, vip.stderr
     records = json.loads((tmp_path / "vip.json").read_text())
     assert 0 < len(records) <= 50 and {r["segment"] for r in records} == {"Cannot Lose"}
+    # the list starts with saveable customers with value; the lapsed come after, for win-back
+    listed = json.loads(invoke("--json", "at-risk", config).stdout)
+    first = listed[:10]
+    assert [r["priority"] for r in first] == list(range(1, 11))
+    assert all(r["status"] != "lapsed" and r["risk_tier"] != "low" for r in first)
+    assert all(r["expected_value_at_risk"] > 0 for r in first)
+    values = [r["expected_value_at_risk"] for r in first]
+    assert values == sorted(values, reverse=True)
+    lapsed = json.loads(invoke("--json", "at-risk", config, "--status", "lapsed").stdout)
+    assert lapsed and min(r["priority"] for r in lapsed) > max(r["priority"] for r in first)
+    high = [r for r in lapsed if r["risk_tier"] != "low"]
+    assert high and all(r["recommended_action"].startswith("win-back") for r in high)
 
 
 def _features_to_csv(tmp_path, generated_dir, **overrides):

@@ -86,7 +86,9 @@ def test_monthly_kpis_of_ten_orders_match_hand_computation(ten_orders):
     assert (feb["orders"], feb["revenue"], feb["repeat_customer_rate_pct"]) == (3, 100.0, 50.0)
     assert feb["aov"] == pytest.approx(100 / 3)
     assert feb["customer_value"] == pytest.approx(50.0)
-    assert feb["clv_estimate"] == pytest.approx(100.0)  # 50 per month / 50 % churn
+    # CLV: revenue per active customer (100 over the mean of S and E, 2) / 50 % churn
+    assert feb["clv_estimate"] == pytest.approx(100.0)
+    assert feb["annual_churn_pct"] == pytest.approx(100 * (1 - 0.5**12))
 
     # March: S = {A, C}; active at 04-01: {A, B, D} (C's return does not count); D is new
     # and B, lapsed in February, is won back: neither was retained, so N = 2 and CRR is
@@ -97,7 +99,8 @@ def test_monthly_kpis_of_ten_orders_match_hand_computation(ten_orders):
     assert mar["crr_pct"] == 50.0
     assert (mar["retention_pct"], mar["churn_pct"]) == (50.0, 50.0)
     assert (mar["customers"], mar["orders"], mar["revenue"]) == (3, 3, 120.0)
-    assert (mar["repeat_customer_rate_pct"], mar["aov"], mar["clv_estimate"]) == (0.0, 40.0, 80.0)
+    assert (mar["repeat_customer_rate_pct"], mar["aov"]) == (0.0, 40.0)
+    assert mar["clv_estimate"] == pytest.approx(120 / 2.5 / 0.5)  # mean of S = 2 and E = 3
 
 
 def test_quarters_and_years_only_report_fully_observed_periods(ten_orders):
@@ -139,3 +142,27 @@ def test_crr_never_exceeds_100_when_lapsed_customers_come_back():
     assert (march["new_customers"], march["won_back"]) == (0, 2)
     assert march["crr_pct"] == 100.0  # A kept; (3 - 0) / 1 = 300 % before
     assert (kpis["crr_pct"].dropna() <= 100).all()
+
+
+def test_the_clv_estimate_hardly_depends_on_the_period_length(generated_dir):
+    """Per buying customer, the estimate changed 3x between months and years."""
+    orders = pd.read_parquet(generated_dir / "orders.parquet")
+    estimates = {
+        period: period_kpis(orders, period=period, activity_days=365)["clv_estimate"]
+        .dropna()
+        .tail(4)
+        .median()
+        for period in ("month", "quarter", "year")
+    }
+    low, high = min(estimates.values()), max(estimates.values())
+    assert high / low < 1.35, estimates
+    monthly = period_kpis(orders, period="month", activity_days=365).dropna(subset=["churn_pct"])
+    quarterly = period_kpis(orders, period="quarter", activity_days=365).dropna(
+        subset=["churn_pct"]
+    )
+    # compounded to a year, a month's and a quarter's churn tell the same story
+    ratio = (
+        monthly["annual_churn_pct"].tail(12).median()
+        / quarterly["annual_churn_pct"].tail(4).median()
+    )
+    assert 0.75 < ratio < 1.33

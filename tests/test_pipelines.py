@@ -97,6 +97,15 @@ def test_the_registered_pyfunc_returns_the_bundle_probabilities(trained):
     assert bundle.predict_proba(features.head(0)).shape == (0,)
     with pytest.raises(FeatureMismatchError):
         pyfunc.predict(features.rename(columns={"recency_days": "days_since"}))
+    # a signature MLflow enforces, and an input example that satisfies it
+    signature = pyfunc.metadata.get_input_schema()
+    assert "recency_days" in signature.input_names() and "as_of" in signature.input_names()
+    types = {spec.name: spec.type.name for spec in signature.inputs}
+    assert types["recency_days"] == "double"
+    assert all(types[name] == "string" for name in bundle.feature_spec.attributes)
+    example = pyfunc.input_example
+    assert example is not None and len(example) == 5
+    assert pyfunc.predict(example).between(0, 1).all()
 
 
 def test_scoring_writes_a_ranked_partition_with_a_manifest(trained):

@@ -25,17 +25,36 @@ def report(trained, tmp_path_factory) -> Path:
 def test_the_report_has_every_section_and_the_reference_figures(report, trained):
     _, outcome, scoring = trained
     html = report.read_text(encoding="utf-8")
-    for heading in ("Retention KPIs", "Cohorts", "At-risk list", "Top 25 customers", "Model"):
+    headings = (
+        "Retention KPIs",
+        "Cohorts",
+        "At-risk list",
+        "Whom to contact first: the 25 saveable customers with the most value at risk",
+        "Lapsed customers: win-back",
+        "Model",
+    )
+    for heading in headings:
         assert f">{heading}</h2>" in html
     text = " ".join(html.split())
-    assert "average e-commerce CRR is about 38 %" in text
+    # the yearly reference beside this shop's yearly CRR, never beside a monthly one
+    assert "average e-commerce CRR is about 38 % a year" in text
     assert "40-80 % is usually called good" in text
+    assert "over the 12 months from" in text
+    assert "Two meanings of churn appear in this report" in text
     assert html.count("<svg") == 7  # 3 KPI charts, cohorts, value at risk, calibration, lift
-    top = scoring.ranked.iloc[0]
-    assert top["customer_id"] in html and top["reason_1"] in html
-    assert top["recommended_action"] in html
+    first = scoring.ranked.sort_values("priority").iloc[0]
+    assert first["status"] != "lapsed"
+    assert first["customer_id"] in html and first["reason_1"] in html
+    assert first["recommended_action"] in html
     assert f"{outcome.result.metrics['model']['pr_auc']:.4f}" in html
-    assert "# Model card: churn-test v1" in html
+
+
+def test_the_model_card_is_html_not_markdown(report):
+    html = report.read_text(encoding="utf-8")
+    assert "<h1>Model card: churn-test v1</h1>" in html
+    assert "<h2>Intended use</h2>" in html and "<table>" in html
+    for line in html.splitlines():  # no Markdown left raw
+        assert not line.lstrip().startswith(("# ", "## ", "|---", "- **")), line
 
 
 def test_the_report_is_self_contained(report):

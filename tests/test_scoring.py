@@ -15,7 +15,13 @@ from churnkit.engines.duckdb import build_features
 from churnkit.errors import DriftError
 from churnkit.pipelines import run_scoring
 from churnkit.scoring import SCORE_COLUMNS, score_customers
-from churnkit.scoring.actions import PLAYS, CustomerContext, assign_risk_tiers, recommend_action
+from churnkit.scoring.actions import (
+    PLAYS,
+    CustomerContext,
+    assign_risk_tiers,
+    recommend_action,
+    tier_cutoffs,
+)
 from churnkit.scoring.output import list_partitions
 from churnkit.scoring.reasons import NOT_REASONS, describe_feature, reason_sentences
 from churnkit.training.drift import SCORE, drift_reference, population_stability
@@ -61,13 +67,25 @@ def test_each_reason_is_a_largest_positive_contribution_in_order(model_and_featu
     assert checked == len(features) > 500
 
 
-def test_the_size_of_orders_is_never_a_reason(model_and_features):
+def test_the_size_of_orders_is_never_a_reason(model_and_features, monkeypatch):
     model, features = model_and_features
-    contrib = model.booster.predict(model.select_features(features), pred_contrib=True)[:, :-1]
     described = [model.feature_names.index(n) for n in NOT_REASONS if n in model.feature_names]
-    assert described and (contrib[:, described] > 0).any()  # the model does use them
+    assert described
+    # even where they push the score up the most (whether this model's trees use them
+    # depends on the data), the size of a customer's orders is not a reason
+    booster = model.booster
+    real = booster.predict
+
+    def larger(X, **kwargs):
+        out = np.array(real(X, **kwargs), dtype="float64")
+        if kwargs.get("pred_contrib"):
+            out[:, described] = np.abs(out[:, :-1]).max(axis=1, keepdims=True) + 1.0
+        return out
+
+    monkeypatch.setattr(booster, "predict", larger)
     _, chosen = reason_sentences(model, features)
     assert not {n for names in chosen for n in names} & NOT_REASONS
+    assert sum(len(names) for names in chosen) > len(features)  # others take their place
 
 
 def test_reasons_carry_the_customers_own_values(model_and_features):
@@ -152,8 +170,8 @@ def test_an_attribute_reads_as_its_value():
 # -- actions and tiers ---------------------------------------------------------------
 
 
-def _context(tier="high", reasons=(), orders=5.0, high_value=False):
-    return CustomerContext(tier, list(reasons), orders, high_value)
+def _context(tier="high", reasons=(), orders=5.0, high_value=False, lapsed=False):
+    return CustomerContext(tier, list(reasons), orders, high_value, lapsed)
 
 
 @pytest.mark.parametrize(
@@ -166,7 +184,9 @@ def _context(tier="high", reasons=(), orders=5.0, high_value=False):
         (_context(reasons=["recency_days"], orders=1, high_value=True), "onboarding"),
         (_context(reasons=["recency_days"], high_value=True), "VIP care"),
         (_context(reasons=["days_since_last_session"]), "personal recommendations"),
-        (_context(reasons=["recency_days", "orders_90d"]), "win-back incentive"),
+        (_context(reasons=["recency_days", "orders_90d"]), "targeted incentive"),
+        (_context(reasons=["days_since_last_support_ticket"], lapsed=True), "win-back"),
+        (_context(tier="low", lapsed=True), "no action"),
     ],
 )
 def test_the_first_play_that_applies_is_recommended(context, starts_with):
@@ -193,8 +213,22 @@ def test_default_tiers_are_shares_of_the_ranking_whatever_the_base_rate():
         tiers = assign_risk_tiers(p, RiskTierConfig())  # top 10 % high, next 20 % medium
         assert tiers.tolist() == ["high"] * 2 + ["medium"] * 4 + ["low"] * 14
     # a slice of the ranking (a Spark partition) gets the tiers of the whole night
-    part = assign_risk_tiers(np.zeros(3), RiskTierConfig(), rank=np.array([2, 3, 7]), population=20)
+    night = tier_cutoffs(RiskTierConfig(), np.arange(1, 21))
+    assert night == (2, 6)
+    part = assign_risk_tiers(np.zeros(3), RiskTierConfig(), rank=np.array([2, 3, 7]), cutoffs=night)
     assert part.tolist() == ["high", "medium", "low"]
+
+
+def test_tier_shares_count_the_customers_still_worth_saving():
+    # 20 customers; the 8 most at risk left long ago (lapsed): the shares are of the 12
+    # others, so the high tier holds 2 saveable customers (ranks 9 and 10), not 2 lapsed
+    saveable = np.arange(9, 21)
+    cutoffs = tier_cutoffs(RiskTierConfig(), saveable)
+    assert cutoffs == (10, 12)  # ceil(10 % of 12) = 2 and ceil(30 % of 12) = 4 saveable
+    tiers = assign_risk_tiers(np.zeros(20), RiskTierConfig(), cutoffs=cutoffs)
+    assert tiers.tolist() == ["high"] * 10 + ["medium"] * 2 + ["low"] * 8
+    top = tier_cutoffs(RiskTierConfig(method="top", high=1, medium=30), saveable)
+    assert top == (9, 20)  # counts past the last saveable customer stop there
 
 
 @pytest.mark.parametrize(
@@ -242,11 +276,18 @@ def test_top_n_tiers_follow_the_ranking(model_and_features):
     ranked = score_customers(
         model, features, tiers=RiskTierConfig(method="top", high=10, medium=25)
     )
-    assert ranked["risk_tier"].value_counts().to_dict() == {
+    # a team's capacity counts the customers it can still save: the first 10 of them
+    # are high, the next 15 medium; lapsed customers ranked among them share their tier
+    saveable = ranked[ranked["status"] != "lapsed"]
+    assert saveable["risk_tier"].value_counts().to_dict() == {
         "high": 10,
         "medium": 15,
-        "low": len(ranked) - 25,
+        "low": len(saveable) - 25,
     }
+    assert (saveable["risk_tier"].head(25) != "low").all()
+    assert ranked["risk_tier"].tolist() == sorted(
+        ranked["risk_tier"], key=["high", "medium", "low"].index
+    )
 
 
 # -- drift -------------------------------------------------------------------------
@@ -342,12 +383,66 @@ def test_a_dry_run_scores_but_writes_nothing(trained, tmp_path):
     pd.testing.assert_frame_equal(outcome.ranked, scoring.ranked)
 
 
-def test_reasons_can_be_limited_to_the_top_of_the_ranking(model_and_features):
+def test_reasons_can_be_limited_to_the_top_of_the_list(model_and_features):
     model, features = model_and_features
     full = score_customers(model, features)
     top = score_customers(model, features, explain_top=25)
     reasons = ["reason_1", "reason_2", "reason_3"]
-    pd.testing.assert_frame_equal(top[reasons].head(25), full[reasons].head(25))
-    assert (top[reasons].iloc[25:] == "").all().all()
+    first = top["priority"] <= 25  # the first 25 a team works through
+    pd.testing.assert_frame_equal(top.loc[first, reasons], full.loc[first, reasons])
+    assert (top.loc[~first, reasons] == "").all().all()
     same = [c for c in SCORE_COLUMNS if c not in (*reasons, "recommended_action")]
     pd.testing.assert_frame_equal(top[same], full[same])
+
+
+def test_status_measures_each_customer_against_their_own_rhythm():
+    from churnkit.config import StatusConfig
+    from churnkit.scoring.status import (
+        customer_status,
+        overdue_ratio,
+        priority,
+        shop_gap,
+        work_group,
+    )
+
+    # A..C order every 30 days (span 120 over 4 gaps); D every 60; E and F once
+    features = pd.DataFrame(
+        {
+            "customer_id": ["A", "B", "C", "D", "E", "F"],
+            "orders_lifetime": [5, 5, 5, 3, 1, 1],
+            "recency_days": [20, 50, 100, 100, 25, 200],
+            "tenure_days": [140, 170, 220, 220, 25, 200],
+        }
+    )
+    gap = shop_gap(features)
+    assert gap == 30.0  # the median of 30, 30, 30 and 60
+    overdue = overdue_ratio(features, gap)
+    np.testing.assert_allclose(overdue, [20 / 30, 50 / 30, 100 / 30, 100 / 60, 25 / 30, 200 / 30])
+    tiers = np.array(["low", "high", "high", "medium", "high", "high"])
+    status = customer_status(overdue, tiers, StatusConfig())
+    assert status.tolist() == ["active", "lapsing", "lapsed", "lapsing", "at risk", "lapsed"]
+    # the working order: the saveable at risk by value at risk, the lapsed, then low risk
+    value_at_risk = np.array([5000.0, 80.0, 500.0, 80.0, 10.0, 900.0])
+    group = work_group(status == "lapsed", tiers)
+    assert group.tolist() == [2, 0, 1, 0, 0, 1]
+    rank = np.array([6, 4, 2, 5, 3, 1])  # by churn probability
+    order = priority(group, value_at_risk, rank)
+    by_priority = features["customer_id"].to_numpy()[np.argsort(order)].tolist()
+    assert by_priority == ["B", "D", "E", "F", "C", "A"]  # B before D: same value, ranked higher
+
+
+def test_the_scored_list_puts_the_lapsed_after_the_saveable(model_and_features):
+    model, features = model_and_features
+    ranked = score_customers(model, features)
+    working = ranked.sort_values("priority")
+    low = (working["risk_tier"] == "low").to_numpy()
+    lapsed = (working["status"] == "lapsed").to_numpy() & ~low
+    contact = ~low & ~lapsed
+    assert contact.any() and lapsed.any() and low.any()
+    groups = np.where(contact, 0, np.where(lapsed, 1, 2))
+    assert (np.diff(groups) >= 0).all()  # contact, then win back, then no action
+    saveable = working[contact]["expected_value_at_risk"].to_numpy()
+    assert (np.diff(saveable) <= 0.01).all()  # by value at risk (rounded to cents)
+    assert sorted(ranked["priority"]) == list(range(1, len(ranked) + 1))
+    assert working[lapsed]["recommended_action"].str.startswith("win-back").all()
+    assert not working[contact]["recommended_action"].str.startswith("no action").any()

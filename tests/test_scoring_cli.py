@@ -165,7 +165,14 @@ def test_at_risk_reads_the_latest_partition_as_a_table(scored):
     assert "1 customer " in one.output and "1 customers" not in one.output
     # --json asks for JSON, as on every command
     records = json.loads(invoke("--json", "at-risk", scored, "--top", "2").stdout)
-    assert [r["rank"] for r in records] == [1, 2]
+    assert [r["priority"] for r in records] == [1, 2]  # the working order by default
+    by_risk = json.loads(invoke("--json", "at-risk", scored, "--top", "2", "--sort", "risk").stdout)
+    assert [r["rank"] for r in by_risk] == [1, 2]
+    by_value = json.loads(invoke("--json", "at-risk", scored, "--sort", "value").stdout)
+    values = [r["expected_value_at_risk"] for r in by_value]
+    assert values == sorted(values, reverse=True)
+    bad = invoke("at-risk", scored, "--sort", "fame")
+    assert bad.exit_code == 2 and "--sort 'fame' is not one of priority, risk, value" in bad.stderr
     # partitions are readable by others (a BI account), as the umask allows
     partition = next(p for p in (scored.parent / "scores").glob("as_of=*"))
     assert partition.stat().st_mode & 0o055 == 0o055 & ~_umask()
@@ -190,7 +197,7 @@ def test_at_risk_filters_and_writes_csv_and_json(scored, tmp_path):
     assert len(frame) > 10
     assert (frame["as_of"] == "2025-09-01").all()
     assert (frame["risk_tier"] == "high").all() and (frame["customer_value_365d"] >= 100).all()
-    assert frame["rank"].is_monotonic_increasing
+    assert frame["priority"].is_monotonic_increasing
 
     segment = frame["segment"].iloc[0]
     out = tmp_path / "list.json"

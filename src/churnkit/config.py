@@ -44,6 +44,7 @@ __all__ = [
     "ScoringConfig",
     "SnapshotConfig",
     "SparkConfig",
+    "StatusConfig",
     "TableSource",
     "load_config",
 ]
@@ -366,6 +367,25 @@ class RiskTierConfig(_Frozen):
         return self
 
 
+class StatusConfig(_Frozen):
+    """When a customer counts as lapsing or lapsed: days since their last order over their
+    usual gap between orders (the shop's usual gap for one-order customers)."""
+
+    lapsing_after_gaps: float = Field(default=1.5, gt=0, description="overdue from here")
+    lapsed_after_gaps: float = Field(
+        default=3.0, gt=0, description="lapsed from here: a win-back play, after the saveable"
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> StatusConfig:
+        if self.lapsed_after_gaps < self.lapsing_after_gaps:
+            raise ValueError(
+                "need lapsing_after_gaps <= lapsed_after_gaps "
+                f"(got {self.lapsing_after_gaps} and {self.lapsed_after_gaps})"
+            )
+        return self
+
+
 class DriftConfig(_Frozen):
     """Population stability (PSI) of the features and the score against training."""
 
@@ -390,11 +410,13 @@ class ScoringConfig(_Frozen):
         le=1,
         description="the top share of customers by 365-day value treated as high value",
     )
+    status: StatusConfig = Field(default_factory=dict, validate_default=True)
     drift: DriftConfig = Field(default_factory=dict, validate_default=True)
     explain_top: int | None = Field(
         default=10_000,
         ge=1,
-        description="reasons for this many customers from the top of the ranking; null: all",
+        description="reasons for this many customers from the top of the list (by priority); "
+        "null: all",
     )
 
 
@@ -427,6 +449,11 @@ class Config(_Frozen):
     spark: SparkConfig = Field(default_factory=dict, validate_default=True)
     duckdb: DuckDBConfig = Field(default_factory=dict, validate_default=True)
     data: DataConfig
+    currency: str = Field(
+        default="",
+        max_length=8,
+        description="shown after money in the report and the KPI table, e.g. EUR or $",
+    )
     # sections default to {} and are validated, so their paths resolve like given ones
     snapshots: SnapshotConfig = Field(default_factory=dict, validate_default=True)
     features: FeatureConfig = Field(default_factory=dict, validate_default=True)

@@ -24,10 +24,16 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
 __all__ = [
+    "RetentionTables",
+    "annual_churn",
+    "clv_estimate",
+    "trailing_year_kpis",
     "retention_tables",
     "observed_periods",
     "PERIODS",
@@ -92,14 +98,26 @@ def customer_value(frequency: float, aov: float) -> float:
     return frequency * aov
 
 
+@dataclass(frozen=True)
+class RetentionTables:
+    """The KPIs per period, the cohort table and the trailing year of one order history."""
+
+    periods: pd.DataFrame
+    cohorts: pd.DataFrame
+    trailing_year: dict[str, Any] | None
+
+
 def retention_tables(
     orders: pd.DataFrame, *, period: str, activity_days: int, min_order_amount: float = 0.0
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """:func:`period_kpis` and :func:`cohort_retention` of the same orders."""
-    table = period_kpis(
-        orders, period=period, activity_days=activity_days, min_order_amount=min_order_amount
+) -> RetentionTables:
+    """:func:`period_kpis`, :func:`cohort_retention` and :func:`trailing_year_kpis`."""
+    return RetentionTables(
+        period_kpis(
+            orders, period=period, activity_days=activity_days, min_order_amount=min_order_amount
+        ),
+        cohort_retention(orders, min_order_amount=min_order_amount),
+        trailing_year_kpis(orders, activity_days=activity_days, min_order_amount=min_order_amount),
     )
-    return table, cohort_retention(orders, min_order_amount=min_order_amount)
 
 
 def observed_periods(table: pd.DataFrame, first_order: dt.date, activity_days: int) -> pd.DataFrame:
@@ -160,7 +178,8 @@ def period_kpis(
         neither was retained), ``customers_end`` (E), ``retained``, ``lost``, ``crr_pct``,
         ``retention_pct``, ``churn_pct``, ``customers``, ``orders``, ``revenue``,
         ``repeat_customer_rate_pct``, ``purchase_frequency``, ``aov``, ``customer_value``,
-        ``clv_estimate``.
+        ``clv_estimate`` (:func:`clv_estimate`) and ``annual_churn_pct`` (the period's
+        churn compounded over a year, to compare periods of any length).
     """
     if period not in PERIODS:
         raise ValueError(f"period must be one of {sorted(PERIODS)}, got {period!r}")
@@ -170,6 +189,45 @@ def period_kpis(
     end = _data_end(q, data_end)
     first_order = q.groupby("customer_id")["ordered_at"].min()
     activity = pd.Timedelta(days=activity_days)
+    rows = [
+        _window_row(q, first_order, p_start, p_end, activity, PERIODS_PER_YEAR[period])
+        for p_start, p_end in _period_bounds(q["ordered_at"].min(), end, period)
+    ]
+    return pd.DataFrame(rows)
+
+
+PERIODS_PER_YEAR = {"month": 12, "quarter": 4, "year": 1}
+
+
+def trailing_year_kpis(
+    orders: pd.DataFrame,
+    *,
+    activity_days: int,
+    min_order_amount: float = 0.0,
+    data_end: dt.date | None = None,
+) -> dict[str, Any] | None:
+    """The KPIs of the 365 days up to the data's end, to compare with annual reference
+    figures (the e-commerce CRR of about 38 % is a yearly one); None with less data."""
+    q = _qualifying(orders, min_order_amount)
+    if q.empty:
+        return None
+    end = _data_end(q, data_end)
+    start = end - pd.Timedelta(days=365)
+    if start < q["ordered_at"].min().normalize() + pd.Timedelta(days=activity_days):
+        return None  # nobody could be lost yet at the start: CRR would read 100 %
+    first_order = q.groupby("customer_id")["ordered_at"].min()
+    return _window_row(q, first_order, start, end, pd.Timedelta(days=activity_days), 1)
+
+
+def _window_row(
+    q: pd.DataFrame,
+    first_order: pd.Series,
+    p_start: pd.Timestamp,
+    p_end: pd.Timestamp,
+    activity: pd.Timedelta,
+    per_year: float,
+) -> dict[str, Any]:
+    """Every KPI of one window ``[p_start, p_end)`` of the qualifying orders ``q``."""
     times = q["ordered_at"].to_numpy()
     customers = q["customer_id"].to_numpy()
 
@@ -177,46 +235,63 @@ def period_kpis(
         inside = (times >= (t - activity).to_datetime64()) & (times < t.to_datetime64())
         return set(customers[inside])
 
-    rows = []
-    for p_start, p_end in _period_bounds(q["ordered_at"].min(), end, period):
-        s, e = active_at(p_start), active_at(p_end)
-        new = int(((first_order >= p_start) & (first_order < p_end)).sum())
-        # customers at the end who were not at the start are new or won back: neither was
-        # retained, so both count in N and CRR never exceeds 100 %
-        won_back = max(0, len(e - s) - new)
-        in_period = q[(q["ordered_at"] >= p_start) & (q["ordered_at"] < p_end)]
-        per_customer = in_period.groupby("customer_id").size()
-        n_orders, revenue = len(in_period), float(in_period["amount"].sum())
-        frequency = purchase_frequency(n_orders, len(per_customer))
-        aov = average_order_value(revenue, n_orders)
-        value = customer_value(frequency, aov)
-        churn = churn_rate(len(s - e), len(s))
-        rows.append(
-            {
-                "period_start": p_start.date(),
-                "period_end": p_end.date(),
-                "customers_start": len(s),
-                "new_customers": new,
-                "won_back": won_back,
-                "customers_end": len(e),
-                "retained": len(s & e),
-                "lost": len(s - e),
-                "crr_pct": customer_retention_rate(len(s), new + won_back, len(e)),
-                "retention_pct": retention_rate(len(s & e), len(s)),
-                "churn_pct": churn,
-                "customers": len(per_customer),
-                "orders": n_orders,
-                "revenue": round(revenue, 2),
-                "repeat_customer_rate_pct": repeat_customer_rate(
-                    int((per_customer > 1).sum()), len(per_customer)
-                ),
-                "purchase_frequency": frequency,
-                "aov": aov,
-                "customer_value": value,
-                "clv_estimate": value / (churn / 100) if churn and churn > 0 else math.nan,
-            }
-        )
-    return pd.DataFrame(rows)
+    s, e = active_at(p_start), active_at(p_end)
+    new = int(((first_order >= p_start) & (first_order < p_end)).sum())
+    # customers at the end who were not at the start are new or won back: neither was
+    # retained, so both count in N and CRR never exceeds 100 %
+    won_back = max(0, len(e - s) - new)
+    in_period = q[(q["ordered_at"] >= p_start) & (q["ordered_at"] < p_end)]
+    per_customer = in_period.groupby("customer_id").size()
+    n_orders, revenue = len(in_period), float(in_period["amount"].sum())
+    frequency = purchase_frequency(n_orders, len(per_customer))
+    aov = average_order_value(revenue, n_orders)
+    churn = churn_rate(len(s - e), len(s))
+    return {
+        "period_start": p_start.date(),
+        "period_end": p_end.date(),
+        "customers_start": len(s),
+        "new_customers": new,
+        "won_back": won_back,
+        "customers_end": len(e),
+        "retained": len(s & e),
+        "lost": len(s - e),
+        "crr_pct": customer_retention_rate(len(s), new + won_back, len(e)),
+        "retention_pct": retention_rate(len(s & e), len(s)),
+        "churn_pct": churn,
+        "customers": len(per_customer),
+        "orders": n_orders,
+        "revenue": round(revenue, 2),
+        "repeat_customer_rate_pct": repeat_customer_rate(
+            int((per_customer > 1).sum()), len(per_customer)
+        ),
+        "purchase_frequency": frequency,
+        "aov": aov,
+        "customer_value": customer_value(frequency, aov),
+        "clv_estimate": clv_estimate(revenue, len(s), len(e), churn),
+        "annual_churn_pct": annual_churn(churn, per_year),
+    }
+
+
+def clv_estimate(revenue: float, start: int, end: int, churn_pct: float) -> float:
+    """Revenue per active customer of a period (over the mean of S and E) times the
+    expected number of periods a customer stays (1 / churn rate).
+
+    Per *active* customer, not per buying customer: a quarter's revenue over the active
+    base is about three months' worth, and a quarter's churn about three months' too, so
+    the estimate hardly depends on the period length (per buying customer it changed 3x
+    between ``--period month`` and ``year``). NaN without customers or without churn.
+    """
+    base = (start + end) / 2
+    if not base or not churn_pct or churn_pct != churn_pct:
+        return math.nan
+    return revenue / base / (churn_pct / 100)
+
+
+def annual_churn(churn_pct: float, periods_per_year: float) -> float:
+    """A period's churn rate as a yearly one, compounding: ``1 - (1 - c) ** k`` (in %)."""
+    if churn_pct != churn_pct:
+        return math.nan
+    return 100 * (1 - (1 - churn_pct / 100) ** periods_per_year)
 
 
 def cohort_retention(

@@ -24,7 +24,7 @@ from churnkit.data.generator import demo_config, generate_data, write_generated
 from churnkit.engines import open_engine
 from churnkit.features import FeatureSpec
 from churnkit.features.spec import spec_for_data
-from churnkit.kpis import observed_periods, retention_tables
+from churnkit.kpis import RetentionTables, observed_periods, retention_tables
 from churnkit.report.model_card import model_card
 from churnkit.scoring import resolve_as_of, score_night, write_partition
 from churnkit.scoring.backtest import Backtest, backtest_night, check_window_passed
@@ -209,22 +209,23 @@ def run_features(cfg: Config, *, as_of: dt.date | None, out: Path) -> tuple[pd.D
 
 def run_kpis(
     cfg: Config, *, period: str, out: Path | None = None, cohorts_out: Path | None = None
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Retention KPIs per period and the cohort table; optionally written to files."""
+) -> RetentionTables:
+    """Retention KPIs per period, the cohort table and the trailing year; optionally the
+    first two written to files."""
     for path in (out, cohorts_out):
         if path is not None:
             table_format(path)  # an unknown suffix is refused before any work
-    table, cohorts = retention_tables(
+    tables = retention_tables(
         read_orders(cfg),
         period=period,
         activity_days=cfg.snapshots.activity_days,
         min_order_amount=cfg.data.min_order_amount,
     )
     if out is not None:
-        write_table(table, out)
+        write_table(tables.periods, out)
     if cohorts_out is not None:
-        write_table(cohorts.reset_index().rename(columns=str), cohorts_out)
-    return table, cohorts
+        write_table(tables.cohorts.reset_index().rename(columns=str), cohorts_out)
+    return tables
 
 
 def run_scoring(
@@ -340,16 +341,18 @@ def run_report(
     on_step("reading the scored partition")
     scored, manifest = read_partition(cfg.scoring.output_dir, as_of)
     on_step("computing retention KPIs")
-    kpis, cohorts = run_kpis(cfg, period="month")
+    tables = run_kpis(cfg, period="month")
     first_order = pd.Timestamp(manifest["data"]["first_order_at"]).date()
     data = ReportData(
         title=cfg.mlflow.experiment,
         as_of=manifest["as_of"],
         activity_days=cfg.snapshots.activity_days,
-        kpis=observed_periods(kpis, first_order, cfg.snapshots.activity_days),
-        cohorts=cohorts,
+        kpis=observed_periods(tables.periods, first_order, cfg.snapshots.activity_days),
+        cohorts=tables.cohorts,
         scored=scored,
         manifest=manifest,
+        trailing_year=tables.trailing_year,
+        currency=cfg.currency,
     )
     on_step("reading the training run from MLflow")
     data.add_training_run(lambda: tracker(cfg).training_run_details(manifest["run_id"]))

@@ -29,7 +29,9 @@ import mlflow.data
 import mlflow.pyfunc
 import pandas as pd
 from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
+from mlflow.types.schema import ColSpec, Schema
 
 from churnkit.config import MlflowConfig
 from churnkit.errors import ConfigError, ModelNotFoundError
@@ -45,6 +47,8 @@ __all__ = [
     "TrainingRunDetails",
     "configure",
     "export_bundle",
+    "model_input",
+    "model_signature",
     "resolve_tracking_uri",
 ]
 
@@ -94,6 +98,38 @@ class ChurnPyfunc(mlflow.pyfunc.PythonModel):
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.Series:
         return pd.Series(self.model.predict_proba(model_input), name="churn_probability")
+
+
+def model_signature(model: ChurnModel) -> ModelSignature:
+    """What the registered pyfunc takes and gives: every feature as a double (a text for
+    attributes), the BG/NBD feature optional (computed from ``as_of`` and the RFM
+    features when absent); churn probabilities out. Every column is optional so that a
+    missing one is named by churnkit's own check, with the features it expects."""
+    attributes = set(model.feature_spec.attributes)
+    columns = [ColSpec("datetime", "as_of", required=False)]
+    columns += [
+        ColSpec("string" if name in attributes else "double", name, required=False)
+        for name in model.feature_names
+    ]
+    return ModelSignature(
+        inputs=Schema(columns), outputs=Schema([ColSpec("double", "churn_probability")])
+    )
+
+
+def model_input(model: ChurnModel, features: pd.DataFrame) -> pd.DataFrame:
+    """``features`` as the signature types them (the input example of a logged model)."""
+    attributes = set(model.feature_spec.attributes)
+    frame = pd.DataFrame({"as_of": pd.to_datetime(features["as_of"])})
+    for name in model.feature_names:
+        if name not in features:
+            continue  # the BG/NBD feature: computed by the model
+        values = features[name]
+        frame[name] = (
+            values.astype(object).where(values.notna(), None)
+            if name in attributes
+            else values.astype("float64")
+        )
+    return frame.reset_index(drop=True)
 
 
 @dataclass(frozen=True)
@@ -217,12 +253,15 @@ class Tracker:
             chatter = io.StringIO()  # MLflow prints registration notices to stderr
             with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stderr(chatter):
                 bundle = result.model.save(Path(tmp) / _BUNDLE)
+                example = None if dataset is None else model_input(result.model, dataset.head(5))
                 info = mlflow.pyfunc.log_model(
                     name="model",
                     python_model=ChurnPyfunc(),
                     artifacts={_BUNDLE: str(bundle)},
                     pip_requirements=_pip_requirements(),
                     registered_model_name=name,
+                    signature=model_signature(result.model),
+                    input_example=example,
                 )
             logger.debug("mlflow: %s", chatter.getvalue().strip())
             version = str(info.registered_model_version)

@@ -318,6 +318,16 @@ def at_risk(
     tier: Annotated[
         str | None, typer.Option(help="only this risk tier: high, medium or low")
     ] = None,
+    status: Annotated[
+        str | None, typer.Option(help="only this status: active, at risk, lapsing or lapsed")
+    ] = None,
+    sort: Annotated[
+        str,
+        typer.Option(
+            help="priority (saveable customers by value at risk, then the lapsed), risk (by "
+            "churn probability) or value (by value at risk, lapsed included)"
+        ),
+    ] = "priority",
     min_value: Annotated[
         float | None, typer.Option("--min-value", help="only customers with 365-day value >= V")
     ] = None,
@@ -327,7 +337,13 @@ def at_risk(
     ] = None,
 ) -> None:
     """Pull the at-risk list of a scored night, filtered, as a table, CSV or JSON."""
-    from churnkit.scoring.output import filter_at_risk, read_partition, table_text, write_file
+    from churnkit.scoring.output import (
+        filter_at_risk,
+        read_partition,
+        sort_list,
+        table_text,
+        write_file,
+    )
 
     if _state["json"] and fmt == "table":  # --json asks for JSON on stdout, like elsewhere
         fmt = "json"
@@ -337,7 +353,9 @@ def at_risk(
         raise ChurnkitError("--out needs --format csv or json")
     cfg = _load(config)
     scored, manifest = read_partition(cfg.scoring.output_dir, as_of)
-    selected = filter_at_risk(scored, segment=segment, tier=tier, min_value=min_value)
+    selected = filter_at_risk(
+        sort_list(scored, sort), segment=segment, tier=tier, status=status, min_value=min_value
+    )
     if top is None and fmt == "table":
         top = cfg.scoring.top
     if top is not None:
@@ -414,9 +432,15 @@ def kpis(
     cfg = _load(config)
     with _Progress() as step:
         step("computing retention KPIs")
-        table, cohorts = run_kpis(cfg, period=period, out=out_path, cohorts_out=cohorts_path)
+        tables = run_kpis(cfg, period=period, out=out_path, cohorts_out=cohorts_path)
     written = {"KPIs": out_path, "cohorts": cohorts_path}
-    render.kpis(table, period=period, activity_days=cfg.snapshots.activity_days, written=written)
+    render.kpis(
+        tables,
+        period=period,
+        activity_days=cfg.snapshots.activity_days,
+        currency=cfg.currency,
+        written=written,
+    )
 
 
 @app.command()

@@ -4,6 +4,7 @@ and hand its outcome to one function here."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from typing import Any
@@ -167,10 +168,11 @@ def at_risk(ranked: Any, top: int, title: str | None = None) -> None:
     shown = ranked.head(top)
     table = Table(title=title or top_title(len(shown), len(ranked)))
     cells = {
-        "rank": ("right", lambda r: str(r.rank)),
+        "#": ("right", lambda r: str(r.priority)),
         "customer": ("left", lambda r: r.customer_id),
         "churn p": ("right", lambda r: f"{r.churn_probability:.3f}"),
         "tier": ("left", lambda r: r.risk_tier),
+        "status": ("left", lambda r: r.status),
         "CRR p": ("right", lambda r: f"{r.baseline_churn_probability:.3f}"),
         "segment": ("left", lambda r: r.segment),
         "at risk": ("right", lambda r: f"{r.expected_value_at_risk:,.2f}"),
@@ -222,7 +224,10 @@ def customers(n: int) -> str:
 
 
 def top_title(shown: int, of: int) -> str:
-    return f"top {shown:,} at-risk {'customer' if shown == 1 else 'customers'} of {of:,}"
+    return (
+        f"the first {customers(shown)} to contact, of {of:,} (#: priority, the saveable by "
+        "value at risk, then the lapsed)"
+    )
 
 
 def cell(value: Any, fmt: str) -> str:
@@ -237,7 +242,7 @@ def scoring(outcome: Any, *, defaulted: bool, top: int) -> None:
     if defaulted:
         out.print(f"as_of {outcome.as_of} (the day after the latest order)")
     rows = outcome.manifest["rows"]
-    shown = outcome.ranked.head(top)
+    shown = outcome.ranked.sort_values("priority").head(top)
     at_risk(shown, len(shown), title=top_title(len(shown), rows))
     drift(outcome.manifest["drift"])
     scorer = outcome.manifest.get("scorer") or {}
@@ -309,23 +314,41 @@ _KPI_COLUMNS = {
 }
 
 
-def kpis(table: Any, *, period: str, activity_days: int, written: dict[str, Any]) -> None:
+def kpis(
+    tables: Any, *, period: str, activity_days: int, currency: str, written: dict[str, Any]
+) -> None:
+    table = tables.periods
     if state["json"]:
         out.print_json(table.to_json(orient="records", date_format="iso"))
         return
+    unit = f" ({currency})" if currency else ""
     shown = Table(title=f"retention KPIs per {period}")
-    for label, _ in _KPI_COLUMNS.values():
-        shown.add_column(label, justify="right")
+    for name, (label, _) in _KPI_COLUMNS.items():
+        money = name in ("aov", "customer_value", "clv_estimate")
+        shown.add_column(label + (unit if money else ""), justify="right")
     for row in table.itertuples(index=False):
         shown.add_row(*(cell(getattr(row, name), fmt) for name, (_, fmt) in _KPI_COLUMNS.items()))
     out.print(shown)
     out.print(
         f"active customer = a qualifying order in the {activity_days} days before the date "
         f"(`snapshots.activity_days`); CRR = (E - N) / S * 100 with N = new + won back "
-        "(neither was retained); CLV est. = value / churn rate",
+        "(neither was retained); churn = active at the start, not at the end; CLV est. = "
+        "revenue per active customer (mean of S and E) / churn rate, nearly the same for "
+        "any --period",
         soft_wrap=True,
     )
-    out.print("reference: e-commerce CRR averages about 38 %; 40-80 % is usually called good")
+    year = tables.trailing_year
+    reference = (
+        "e-commerce CRR averages about 38 % a year; 40-80 % is usually called good (yearly figures"
+    )
+    if year is not None:
+        out.print(
+            f"reference: {reference}; this shop's CRR over the year to "
+            f"{year['period_end'] - dt.timedelta(days=1)}: {year['crr_pct']:.1f} %)",
+            soft_wrap=True,
+        )
+    else:
+        out.print(f"reference: {reference}: compare them with --period year)", soft_wrap=True)
     for label, path in written.items():
         if path is not None:
             out.print(f"wrote {label} to {path}", soft_wrap=True)
@@ -344,7 +367,7 @@ def demo(outcome: Any) -> None:
     if emit(payload):  # one document, as every other command prints
         return
     training(outcome.training)
-    at_risk(outcome.scoring.ranked, 10)
+    at_risk(outcome.scoring.ranked.sort_values("priority"), 10)
     lines = [
         "",
         f"data      {outcome.data_dir}/",

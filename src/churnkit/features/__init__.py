@@ -241,24 +241,18 @@ def _merge(recent: ir.Value, older: ir.Value, how: str) -> ir.Value:
 
 
 def finish_frame(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
-    """Engine output to churnkit's dtypes: dates, categoricals, plain NumPy numbers."""
+    """Engine output to churnkit's dtypes, the same on every night: dates; every numeric
+    feature float64 (NaN when missing), so a count is not int64 one night and float64 the
+    next (the registered model's signature could not take both); attributes as text."""
     frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
     categorical = categorical_features(spec)
     for name in feature_names(spec):
         if name in categorical:
-            frame[name] = frame[name].astype("category")
+            values = frame[name].astype("string")
+            frame[name] = values.astype(object).where(values.notna(), None)
         else:
-            frame[name] = _plain_numeric(frame[name])
+            frame[name] = pd.to_numeric(frame[name]).astype("float64")
     return frame.reset_index(drop=True)
-
-
-def _plain_numeric(values: pd.Series) -> pd.Series:
-    """NumPy dtypes only: int64 without nulls, float64 (NaN) with them."""
-    if values.dtype == object:  # an all-null column comes back untyped
-        values = pd.to_numeric(values)
-    if pd.api.types.is_integer_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
-        return values.astype("float64") if values.isna().any() else values.astype("int64")
-    return values.astype("float64")
 
 
 def _prepare_orders(

@@ -96,12 +96,24 @@ def gains_lift_figure(predictions: pd.DataFrame, scorers: Sequence[str] | None =
     gains, lift = fig.subplots(1, 2)
     y = predictions[LABEL_COLUMN].to_numpy()
     share = np.arange(1, len(y) + 1) / len(y)
+    curves: list[tuple[np.ndarray, list[str]]] = []
     for scorer in _scorers(predictions, scorers):
         order = np.argsort(-predictions[scorer].to_numpy(), kind="stable")
         found = np.cumsum(y[order]) / max(y.sum(), 1)
         label = SCORER_LABELS.get(scorer, scorer)
-        gains.plot(share, found, label=label)
-        lift.plot(share, found / share, label=label)
+        # a calibration keeps the order, so the model's curve before it is the same line:
+        # one line with both names, not one hidden under the other
+        same = next((c for c in curves if np.allclose(c[0], found, atol=1e-3)), None)
+        if same is None:
+            curves.append((found, [label]))
+        else:
+            same[1].append(label)
+    styles = ("-", "--", "-.", ":")
+    for i, (found, labels) in enumerate(curves):
+        label = " = ".join(labels)
+        style = {"linestyle": styles[i % len(styles)], "linewidth": 1.6 if i == 0 else 1.2}
+        gains.plot(share, found, label=label, **style)
+        lift.plot(share, found / share, label=label, **style)
     gains.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1)
     gains.set(xlabel="share of customers targeted", ylabel="share of churners found")
     gains.set_title("Cumulative gains")

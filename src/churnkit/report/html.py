@@ -15,7 +15,9 @@ from typing import Any
 import jinja2
 import numpy as np
 import pandas as pd
+from markdown_it import MarkdownIt
 from matplotlib.figure import Figure
+from matplotlib.ticker import StrMethodFormatter
 
 from churnkit.report.figures import calibration_figure, figure_svg, gains_lift_figure
 from churnkit.training import SCORER_LABELS
@@ -25,6 +27,7 @@ __all__ = [
     "ReportData",
     "cohort_figure",
     "kpi_figures",
+    "money",
     "render_report",
     "value_at_risk_figure",
 ]
@@ -32,6 +35,7 @@ __all__ = [
 REFERENCE_CRR_PCT = 38.0  # average e-commerce CRR (RETENTION_METRICS.md)
 GOOD_CRR_PCT = (40.0, 80.0)  # the range usually called good
 _TOP_CUSTOMERS = 25
+_TOP_LAPSED = 10
 
 
 @dataclass
@@ -49,6 +53,8 @@ class ReportData:
     model_card: str | None = None
     test_predictions: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
+    trailing_year: Mapping[str, Any] | None = None  # KPIs of the year to the data's end
+    currency: str = ""
 
     def add_training_run(self, read: Callable[[], Any]) -> None:
         """The model section from ``read()`` (the training run's metrics, card and test
@@ -65,41 +71,36 @@ class ReportData:
         self.test_predictions = details.test_predictions
 
 
-def kpi_figures(kpis: pd.DataFrame, activity_days: int) -> dict[str, Figure]:
-    """CRR with its reference figures; churn and repeat rate; AOV and customer value."""
+def kpi_figures(kpis: pd.DataFrame, activity_days: int, currency: str = "") -> dict[str, Figure]:
+    """CRR; churn and repeat rate; AOV and customer value, per month."""
     x = pd.to_datetime(kpis["period_start"])
+    unit = f" ({currency})" if currency else ""
     crr = Figure(figsize=(9.0, 3.6), layout="constrained")
     ax = crr.add_subplot()
-    ax.axhspan(*GOOD_CRR_PCT, color="tab:green", alpha=0.08, label="40-80 %: usually called good")
-    ax.axhline(
-        REFERENCE_CRR_PCT,
-        color="tab:red",
-        linestyle="--",
-        linewidth=1,
-        label=f"e-commerce average {REFERENCE_CRR_PCT:.0f} %",
-    )
-    ax.plot(x, kpis["crr_pct"], marker="o", markersize=3, label="CRR")
+    # no yearly reference line here: a month's CRR is not comparable with a year's
+    ax.plot(x, kpis["crr_pct"], marker="o", markersize=3, label="CRR per month")
     ax.set(
         ylabel="%",
         ylim=(0, 100),
-        title=f"Customer retention rate per period (active = ordered in {activity_days} days)",
+        title=f"Customer retention rate per month (active = ordered in {activity_days} days)",
     )
     ax.legend(loc="lower right", fontsize="small")
 
     rates = Figure(figsize=(9.0, 3.2), layout="constrained")
     ax = rates.add_subplot()
-    ax.plot(x, kpis["churn_pct"], marker="o", markersize=3, label="churn rate")
+    ax.plot(x, kpis["churn_pct"], marker="o", markersize=3, label="churn rate per month")
     ax.plot(
         x, kpis["repeat_customer_rate_pct"], marker="o", markersize=3, label="repeat customer rate"
     )
-    ax.set(ylabel="%", title="Churn and repeat customer rate")
+    ax.set(ylabel="%", title="Churn and repeat customer rate per month")
     ax.legend(fontsize="small")
 
     money = Figure(figsize=(9.0, 3.2), layout="constrained")
     ax = money.add_subplot()
     ax.plot(x, kpis["aov"], marker="o", markersize=3, label="average order value")
     ax.plot(x, kpis["customer_value"], marker="o", markersize=3, label="value per customer")
-    ax.set(ylabel="revenue", title="Average order value and customer value")
+    ax.set(ylabel=f"revenue{unit}", title="Average order value and customer value per month")
+    ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
     ax.legend(fontsize="small")
     return {"crr": crr, "rates": rates, "money": money}
 
@@ -133,7 +134,7 @@ def cohort_figure(cohorts: pd.DataFrame, last_cohorts: int = 18, periods: int = 
     return fig
 
 
-def value_at_risk_figure(scored: pd.DataFrame) -> Figure:
+def value_at_risk_figure(scored: pd.DataFrame, currency: str = "") -> Figure:
     """Expected value at risk per segment, split by risk tier."""
     table = scored.pivot_table(
         index="segment",
@@ -151,7 +152,9 @@ def value_at_risk_figure(scored: pd.DataFrame) -> Figure:
     for tier in table.columns:
         ax.barh(table.index, table[tier], left=left, label=tier, color=colors[tier])
         left += table[tier].to_numpy()
-    ax.set(xlabel="expected value at risk", title="Value at risk by segment and risk tier")
+    unit = f" ({currency})" if currency else ""
+    ax.set(xlabel=f"expected value at risk{unit}", title="Value at risk by segment and risk tier")
+    ax.xaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
     ax.legend(title="tier", fontsize="small")
     return fig
 
@@ -188,29 +191,52 @@ def render_report(data: ReportData) -> str:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    currency = data.currency
+    env.filters["money"] = lambda value, decimals=2: money(value, currency, decimals)
     charts = {
-        name: figure_svg(fig) for name, fig in kpi_figures(data.kpis, data.activity_days).items()
+        name: figure_svg(fig)
+        for name, fig in kpi_figures(data.kpis, data.activity_days, currency).items()
     }
     charts["cohorts"] = figure_svg(cohort_figure(data.cohorts))
-    charts["value_at_risk"] = figure_svg(value_at_risk_figure(data.scored))
+    charts["value_at_risk"] = figure_svg(value_at_risk_figure(data.scored, currency))
     if data.test_predictions is not None:
         charts["calibration"] = figure_svg(calibration_figure(data.test_predictions))
         charts["gains_lift"] = figure_svg(gains_lift_figure(data.test_predictions))
-    latest = data.kpis.dropna(subset=["crr_pct"]).tail(1)
-    scored = data.scored
+    scored = data.scored.sort_values("priority")
+    lapsed = scored[scored["status"] == "lapsed"]
     return env.get_template("report.html").render(
         data=data,
         charts=charts,
-        latest=latest.iloc[0].to_dict() if len(latest) else None,
+        year=data.trailing_year,
         reference_crr=REFERENCE_CRR_PCT,
         good_crr=GOOD_CRR_PCT,
         tiers=_summary_by(scored, "risk_tier"),
         segments=_summary_by(scored, "segment"),
-        top=scored.head(_TOP_CUSTOMERS).to_dict("records"),
+        top=scored[scored["status"] != "lapsed"].head(_TOP_CUSTOMERS).to_dict("records"),
+        lapsed=lapsed.sort_values("expected_value_at_risk", ascending=False, kind="stable")
+        .head(_TOP_LAPSED)
+        .to_dict("records"),
         totals={
             "customers": len(scored),
             "high": int((scored["risk_tier"] == "high").sum()),
             "value_at_risk": float(scored["expected_value_at_risk"].sum()),
+            "lapsed": len(lapsed),
+            "lapsed_value": float(lapsed["expected_value_at_risk"].sum()),
+            "statuses": scored["status"].value_counts().to_dict(),
         },
+        drift=data.manifest.get("drift") or {},
+        horizon_days=data.manifest.get("horizon_days"),
         metric_rows=_metric_rows(data.metrics),
+        model_card=_markdown(data.model_card) if data.model_card else None,
     )
+
+
+def money(value: float, currency: str = "", decimals: int = 2) -> str:
+    """``1,234.50 EUR``: thousands separated, the currency after the amount."""
+    text = f"{value:,.{decimals}f}"
+    return f"{text} {currency}" if currency else text
+
+
+def _markdown(text: str) -> str:
+    """The model card's Markdown as HTML; raw HTML in it is shown as text, not run."""
+    return MarkdownIt("commonmark", {"html": False}).enable("table").render(text)

@@ -23,6 +23,7 @@ __all__ = [
     "CustomerContext",
     "Play",
     "assign_risk_tiers",
+    "tier_cutoffs",
     "recommend_action",
     "recommend_actions",
 ]
@@ -30,30 +31,46 @@ __all__ = [
 HIGH, MEDIUM, LOW = "high", "medium", "low"
 
 
+def tier_cutoffs(cfg: RiskTierConfig, saveable_ranks: np.ndarray) -> tuple[int, int]:
+    """The ranks up to which customers are ``high`` and ``medium`` (``share`` and ``top``).
+
+    The shares (or counts) are taken of the customers still worth saving, whose ranks
+    (1 = most at risk of the whole night) are ``saveable_ranks``: at a high churn rate
+    the top of a night is mostly customers who left long ago, and a share of the whole
+    night would leave hardly any saveable customer in ``high``. A cutoff is the rank of
+    the last saveable customer inside it; a lapsed customer ranked above it shares the
+    tier (their play is a win-back all the same).
+    """
+    ranks = np.sort(np.asarray(saveable_ranks, dtype="int64"))
+    n = len(ranks)
+    if cfg.method == "share":
+        counts = math.ceil(cfg.high * n), math.ceil(cfg.medium * n)
+    else:
+        counts = int(cfg.high), int(cfg.medium)
+    return tuple(int(ranks[min(k, n) - 1]) if k >= 1 and n else 0 for k in counts)  # type: ignore[return-value]
+
+
 def assign_risk_tiers(
     probabilities: np.ndarray,
     cfg: RiskTierConfig,
     *,
     rank: np.ndarray | None = None,
-    population: int | None = None,
+    cutoffs: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """``high``, ``medium`` or ``low`` per customer.
 
-    For ``method: top`` and ``share`` the tiers follow ``rank`` (1 = most at risk);
-    without it, ``probabilities`` must be in ranking order. ``share`` counts from the
-    whole night's ``population`` (default: these rows), so a slice of the ranking gets
-    the tiers the whole list would give it.
+    For ``method: top`` and ``share`` the tiers follow ``rank`` (1 = most at risk;
+    without it, ``probabilities`` must be in ranking order) up to the ``cutoffs`` of
+    :func:`tier_cutoffs` (default: every row counted as saveable), so a slice of the
+    ranking gets the tiers the whole list gives it.
     """
     p = np.asarray(probabilities, dtype="float64")
     position = np.arange(1, len(p) + 1) if rank is None else np.asarray(rank)
     if cfg.method == "probability":
         high, medium = p >= cfg.high, p >= cfg.medium
-    elif cfg.method == "share":
-        size = len(p) if population is None else population
-        high = position <= math.ceil(cfg.high * size)
-        medium = position <= math.ceil(cfg.medium * size)
     else:
-        high, medium = position <= int(cfg.high), position <= int(cfg.medium)
+        high_rank, medium_rank = cutoffs or tier_cutoffs(cfg, position)
+        high, medium = position <= high_rank, position <= medium_rank
     return np.where(high, HIGH, np.where(medium, MEDIUM, LOW))
 
 
@@ -65,6 +82,7 @@ class CustomerContext:
     reasons: Sequence[str]  # feature names, largest contribution first
     orders_lifetime: float
     high_value: bool
+    lapsed: bool = False  # long past their own usual gap (status ``lapsed``)
 
     def any_reason(self, *fragments: str) -> bool:
         return any(fragment in name for name in self.reasons for fragment in fragments)
@@ -84,6 +102,12 @@ PLAYS: tuple[Play, ...] = (
         "no action: low risk",
         "risk tier is low",
         lambda c: c.tier == LOW,
+    ),
+    Play(
+        "win-back: a reactivation offer (exclusive discount or early access), apart from "
+        "the saveable list",
+        "status is lapsed: long past their own usual gap between orders",
+        lambda c: c.lapsed,
     ),
     Play(
         "support follow-up: resolve open tickets and delivery problems",
@@ -116,7 +140,7 @@ PLAYS: tuple[Play, ...] = (
         lambda c: c.any_reason("email_open", "session"),
     ),
     Play(
-        "win-back incentive: exclusive discount or early access",
+        "targeted incentive: exclusive discount or early access",
         "otherwise: a lapsing, price-sensitive customer",
         lambda c: True,
     ),
@@ -133,6 +157,8 @@ def recommend_actions(
     reasons: Sequence[Sequence[str]],
     orders_lifetime: pd.Series,
     high_value: np.ndarray,
+    *,
+    lapsed: Sequence[bool] | None = None,
 ) -> list[str]:
     """:func:`recommend_action` for every customer of a scored population.
 
@@ -140,13 +166,15 @@ def recommend_actions(
     ``scoring.explain_top``), so each distinct context is decided once.
     """
     orders = orders_lifetime.to_numpy(dtype="float64", na_value=0.0).tolist()
-    decided: dict[tuple[str, tuple[str, ...], float, bool], str] = {}
+    gone = [False] * len(orders) if lapsed is None else np.asarray(lapsed, dtype=bool).tolist()
+    decided: dict[tuple[str, tuple[str, ...], float, bool, bool], str] = {}
     actions = []
     for key in zip(
         np.asarray(tiers, dtype=object).tolist(),
         map(tuple, reasons),
         orders,
         np.asarray(high_value, dtype=bool).tolist(),
+        gone,
         strict=True,
     ):
         action = decided.get(key)

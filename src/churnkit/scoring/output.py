@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 
 from churnkit.config import ScoringConfig
 from churnkit.errors import ChurnkitError, DataError, PartitionLockedError
+from churnkit.scoring.status import STATUSES
 from churnkit.training import MODEL, SCORER_LABELS
 
 __all__ = [
@@ -38,7 +39,9 @@ __all__ = [
     "partition_dir",
     "partition_lock",
     "read_partition",
+    "SORTS",
     "filter_at_risk",
+    "sort_list",
     "table_format",
     "table_text",
     "write_atomically",
@@ -63,6 +66,7 @@ class Manifest(TypedDict):
     scorer: dict[str, Any]  # served (model or a baseline), label, fallback_reason
     feature_schema_hash: str
     feature_spec: dict[str, Any]
+    horizon_days: int | None  # the model's: "churned" = no order in this many days
     rows: int
     explained_rows: int
     risk_tiers: dict[str, Any]  # config, counts per tier
@@ -99,6 +103,7 @@ def scoring_manifest(
         },
         "feature_schema_hash": _schema_hash(model.feature_names, spec.model_dump(mode="json")),
         "feature_spec": spec.model_dump(mode="json"),
+        "horizon_days": model.metadata.get("horizon_days"),
         "rows": rows,
         "explained_rows": min(rows, cfg.explain_top or rows),
         "risk_tiers": {
@@ -203,14 +208,16 @@ def write_partition(
 ) -> Path:
     """Write one partition atomically, replacing an existing one for the same ``as_of``.
 
-    The data files are byte-identical for identical input; ``manifest.json`` also
-    records what produced them.
+    ``scores.parquet`` keeps the ranking's order (by churn probability); ``at_risk.csv``,
+    the list a team opens, is in working order (``priority``). The data files are
+    byte-identical for identical input; ``manifest.json`` also records what produced them.
     """
 
     def write(folder: Path) -> None:
         table = pa.Table.from_pandas(ranked, preserve_index=False)
         pq.write_table(table, folder / SCORES_FILE, compression="zstd")
-        pa_csv.write_csv(_rounded(table), folder / AT_RISK_FILE)
+        in_working_order = table.take(pc.sort_indices(table["priority"]))
+        pa_csv.write_csv(_rounded(in_working_order), folder / AT_RISK_FILE)
 
     return write_atomically(output_dir, as_of, manifest, write)
 
@@ -219,17 +226,38 @@ RISK_TIERS = ("high", "medium", "low")
 _TABLE_FORMATS = {".csv": "csv", ".json": "json", ".parquet": "parquet", ".pq": "parquet"}
 
 
+# --sort: the column and direction of each order of a list
+SORTS = {
+    "priority": (["priority"], [True]),  # saveable by value at risk, then the lapsed
+    "risk": (["rank"], [True]),  # by churn probability
+    "value": (["expected_value_at_risk", "rank"], [False, True]),  # value at risk, all
+}
+
+
+def sort_list(scored: pd.DataFrame, by: str) -> pd.DataFrame:
+    """The list in one of the orders of :data:`SORTS`."""
+    if by not in SORTS:
+        raise ChurnkitError(f"--sort {by!r} is not one of {', '.join(SORTS)}")
+    columns, ascending = SORTS[by]
+    return scored.sort_values(columns, ascending=ascending, kind="stable")
+
+
 def filter_at_risk(
     scored: pd.DataFrame,
     *,
     segment: str | None = None,
     tier: str | None = None,
+    status: str | None = None,
     min_value: float | None = None,
 ) -> pd.DataFrame:
-    """The rows of a scored night in one segment and risk tier (any case) with a 365-day
-    value of at least ``min_value``; an unknown segment or tier is refused, listing the
-    ones there are."""
+    """The rows of a scored night in one segment, risk tier and status (any case) with a
+    365-day value of at least ``min_value``; an unknown segment, tier or status is
+    refused, listing the ones there are."""
     keep = pd.Series(True, index=scored.index)
+    if status is not None:
+        if status.lower() not in STATUSES:
+            raise ChurnkitError(f"--status {status!r} is not one of {', '.join(STATUSES)}")
+        keep &= scored["status"] == status.lower()
     if segment is not None:
         segments = sorted(scored["segment"].unique())
         if segment.lower() not in {s.lower() for s in segments}:

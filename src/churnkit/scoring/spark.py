@@ -3,7 +3,8 @@
 :func:`score_on_spark` takes the Spark feature frame and a churn-probability column
 (from ``mlflow.pyfunc.spark_udf`` of the registered model, made in
 :mod:`churnkit.tracking`), ranks with a Spark window in the local path's order
-(probability, then raw score, then ``customer_id``), and fills every other column of
+(probability, then raw score, then ``customer_id``) and in the priority order of
+:mod:`churnkit.scoring.status`, and fills every other column of
 :data:`~churnkit.scoring.SCORE_COLUMNS` per partition with the same functions the local
 path uses (:func:`~churnkit.scoring.explain_ranked`), so both paths give the same rows.
 """
@@ -16,13 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
-from churnkit.config import RiskTierConfig, ScoringConfig
+from churnkit.config import RiskTierConfig, ScoringConfig, StatusConfig
 from churnkit.errors import DataError, DriftError
 from churnkit.features import finish_frame
 from churnkit.scoring import SCORE_COLUMNS, explain_ranked
+from churnkit.scoring.actions import assign_risk_tiers, tier_cutoffs
 from churnkit.scoring.output import AT_RISK_FILE, SCORES_FILE, write_atomically
+from churnkit.scoring.status import overdue_ratio, value_at_risk, work_group
 from churnkit.training import BGNBD_BASELINE
 from churnkit.training.baselines import BGNBD_COLUMN
 from churnkit.training.drift import DriftReport, drift_report
@@ -85,12 +89,18 @@ def score_night(
         features = with_bgnbd_column(features, fitted_on, horizon_days).cache()
     on_step(f"scoring and explaining {rows:,} customers on spark")
     # a served baseline is a function of each row's features: computed on the partitions
-    probability = None if model.serving else probability_udf()(F.struct(*model.feature_names))
+    attributes = set(spec.attributes)
+    typed = [  # the registered model's signature: doubles, and text for attributes
+        F.col(name).cast("string" if name in attributes else "double").alias(name)
+        for name in model.feature_names
+    ]
+    probability = None if model.serving else probability_udf()(F.struct(*typed))
     scores = score_on_spark(
         features,
         model,
         probability,
         tiers=cfg.risk_tiers,
+        status=cfg.status,
         high_value_share=cfg.high_value_share,
         explain_top=0 if model.serving else cfg.explain_top,
     ).cache()
@@ -118,7 +128,8 @@ def score_night(
 
 
 SCORE_SCHEMA = (
-    "as_of date, customer_id string, rank long, churn_probability double, risk_tier string, "
+    "as_of date, customer_id string, rank long, priority long, churn_probability double, "
+    "risk_tier string, status string, "
     "baseline_churn_probability double, segment string, customer_value_365d double, "
     "expected_value_at_risk double, reason_1 string, reason_2 string, reason_3 string, "
     "recommended_action string, model_name string, model_version string"
@@ -131,6 +142,7 @@ def score_on_spark(
     probability: Column | None,
     *,
     tiers: RiskTierConfig,
+    status: StatusConfig,
     high_value_share: float,
     explain_top: int | None,
 ) -> DataFrame:
@@ -144,10 +156,14 @@ def score_on_spark(
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
-    from pyspark.sql.types import DoubleType, StructField, StructType
+    from pyspark.sql.types import BooleanType, DoubleType, LongType, StructField, StructType
 
     spec = model.feature_spec
     columns = features.columns
+    gaps = F.col("tenure_days").cast("double") - F.col("recency_days").cast("double")
+    usual = F.when(F.col("orders_lifetime") >= 2, gaps / (F.col("orders_lifetime") - 1))
+    gap = features.agg(F.percentile(usual, 0.5).alias("g")).first()["g"]
+    gap = float("nan") if gap is None else float(gap)
 
     on_partitions = probability is None  # the closure must not hold the Column (JVM)
 
@@ -156,18 +172,47 @@ def score_on_spark(
             frame = finish_frame(batch[columns].copy(), spec)
             if on_partitions:
                 batch = batch.assign(_p=model.predict_proba(frame))
-            yield batch.assign(_raw=model.predict_raw(frame))
+            overdue = overdue_ratio(frame, gap)
+            value = frame["customer_value_365d"].to_numpy(dtype="float64", na_value=0.0)
+            yield batch.assign(
+                _raw=model.predict_raw(frame),
+                _overdue=overdue,
+                _lapsed=np.nan_to_num(overdue) >= status.lapsed_after_gaps,
+                _value_at_risk=value_at_risk(batch["_p"].to_numpy(dtype="float64"), value),
+            )
 
+    added = [
+        StructField("_raw", DoubleType()),
+        StructField("_overdue", DoubleType()),
+        StructField("_lapsed", BooleanType()),
+        StructField("_value_at_risk", DoubleType()),
+    ]
     if on_partitions:
         with_p = features
-        added = [StructField("_p", DoubleType()), StructField("_raw", DoubleType())]
+        added = [StructField("_p", DoubleType()), *added]
     else:
         with_p = features.withColumn("_p", probability)
-        added = [StructField("_raw", DoubleType())]
     scored = with_p.mapInPandas(raw_scores, schema=StructType([*with_p.schema.fields, *added]))
-    population = features.count()  # `share` tiers count from the whole night
     order = Window.orderBy(F.col("_p").desc(), F.col("_raw").desc(), F.col("customer_id").asc())
-    ranked = scored.withColumn("_rank", F.row_number().over(order))
+    ranked = scored.withColumn("_rank", F.row_number().over(order)).cache()
+    # the tiers' cutoffs count the saveable customers (see tier_cutoffs): their ranks
+    saveable = ranked.where(~F.col("_lapsed")).select("_rank")
+    cutoffs = tier_cutoffs(tiers, saveable.toPandas()["_rank"].to_numpy())
+
+    def groups(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:  # the tiers follow the rank: known only now
+            tier = assign_risk_tiers(
+                batch["_p"].to_numpy(), tiers, rank=batch["_rank"].to_numpy(), cutoffs=cutoffs
+            )
+            yield batch.assign(_group=work_group(batch["_lapsed"].to_numpy(dtype=bool), tier))
+
+    grouped = ranked.mapInPandas(
+        groups, schema=StructType([*ranked.schema.fields, StructField("_group", LongType())])
+    )
+    work_order = Window.orderBy(  # see churnkit.scoring.status.priority
+        F.col("_group").asc(), F.col("_value_at_risk").desc(), F.col("_rank").asc()
+    )
+    ranked = grouped.withColumn("_priority", F.row_number().over(work_order))
     threshold = ranked.agg(
         F.percentile("customer_value_365d", 1 - high_value_share).alias("t")
     ).first()["t"]
@@ -180,10 +225,13 @@ def score_on_spark(
                 frame,
                 probability=batch["_p"].to_numpy(),
                 rank=batch["_rank"].to_numpy(),
+                priority=batch["_priority"].to_numpy(),
+                overdue=batch["_overdue"].to_numpy(dtype="float64", na_value=np.nan),
                 tiers=tiers,
+                status=status,
                 high_value_threshold=float(threshold or 0.0),
                 explain_top=explain_top,
-                population=population,
+                cutoffs=cutoffs,
             )
 
     return ranked.mapInPandas(explain, schema=SCORE_SCHEMA).orderBy("rank").select(*SCORE_COLUMNS)
@@ -192,13 +240,14 @@ def score_on_spark(
 def write_spark_partition(
     scores: DataFrame, output_dir: Path, *, as_of: dt.date, manifest: Mapping[str, Any]
 ) -> Path:
-    """Write the partition with Spark: ``scores.parquet`` and ``at_risk.csv`` are folders of
-    part files (one part, in rank order), swapped into place like the local partition."""
+    """Write the partition with Spark: ``scores.parquet`` (in rank order) and ``at_risk.csv``
+    (in priority order) are folders of one part file, swapped into place like the local
+    partition."""
 
     def write(folder: Path) -> None:
-        ordered = scores.coalesce(1).orderBy("rank")
-        ordered.write.parquet(str(folder / SCORES_FILE), compression="zstd")
-        ordered.write.option("header", True).csv(str(folder / AT_RISK_FILE))
+        one = scores.coalesce(1)
+        one.orderBy("rank").write.parquet(str(folder / SCORES_FILE), compression="zstd")
+        one.orderBy("priority").write.option("header", True).csv(str(folder / AT_RISK_FILE))
 
     return write_atomically(output_dir, as_of, manifest, write)
 

@@ -353,6 +353,8 @@ def train_churn_model(
     """
     # BG/NBD is fitted once per snapshot, on its customers' history before it
     dataset = dataset.assign(**{BGNBD_COLUMN: bgnbd_no_purchase_probability(dataset, horizon_days)})
+    # attributes come as text; LightGBM takes them as pandas categoricals (sorted levels)
+    dataset = dataset.astype({name: "category" for name in spec.attributes if name in dataset})
     methods = _candidates(cfg.calibration)
     scored, calibrated = [], {method: [] for method in methods}
     for test_date, fit_plan in plan.backtests:

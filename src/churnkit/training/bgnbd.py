@@ -81,8 +81,15 @@ def _negative_log_likelihood(
 
 
 def fit_bgnbd(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> BGNBD:
-    """Maximum-likelihood BG/NBD parameters for customers' ``(x, t_x, T)`` in weeks."""
+    """Maximum-likelihood BG/NBD parameters for customers' ``(x, t_x, T)`` in weeks.
+
+    The customers are sorted first, so the fit does not depend on their order (a Spark
+    sample arrives in any order; the likelihood's sum, and so the optimum's last digits,
+    would follow it).
+    """
     x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
+    order = np.lexsort((T, t_x, x))
+    x, t_x, T = x[order], t_x[order], T[order]
     start = np.log([1.0, max(float(np.mean(T)), 1.0), 1.0, 1.0])
     fitted = minimize(
         _negative_log_likelihood,
