@@ -364,6 +364,26 @@ def test_drift_over_the_threshold_stops_scoring_and_writes_nothing(trained, tmp_
     assert SCORE in manifest["drift"]["over_threshold"]
 
 
+def test_an_aged_population_does_not_drift_in_tenure_and_exclusions_are_kept_out():
+    from churnkit.training.drift import drift_reference, drift_report
+
+    rng = np.random.default_rng(3)
+    then = pd.DataFrame(
+        {"tenure_days": rng.integers(1, 700, 5000), "orders_90d": rng.poisson(2, 5000)}
+    )
+    scores = rng.random(5000)
+    reference = drift_reference(then, ["tenure_days", "orders_90d"], scores)
+    # the same customers 120 days later: everyone's tenure grew by 120 days
+    later = then.assign(tenure_days=then["tenure_days"] + 120)
+    naive = drift_report(reference, later, scores, 0.25)
+    assert "tenure_days" in naive.over_threshold
+    aged = drift_report(reference, later, scores, 0.25, elapsed_days=120)
+    assert aged.over_threshold == () and aged.calendar_shift_days == 120
+    skipped = drift_report(reference, later, scores, 0.25, exclude=("tenure_days", "nope"))
+    assert skipped.excluded == ("tenure_days",) and "tenure_days" not in skipped.top
+    assert skipped.to_dict()["excluded"] == ["tenure_days"]
+
+
 def test_feature_drift_is_recorded_but_does_not_stop_the_night(trained, tmp_path):
     cfg, outcome, _ = trained
     bundle = _drifted_bundle(outcome, tmp_path / "bundle", column="recency_days")

@@ -393,6 +393,11 @@ class DriftConfig(_Frozen):
         default=0.25, gt=0, description="a PSI above this stops scoring (exit 3)"
     )
     bins: int = Field(default=10, ge=2, le=100)
+    exclude: tuple[str, ...] = Field(
+        default=(),
+        description="features whose drift is not measured (tenure and days since signup "
+        "are already compared as they were at training)",
+    )
 
 
 class ScoringConfig(_Frozen):

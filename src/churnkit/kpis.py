@@ -1,6 +1,6 @@
 """Deterministic retention KPIs and cohort tables, as retention practitioners define them.
 
-The formulas are those of ``shared/RETENTION_METRICS.md``:
+The formulas are those of ``docs/retention.md``:
 
 * customer retention rate  CRR = (E - N) / S * 100
 * retention (cohort form)  = retained_from_start / S * 100
@@ -9,13 +9,15 @@ The formulas are those of ``shared/RETENTION_METRICS.md``:
 * purchase frequency       = orders / customers (in the period)
 * average order value      = revenue / orders
 * customer value           = purchase frequency * AOV (revenue per customer)
-* CLV estimate             = customer value / (churn rate / 100): value per period times the
-  expected lifetime in periods when a constant share churns each period
+* CLV estimate             = revenue / mean(S, E) / (churn rate / 100): revenue per active
+  customer per period times the expected lifetime in periods when a constant share
+  churns each period (per active customer, so it hardly depends on the period length)
+* annual churn             = 1 - (1 - churn rate) ** periods per year
 
 "Customer at date t" needs an activity definition in a business without subscriptions:
 a customer is *active at t* when they placed a qualifying order in
 ``[t - activity_days, t)``. S is the customers active at the period start, E those active
-at the period end, N those whose first qualifying order falls in the period;
+at the period end, N those active at the end but not at the start (new or won back);
 retained = active at both, lost = active at the start and not at the end. Every rate
 depends on ``activity_days``, so reports print it next to them.
 """

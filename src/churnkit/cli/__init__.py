@@ -353,6 +353,7 @@ def at_risk(
         raise ChurnkitError("--out needs --format csv or json")
     cfg = _load(config)
     scored, manifest = read_partition(cfg.scoring.output_dir, as_of)
+    render.overrides(manifest)
     selected = filter_at_risk(
         sort_list(scored, sort), segment=segment, tier=tier, status=status, min_value=min_value
     )

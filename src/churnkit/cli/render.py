@@ -205,6 +205,10 @@ def drift(drift: dict[str, Any]) -> None:
         f"drift (PSI vs the population at training): score {score}, largest "
         f"feature {drift['max_feature_psi']:.3f}; threshold {drift['threshold']}"
     )
+    if drift.get("calendar_shift_days"):
+        line += f"; tenure compared {drift['calendar_shift_days']} days back"
+    if drift.get("excluded"):
+        line += f"; not compared: {', '.join(drift['excluded'])}"
     if drift.get("stops") and drift.get("allowed"):
         line += "; [bold yellow]score drift over the threshold, written with --allow-drift[/]"
     out.print(line, highlight=False, soft_wrap=True)
@@ -258,6 +262,28 @@ def scoring(outcome: Any, *, defaulted: bool, top: int) -> None:
         out.print(f"wrote {rows:,} scored customers to {outcome.partition}/")
     else:
         out.print(f"dry run: would write {rows:,} customers to {outcome.partition}/")
+
+
+def overrides(manifest: Any) -> None:
+    """On stderr, whatever a night's list was written despite: a score drift let
+    through with --allow-drift, or a baseline serving for want of a model."""
+    drifted = manifest.get("drift") or {}
+    if drifted.get("stops") and drifted.get("allowed"):
+        err.print(
+            f"[bold yellow]warning:[/] the list of {manifest['as_of']} was written with "
+            f"--allow-drift: its scores drifted from training (score PSI "
+            f"{drifted['score_psi']:.3f} > {drifted['threshold']})",
+            highlight=False,
+            soft_wrap=True,
+        )
+    scorer = manifest.get("scorer") or {}
+    if scorer.get("fallback_reason"):
+        err.print(
+            f"[bold yellow]warning:[/] the list of {manifest['as_of']} comes from a baseline, "
+            f"{scorer['label']}: {scorer['fallback_reason']}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def at_risk_list(selected: Any, manifest: Any, scored_rows: int) -> None:
@@ -368,11 +394,15 @@ def demo(outcome: Any) -> None:
         return
     training(outcome.training)
     at_risk(outcome.scoring.ranked.sort_values("priority"), 10)
+    # a second demo in the same folder registers v2 as challenger: the list comes from the
+    # champion, so name the model that scored it
+    served = outcome.scoring.manifest.get("model_version") or outcome.training.run.version
+    model = outcome.training.export_dir.parent / f"v{served}"
     lines = [
         "",
         f"data      {outcome.data_dir}/",
         f"config    {outcome.config_path}",
-        f"model     {outcome.training.export_dir}/",
+        f"model     {model}/ (scored tonight's list)",
         f"scores    {outcome.scoring.partition}/",
         f"MLflow UI mlflow ui --backend-store-uri {db}   (then open http://127.0.0.1:5000)",
         f"next      churnkit score {outcome.config_path}",

@@ -32,7 +32,7 @@ __all__ = [
     "value_at_risk_figure",
 ]
 
-REFERENCE_CRR_PCT = 38.0  # average e-commerce CRR (RETENTION_METRICS.md)
+REFERENCE_CRR_PCT = 38.0  # average e-commerce CRR a year (docs/retention.md)
 GOOD_CRR_PCT = (40.0, 80.0)  # the range usually called good
 _TOP_CUSTOMERS = 25
 _TOP_LAPSED = 10

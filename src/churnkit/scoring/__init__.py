@@ -260,6 +260,8 @@ def score_night(
         cfg.drift.psi_threshold,
         compare_score=not model.serving,  # the reference score is the booster's
         allowed=allow_drift,
+        elapsed_days=model.days_since_drift_reference(ranked["as_of"].iloc[0]),
+        exclude=cfg.drift.exclude,
     )
     written = manifest(len(ranked), ranked["risk_tier"].value_counts().to_dict(), drift)
     if drift.stops and not allow_drift:

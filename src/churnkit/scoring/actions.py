@@ -1,6 +1,6 @@
 """Risk tiers and the recommended retention play for each scored customer.
 
-The plays are those of ``RETENTION_METRICS.md``. :data:`PLAYS` lists them in the
+The plays are those of ``docs/retention.md``. :data:`PLAYS` lists them in the
 order they are tried; the first whose condition holds for a customer is recommended.
 A condition looks at the customer's risk tier, the features behind their reasons
 (``pred_contrib``), their order count and their value, so the action answers *why*

@@ -113,6 +113,8 @@ def score_night(
         compare_score=not model.serving,
         allowed=allow_drift,
         sampled_rows=len(sample),
+        elapsed_days=model.days_since_drift_reference(as_of),
+        exclude=cfg.drift.exclude,
     )
     counts = {r["risk_tier"]: r["count"] for r in scores.groupBy("risk_tier").count().collect()}
     written = manifest(rows, counts, drift)

@@ -9,6 +9,7 @@ MLflow pyfunc in :mod:`churnkit.tracking` wraps the same bundle.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import logging
 from dataclasses import dataclass, field
@@ -147,6 +148,14 @@ class ChurnModel:
     def baseline_proba(self, features: pd.DataFrame) -> np.ndarray:
         """CRR-baseline churn probability per row of ``features``."""
         return self.baseline.predict_proba(features)[:, 1]
+
+    def days_since_drift_reference(self, as_of: dt.date) -> int:
+        """Days from the population the drift reference describes to ``as_of`` (0 when
+        the model does not say)."""
+        reference = self.metadata.get("drift_reference_as_of")
+        if not reference:
+            return 0
+        return (pd.Timestamp(as_of) - pd.Timestamp(reference)).days
 
     def add_derived_features(self, features: pd.DataFrame) -> pd.DataFrame:
         """``features`` with the BG/NBD feature when the model uses it and the frame lacks
