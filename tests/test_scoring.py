@@ -106,7 +106,7 @@ def test_reasons_carry_the_customers_own_values(model_and_features):
         (
             "recency_days",
             {"recency_days": 94.0, "mean_days_between_orders": 21.2},
-            "no order for 94 days; usually orders every 21",
+            "no order for 94 days; usually orders every 21 days",
         ),
         ("recency_days", {"recency_days": 40.0}, "no order for 40 days"),
         ("orders_90d", {"orders_90d": 0}, "no orders in the last 90 days"),

@@ -76,13 +76,23 @@ def calibration_figure(
     fig = Figure(figsize=_SIZE, layout="constrained")
     ax = fig.add_subplot()
     y = predictions[LABEL_COLUMN].to_numpy()
+    shown: dict[str, list[str]] = {}  # a scorer equal to one shown already shares its line
     for scorer in _scorers(predictions, scorers):
+        same = next(
+            (s for s in shown if np.allclose(predictions[s], predictions[scorer], atol=1e-9)),
+            None,
+        )
+        if same is None:
+            shown[scorer] = [SCORER_LABELS.get(scorer, scorer)]
+        else:
+            shown[same].append(SCORER_LABELS.get(scorer, scorer))
+    for scorer, labels in shown.items():
         CalibrationDisplay.from_predictions(
             y,
             predictions[scorer].clip(0, 1),
             n_bins=10,
             strategy="quantile",
-            name=SCORER_LABELS.get(scorer, scorer),
+            name=" = ".join(labels),
             ax=ax,
         )
     ax.set(xlabel="predicted churn probability", ylabel="observed churn rate")
@@ -120,7 +130,7 @@ def gains_lift_figure(predictions: pd.DataFrame, scorers: Sequence[str] | None =
     lift.axhline(1.0, linestyle=":", color="grey", linewidth=1)
     lift.set(xlabel="share of customers targeted", ylabel="lift", xlim=(0.01, 1))
     lift.set_title("Lift")
-    lift.legend(loc="upper right", fontsize="small")
+    lift.legend(loc="lower left", fontsize="small")
     return fig
 
 

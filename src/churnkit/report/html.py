@@ -8,6 +8,7 @@ charts. Gathering the data (KPIs, the scored partition, the training run) happen
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -207,7 +208,12 @@ def render_report(data: ReportData) -> str:
     return env.get_template("report.html").render(
         data=data,
         charts=charts,
-        year=data.trailing_year,
+        year=None
+        if data.trailing_year is None
+        else {
+            **data.trailing_year,
+            "last_day": data.trailing_year["period_end"] - dt.timedelta(days=1),
+        },
         reference_crr=REFERENCE_CRR_PCT,
         good_crr=GOOD_CRR_PCT,
         tiers=_summary_by(scored, "risk_tier"),
@@ -219,6 +225,9 @@ def render_report(data: ReportData) -> str:
         totals={
             "customers": len(scored),
             "high": int((scored["risk_tier"] == "high").sum()),
+            "high_saveable": int(
+                ((scored["risk_tier"] == "high") & (scored["status"] != "lapsed")).sum()
+            ),
             "value_at_risk": float(scored["expected_value_at_risk"].sum()),
             "lapsed": len(lapsed),
             "lapsed_value": float(lapsed["expected_value_at_risk"].sum()),

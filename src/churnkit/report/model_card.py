@@ -52,8 +52,8 @@ def model_card(result: TrainingResult, cfg: Config, data_summary: Mapping[str, A
         f"qualifying order in the next {horizon} days, so a retention team can choose whom "
         "to contact first and how (reasons and recommended actions come with every score). "
         "Not for decisions about a customer without a person reviewing them, nor for "
-        "populations unlike the training data: scoring checks drift (PSI) and stops above "
-        f"{cfg.scoring.drift.psi_threshold}.",
+        "populations unlike the training data: scoring measures drift (PSI) and stops when "
+        f"the scores drift beyond {cfg.scoring.drift.psi_threshold}.",
         "",
         "## Data",
         f"- Orders: {data_summary.get('orders', '?'):,} rows, "

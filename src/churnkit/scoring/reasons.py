@@ -3,7 +3,7 @@
 For each customer the features with the largest *positive* contributions to the raw
 churn score (those pushing towards churn) become ``reason_1`` .. ``reason_3``, largest
 first, ties broken by the model's feature order. Each reason is a sentence with the
-customer's own values, e.g. ``"no order for 94 days; usually orders every 21"``. A
+customer's own values, e.g. ``"no order for 94 days; usually orders every 21 days"``. A
 customer with fewer than three positive contributions gets empty trailing reasons.
 """
 
@@ -175,7 +175,7 @@ def _event_words(event_type: str) -> tuple[str, str]:
 def _recency(_: re.Match, row: Row) -> str:
     text = f"no order for {_int(row.get('recency_days'))} days"
     gap = row.get("mean_days_between_orders")
-    return text if _missing(gap) else f"{text}; usually orders every {_int(gap)}"
+    return text if _missing(gap) else f"{text}; usually orders every {_int(gap)} days"
 
 
 def _orders_window(m: re.Match, row: Row) -> str:
