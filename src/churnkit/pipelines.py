@@ -24,22 +24,21 @@ from churnkit.data.generator import demo_config, generate_data, write_generated
 from churnkit.engines import open_engine
 from churnkit.features import FeatureSpec
 from churnkit.features.spec import spec_for_data
-from churnkit.kpis import RetentionTables, observed_periods, retention_tables
+from churnkit.kpis import RetentionTables, retention_tables
 from churnkit.report.model_card import model_card
 from churnkit.scoring import resolve_as_of, score_night, write_partition
 from churnkit.scoring.backtest import Backtest, backtest_night, check_window_passed
 from churnkit.scoring.output import (
     Manifest,
+    night_manifest,
     partition_dir,
     read_partition,
-    scoring_manifest,
     table_format,
     write_file,
     write_table,
 )
 from churnkit.tracking import LoggedRun, Tracker, export_bundle
 from churnkit.training import TrainingResult, decide_promotion, plan_for_data, train_churn_model
-from churnkit.training.drift import DriftReport
 
 __all__ = [
     "DemoOutcome",
@@ -255,45 +254,22 @@ def run_scoring(
     spec = model.feature_spec
     no_customers = summary.no_customers_message(spec.activity_days, as_of)
 
-    def manifest(rows: int, counts: dict[str, int], drift: DriftReport) -> Manifest:
-        data = {**summary.to_dict(), "data_end": summary.data_end.isoformat()}
-        seconds = time.perf_counter() - started
-        return scoring_manifest(
-            as_of=as_of, engine=cfg.engine, model=model, cfg=cfg.scoring, rows=rows,
-            tier_counts=counts, drift=drift.to_dict(), data=data, seconds=seconds,
-        )  # fmt: skip
-
+    manifest = night_manifest(cfg, model, as_of, summary, started)
     partition = partition_dir(cfg.scoring.output_dir, as_of)
+    night_of = {"manifest": manifest, "no_customers": no_customers, "on_step": on_step}
     if data.engine.name == "spark":
         from churnkit.scoring.spark import score_night as score_on_spark
 
+        udf = lambda: store.spark_probability_udf(cfg.scoring.model, data.engine.spark, model)  # noqa: E731
+        features = data.engine.feature_frame([as_of], spec)
         night = score_on_spark(
-            data.engine.feature_frame([as_of], spec),
-            model,
-            as_of,
-            cfg.scoring,
-            horizon_days=int(model.metadata.get("horizon_days", cfg.snapshots.horizon_days)),
-            probability_udf=lambda: store.spark_probability_udf(
-                cfg.scoring.model, data.engine.spark, model
-            ),
-            manifest=manifest,
-            no_customers=no_customers,
-            dry_run=dry_run,
-            allow_drift=allow_drift,
-            on_step=on_step,
-        )
+            features, model, as_of, cfg.scoring, probability_udf=udf, dry_run=dry_run,
+            allow_drift=allow_drift, **night_of,
+        )  # fmt: skip
         return ScoringOutcome(partition, as_of, night.top, night.manifest, written=not dry_run)
-
     on_step(f"building features at {as_of} on {cfg.engine}")
-    night = score_night(
-        data.features([as_of], spec),
-        model,
-        cfg.scoring,
-        manifest=manifest,
-        no_customers=no_customers,
-        allow_drift=allow_drift,
-        on_step=on_step,
-    )
+    features = data.features([as_of], spec)
+    night = score_night(features, model, cfg.scoring, allow_drift=allow_drift, **night_of)
     if not dry_run:
         on_step("writing the partition")
         write_partition(night.ranked, cfg.scoring.output_dir, as_of=as_of, manifest=night.manifest)
@@ -341,19 +317,7 @@ def run_report(
     on_step("reading the scored partition")
     scored, manifest = read_partition(cfg.scoring.output_dir, as_of)
     on_step("computing retention KPIs")
-    tables = run_kpis(cfg, period="month")
-    first_order = pd.Timestamp(manifest["data"]["first_order_at"]).date()
-    data = ReportData(
-        title=cfg.mlflow.experiment,
-        as_of=manifest["as_of"],
-        activity_days=cfg.snapshots.activity_days,
-        kpis=observed_periods(tables.periods, first_order, cfg.snapshots.activity_days),
-        cohorts=tables.cohorts,
-        scored=scored,
-        manifest=manifest,
-        trailing_year=tables.trailing_year,
-        currency=cfg.currency,
-    )
+    data = ReportData.for_night(scored, manifest, run_kpis(cfg, period="month"), cfg)
     on_step("reading the training run from MLflow")
     data.add_training_run(lambda: tracker(cfg).training_run_details(manifest["run_id"]))
     on_step("drawing the charts")

@@ -206,9 +206,7 @@ def drift(drift: dict[str, Any]) -> None:
         f"feature {drift['max_feature_psi']:.3f}; threshold {drift['threshold']}"
     )
     if drift.get("calendar_shift_days"):
-        line += (
-            f"; tenure compared as at training ({drift['calendar_shift_days']:+,} days)"
-        )
+        line += f"; tenure compared as at training ({drift['calendar_shift_days']:+,} days)"
     if drift.get("excluded"):
         line += f"; not compared: {', '.join(drift['excluded'])}"
     if drift.get("stops") and drift.get("allowed"):

@@ -20,6 +20,8 @@ from markdown_it import MarkdownIt
 from matplotlib.figure import Figure
 from matplotlib.ticker import StrMethodFormatter
 
+from churnkit.config import Config
+from churnkit.kpis import observed_periods
 from churnkit.report.figures import calibration_figure, figure_svg, gains_lift_figure
 from churnkit.training import SCORER_LABELS
 
@@ -56,6 +58,27 @@ class ReportData:
     notes: list[str] = field(default_factory=list)
     trailing_year: Mapping[str, Any] | None = None  # KPIs of the year to the data's end
     currency: str = ""
+
+    @classmethod
+    def for_night(
+        cls, scored: pd.DataFrame, manifest: Mapping[str, Any], tables: Any, cfg: Config
+    ) -> ReportData:
+        """The report of one scored night: its list and manifest, and the KPIs per month
+        (``tables``, :class:`~churnkit.kpis.RetentionTables`) from the first month with a
+        whole activity window of data behind it."""
+        first_order = pd.Timestamp(manifest["data"]["first_order_at"]).date()
+        activity = cfg.snapshots.activity_days
+        return cls(
+            title=cfg.mlflow.experiment,
+            as_of=manifest["as_of"],
+            activity_days=activity,
+            kpis=observed_periods(tables.periods, first_order, activity),
+            cohorts=tables.cohorts,
+            scored=scored,
+            manifest=manifest,
+            trailing_year=tables.trailing_year,
+            currency=cfg.currency,
+        )
 
     def add_training_run(self, read: Callable[[], Any]) -> None:
         """The model section from ``read()`` (the training run's metrics, card and test

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypedDict
@@ -27,13 +28,14 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from churnkit.config import ScoringConfig
+from churnkit.config import Config, ScoringConfig
 from churnkit.errors import ChurnkitError, DataError, PartitionLockedError
 from churnkit.scoring.status import STATUSES
 from churnkit.training import MODEL, SCORER_LABELS
 
 __all__ = [
     "Manifest",
+    "night_manifest",
     "scoring_manifest",
     "list_partitions",
     "partition_dir",
@@ -114,6 +116,25 @@ def scoring_manifest(
         "data": data,
         "seconds": round(seconds, 3),
     }
+
+
+def night_manifest(
+    cfg: Config, model: Any, as_of: dt.date, summary: Any, started: float
+) -> Callable[[int, Mapping[str, int], Any], Manifest]:
+    """``manifest(rows, tier_counts, drift_report)`` for a night being scored with
+    ``cfg``'s engine and scoring settings: the :func:`scoring_manifest`, with the data's
+    ``summary`` (:class:`~churnkit.data.DataSummary`) and the seconds since ``started``
+    (``time.perf_counter``)."""
+    data = {**summary.to_dict(), "data_end": summary.data_end.isoformat()}
+
+    def manifest(rows: int, tier_counts: Mapping[str, int], drift: Any) -> Manifest:
+        return scoring_manifest(
+            as_of=as_of, engine=cfg.engine, model=model, cfg=cfg.scoring, rows=rows,
+            tier_counts=tier_counts, drift=drift.to_dict(), data=data,
+            seconds=time.perf_counter() - started,
+        )  # fmt: skip
+
+    return manifest
 
 
 def _schema_hash(names: list[str], spec: dict[str, Any]) -> str:

@@ -55,7 +55,6 @@ def score_night(
     as_of: dt.date,
     cfg: ScoringConfig,
     *,
-    horizon_days: int,
     probability_udf: Callable[[], Any],
     manifest: Callable[[int, dict[str, int], DriftReport], dict[str, Any]],
     no_customers: str,
@@ -86,6 +85,7 @@ def score_night(
     if BGNBD_COLUMN in model.feature_names or model.serving == BGNBD_BASELINE:
         rfm = features.select("orders_lifetime", "tenure_days", "recency_days")
         fitted_on = rfm.sample(fraction=share, seed=0).toPandas()
+        horizon_days = int(model.metadata.get("horizon_days", 90))  # as the local path
         features = with_bgnbd_column(features, fitted_on, horizon_days).cache()
     on_step(f"scoring and explaining {rows:,} customers on spark")
     # a served baseline is a function of each row's features: computed on the partitions
