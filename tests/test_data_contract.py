@@ -101,6 +101,22 @@ def test_every_contract_violation_is_reported_at_once(tmp_path):
     assert "[-5.0]" in message
 
 
+def test_amounts_that_are_not_finite_or_absurd_are_refused_together(tmp_path):
+    rows = [
+        ("o1", "c1", "2024-01-01", 10.0),
+        ("o2", "c1", "2024-01-05", "inf"),
+        ("o3", "c2", "2024-01-06", "nan"),
+        ("o4", "c2", "2024-01-07", 1e13),
+        ("o5", "c3", "2024-01-08", 999999999.0),
+    ]
+    _orders_csv(tmp_path, rows, "order_id,customer_id,ordered_at,amount")
+    with pytest.raises(DataError) as refused:
+        load_orders(_cfg(tmp_path, orders={"path": "orders.csv"}))
+    message = str(refused.value)
+    assert "orders.amount: 3 amount(s) that are not finite numbers or not below" in message
+    assert "1,000,000,000 in size" in message and "inf" in message
+
+
 def test_negative_amounts_can_be_declared_returns(tmp_path):
     rows = [("o1", "c1", "2024-01-01", 10.0), ("o2", "c1", "2024-01-05", -10.0)]
     _orders_csv(tmp_path, rows, "order_id,customer_id,ordered_at,amount")

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -111,3 +112,60 @@ def test_the_report_loads_in_headless_chromium_without_console_errors(report, tm
     assert messages == []
     assert "who is about to stop buying" in dom
     assert dom.count("<svg") == 7
+
+
+HOSTILE = {
+    "customer_id": '=HYPERLINK("http://x","y")',
+    "segment": "<script>alert(1)</script>",
+    "reason_1": '<img src=x onerror="alert(2)">',
+    "recommended_action": "@SUM(A1)",
+}
+
+
+def _hostile(scored):
+    rows = scored.sort_values("priority").head(3).copy()
+    for column, value in HOSTILE.items():
+        rows[column] = [f"{value}{i}" for i in range(len(rows))]
+    return rows
+
+
+def test_the_report_escapes_every_user_string(trained, tmp_path):
+    from churnkit.report.html import ReportData, render_report
+    from churnkit.scoring.output import read_partition
+
+    cfg, _, _ = trained
+    scored, manifest = read_partition(cfg.scoring.output_dir)
+    hostile = _hostile(scored)
+    rest = scored[~scored["customer_id"].isin(hostile["customer_id"])]
+    data = ReportData(
+        title="<b>shop</b>",
+        as_of=manifest["as_of"],
+        activity_days=365,
+        kpis=pd.DataFrame(),
+        cohorts=pd.DataFrame(),
+        scored=pd.concat([hostile, rest]),
+        manifest=manifest,
+        model_card="# Card\n\n<script>alert(3)</script>\n",
+    )
+    from churnkit.kpis import period_kpis
+
+    orders = pd.read_parquet(cfg.data.orders.path)
+    data.kpis = period_kpis(orders, period="month", activity_days=365).tail(6)
+    html = render_report(data)
+    assert "<script" not in html and "<img src=x" not in html and "<b>shop</b>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;script&gt;alert(3)&lt;/script&gt;" in html  # the model card's too
+    assert "=HYPERLINK(&#34;http://x&#34;,&#34;y&#34;)0" in html
+
+
+def test_the_at_risk_csv_neutralises_spreadsheet_formulas(trained, tmp_path):
+    from churnkit.scoring.output import write_partition
+
+    _, _, scoring = trained
+    hostile = _hostile(scoring.ranked)
+    partition = write_partition(hostile, tmp_path / "s", as_of=scoring.as_of, manifest={})
+    text = (partition / "at_risk.csv").read_text(encoding="utf-8")
+    assert '"\'=HYPERLINK(""http://x"",""y"")0"' in text
+    assert '"\'@SUM(A1)0"' in text
+    written = pd.read_parquet(partition / "scores.parquet")  # the data itself is unchanged
+    assert written["customer_id"].iloc[0] == HOSTILE["customer_id"] + "0"

@@ -157,7 +157,17 @@ class Tracker:
         self.project_dir = project_dir
         self.name = settings.registered_model_name
         self.uri = configure(settings, project_dir)
+        if self.remote:
+            # MLflow's defaults (7 retries with backoff, 120 s per request) kept a nightly
+            # `score` against a dead server alive for minutes; a user's own settings win
+            for name, value in _HTTP_BOUNDS.items():
+                os.environ.setdefault(name, value)
         self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+    @property
+    def remote(self) -> bool:
+        """Whether the store is a tracking server (reached over HTTP)."""
+        return self.uri.startswith(("http://", "https://"))
 
     def check_reachable(self) -> str:
         """Fail fast, before any work, when the tracking store cannot be reached.
@@ -169,7 +179,7 @@ class Tracker:
             a few seconds or a database store cannot be opened.
         """
         uri = self.uri
-        if uri.startswith(("http://", "https://")):
+        if self.remote:
             import requests
 
             try:
@@ -286,6 +296,7 @@ class Tracker:
         Metrics are named ``backtest_<scorer>_<metric>``; the run records the partition's
         as_of, model name, version and training run id.
         """
+        self.check_reachable()
         experiment_id = self._experiment_id()
         with mlflow.start_run(experiment_id=experiment_id, run_name=f"backtest {as_of}") as run:
             mlflow.set_tags(
@@ -317,6 +328,7 @@ class Tracker:
         ModelNotFoundError
             When the store has no such run.
         """
+        self.check_reachable()
         client = self.client
         try:
             run = client.get_run(run_id)
@@ -422,6 +434,9 @@ class Tracker:
         The fallback applies only when nothing is configured and the registry has
         versions but no champion (every version so far missed the quality gate).
         """
+        registry = configured is None or configured.startswith(("models:/", "runs:/"))
+        if registry:
+            self.check_reachable()  # a dead server: exit 2 in seconds, naming it
         if configured is not None or self.champion_version() is not None:
             return self.load_model(configured)
         latest = self.latest_version()
@@ -522,6 +537,13 @@ class TrainingRunDetails:
 
 
 _DIFFERENCE_SUFFIXES = (("difference", ""), ("ci_low", "_ci_low"), ("ci_high", "_ci_high"))
+
+# a tracking server call gives up after about 10 s: a timeout, one retry, no long backoff
+_HTTP_BOUNDS = {
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+}
 
 
 def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:

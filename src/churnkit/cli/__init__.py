@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.markup import escape
 
 from churnkit import __version__
 from churnkit.cli import render
@@ -76,11 +77,14 @@ def _handles_errors(command: F) -> F:
         except ChurnkitError as error:
             if _state["debug"]:
                 traceback.print_exc()
-            err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            # escaped: an example such as [inf, nan] in a message reads as rich markup
+            err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(error.exit_code) from None
         except QualityGateError as error:
             label = "drift" if isinstance(error, DriftError) else "quality gate"
-            err.print(f"[bold yellow]{label}:[/] {error}", highlight=False, soft_wrap=True)
+            err.print(
+                f"[bold yellow]{label}:[/] {escape(str(error))}", highlight=False, soft_wrap=True
+            )
             raise typer.Exit(QualityGateError.exit_code) from None
         except Exception:  # noqa: BLE001 - anything else is a bug: show it, exit 1
             traceback.print_exc()

@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 __all__ = ["err", "out", "state"]
@@ -47,7 +48,7 @@ def validation(config: Any, summary: dict[str, Any]) -> None:
             soft_wrap=True,
         )
     for note in summary["notes"]:
-        out.print(f"note: {note}", highlight=False, soft_wrap=True)
+        out.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
     snaps = summary["snapshots"]
     labelled = snaps["labelled"]
     out.print(
@@ -78,7 +79,7 @@ def training(outcome: Any) -> None:
     if emit(training_summary(outcome)):
         return
     for note in outcome.data_summary.notes:
-        err.print(f"note: {note}", highlight=False, soft_wrap=True)
+        err.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
     by_rfm = result.model.baseline.segment_column == "rfm_segment"
     labels = {
         **SCORER_LABELS,

@@ -153,6 +153,8 @@ def check_columns(
     )
 
 
+MAX_AMOUNT = 1e9  # per order or line: larger is a unit or parsing error, not a purchase
+
 _REQUIRED = {
     "orders": ("customer_id", "ordered_at", "amount"),
     "events": ("customer_id", "occurred_at", "event_type"),
@@ -233,6 +235,19 @@ def _orders(source: ir.Table, cfg: DataConfig) -> tuple[ir.Table, list[_Rule]]:
         )
     elif cfg.on_negative_amount == "treat_as_return":
         status = ibis.literal("completed")
+    # NaN and infinity compare above every number in DuckDB and Spark alike
+    absurd = source["amount"].abs() >= MAX_AMOUNT
+    rules.append(
+        _Rule(
+            "amount",
+            absurd.sum(),
+            lambda n, e: (
+                f"{n:,} amount(s) that are not finite numbers or not below "
+                f"{MAX_AMOUNT:,.0f} in size, e.g. {e}; fix or drop those rows"
+            ),
+            source.filter(absurd).select("amount").order_by("amount"),
+        )
+    )
     negative = source["amount"] < 0
     if cfg.on_negative_amount == "treat_as_return":
         status = ibis.ifelse(negative, "returned", status)

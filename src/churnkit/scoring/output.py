@@ -308,9 +308,16 @@ def table_format(path: Path) -> str:
 
 
 def table_text(frame: pd.DataFrame, fmt: str) -> str:
-    """``frame`` as CSV (floats to 6 decimals) or as JSON records (ISO dates)."""
+    """``frame`` as CSV (floats to 6 decimals, text that would start a spreadsheet
+    formula behind an apostrophe, see :func:`_rounded`) or as JSON records (ISO dates)."""
     if fmt == "csv":
-        return frame.to_csv(index=False, float_format="%.6f", lineterminator="\n")
+        text = {c: frame[c] for c in frame.columns if pd.api.types.is_string_dtype(frame[c])}
+        safe = {
+            c: values.where(~values.astype("string").str.match(FORMULA_START).fillna(False),
+                            "'" + values.astype("string"))
+            for c, values in text.items()
+        }  # fmt: skip
+        return frame.assign(**safe).to_csv(index=False, float_format="%.6f", lineterminator="\n")
     return frame.to_json(orient="records", indent=1, date_format="iso") + "\n"
 
 
@@ -335,15 +342,29 @@ def write_file(path: Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
+# a spreadsheet runs a cell that starts with one of these as a formula (CSV injection)
+FORMULA_START = r"^[=+\-@\t\r]"
+
+
 def _rounded(table: pa.Table, decimals: int = 6) -> pa.Table:
-    """``table`` with its float columns rounded, for a CSV that people read.
+    """``table`` for a CSV that people open: floats rounded, text made spreadsheet-safe.
 
     Arrow writes the shortest text that reads back as the same float, so rounded values
-    stay short (``0.984824``, ``3127.73``); ``scores.parquet`` keeps full precision.
+    stay short (``0.984824``, ``3127.73``); ``scores.parquet`` keeps full precision. A
+    text cell that a spreadsheet would run as a formula (it starts with ``=``, ``+``,
+    ``-``, ``@``, a tab or a carriage return: a customer id ``=HYPERLINK(...)``, say)
+    gets a leading apostrophe, the usual convention (OWASP); ``scores.parquet`` keeps
+    the value as it is.
     """
     for i, field in enumerate(table.schema):
         if pa.types.is_floating(field.type):
             table = table.set_column(i, field, pc.round(table.column(i), decimals))
+        elif pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+            column = table.column(i)
+            risky = pc.fill_null(pc.match_substring_regex(column, FORMULA_START), False)
+            quote, empty = pa.scalar("'", column.type), pa.scalar("", column.type)
+            safe = pc.if_else(risky, pc.binary_join_element_wise(quote, column, empty), column)
+            table = table.set_column(i, field, safe)
     return table
 
 

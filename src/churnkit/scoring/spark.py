@@ -25,7 +25,7 @@ from churnkit.errors import DataError, DriftError
 from churnkit.features import finish_frame
 from churnkit.scoring import SCORE_COLUMNS, explain_ranked
 from churnkit.scoring.actions import assign_risk_tiers, tier_cutoffs
-from churnkit.scoring.output import AT_RISK_FILE, SCORES_FILE, write_atomically
+from churnkit.scoring.output import AT_RISK_FILE, FORMULA_START, SCORES_FILE, write_atomically
 from churnkit.scoring.status import overdue_ratio, value_at_risk, work_group
 from churnkit.training import BGNBD_BASELINE
 from churnkit.training.baselines import BGNBD_COLUMN
@@ -249,7 +249,21 @@ def write_spark_partition(
     def write(folder: Path) -> None:
         one = scores.coalesce(1)
         one.orderBy("rank").write.parquet(str(folder / SCORES_FILE), compression="zstd")
-        one.orderBy("priority").write.option("header", True).csv(str(folder / AT_RISK_FILE))
+        from pyspark.sql import functions as F
+
+        # the spreadsheet-safe text of the local CSV (churnkit.scoring.output._rounded)
+        text = [f.name for f in scores.schema.fields if f.dataType.simpleString() == "string"]
+        safe = one.select(
+            *(
+                F.when(F.col(c).rlike(FORMULA_START), F.concat(F.lit("'"), F.col(c)))
+                .otherwise(F.col(c))
+                .alias(c)
+                if c in text
+                else F.col(c)
+                for c in scores.columns
+            )
+        )
+        safe.orderBy("priority").write.option("header", True).csv(str(folder / AT_RISK_FILE))
 
     return write_atomically(output_dir, as_of, manifest, write)
 
