@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from tests.conftest import write_config
 from typer.testing import CliRunner
 
@@ -304,3 +305,81 @@ def test_the_at_risk_table_stays_readable_on_narrow_terminals(trained, monkeypat
     words = [w for w in scoring.ranked["reason_1"].iloc[0].split() if len(w) > 3]
     assert words and all(w.strip(";,()") in text for w in words)
     assert ("CRR p" in text) == (width >= 120)
+
+
+# -- faults and hostile input: one line, exit 2, nothing left behind --------------------
+
+
+def _one_line_exit_2(result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr.replace("\n", " "), result.stderr
+
+
+def test_unwritable_outputs_exit_2_and_leave_nothing(bundle_config, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    scored = invoke("--quiet", "score", bundle_config)
+    assert scored.exit_code == 0
+    for args in (
+        ("report", bundle_config, "--out", blocker / "report.html"),
+        ("features", bundle_config, "--out", blocker / "f.parquet"),
+        ("kpis", bundle_config, "--out", blocker / "k.csv"),
+        ("at-risk", bundle_config, "--format", "csv", "--out", blocker / "list.csv"),
+    ):
+        _one_line_exit_2(invoke(*args), str(blocker), "check the path")
+    # scoring.output_dir that is a file
+    raw = yaml.safe_load(bundle_config.read_text())
+    raw["scoring"]["output_dir"] = str(blocker)
+    bundle_config.write_text(yaml.safe_dump(raw))
+    _one_line_exit_2(invoke("--quiet", "score", bundle_config), str(blocker))
+    assert blocker.read_text() == "not a folder"
+    assert not list(tmp_path.rglob(".*.tmp*"))
+
+
+def test_bad_configs_exit_2_naming_the_key(bundle_config):
+    raw = yaml.safe_load(bundle_config.read_text())
+    for key, section, value in (
+        ("duckdb.memory_limit", "duckdb", {"memory_limit": "lots"}),
+        ("snapshots.horizon_days", "snapshots", {"horizon_days": 10**9}),
+        ("features.windows_days", "features", {"windows_days": [30, 10**9]}),
+    ):
+        bundle_config.write_text(yaml.safe_dump({**raw, section: value}))
+        _one_line_exit_2(invoke("validate", bundle_config), key)
+    bundle_config.write_bytes("data:\n  orders: {path: caf\xe9.csv}\n".encode("latin-1"))
+    _one_line_exit_2(invoke("validate", bundle_config), "is not UTF-8 text")
+
+
+def test_a_damaged_bundle_is_refused_not_run(trained, bundle_config, tmp_path):
+    import shutil
+
+    _, outcome, _ = trained
+    for damage in ("truncate", "edit"):
+        bundle = tmp_path / damage
+        shutil.copytree(outcome.export_dir, bundle)
+        booster = bundle / "booster.txt"
+        text = booster.read_bytes()
+        if damage == "truncate":
+            booster.write_bytes(text[: len(text) // 2])
+        else:  # the same length, one leaf value changed
+            at = text.index(b"leaf_value=") + len(b"leaf_value=")
+            digit = next(i for i in range(at, at + 20) if text[i : i + 1].isdigit())
+            changed = b"1" if text[digit : digit + 1] != b"1" else b"2"
+            booster.write_bytes(text[:digit] + changed + text[digit + 1 :])
+        raw = yaml.safe_load(bundle_config.read_text())
+        raw["scoring"]["model"] = str(bundle)
+        bundle_config.write_text(yaml.safe_dump(raw))
+        _one_line_exit_2(invoke("--quiet", "score", bundle_config), "is damaged or was changed")
+
+
+def test_an_attribute_named_like_a_feature_stops_training_before_mlflow(tmp_path, generated_dir):
+    customers = pd.read_parquet(generated_dir / "customers.parquet")
+    customers.rename(columns={"country": "recency_days"}).to_parquet(tmp_path / "c.parquet")
+    config = write_config(
+        tmp_path / "p",
+        generated_dir,
+        data={"customers": {"path": str(tmp_path / "c.parquet"), "attributes": ["recency_days"]}},
+    )
+    _one_line_exit_2(invoke("train", config), "['recency_days']", "data.customers.attributes")
+    assert not (config.parent / "mlflow.db").exists() and not (config.parent / "mlruns").exists()

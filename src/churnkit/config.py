@@ -245,14 +245,20 @@ class DataConfig(_Frozen):
         return value
 
 
+MAX_DAYS = 3660  # ten years: a window or horizon beyond is a typo (1e9 days crashed)
+
+
 class SnapshotConfig(_Frozen):
     """The as_of grid. Features see ``[.., as_of)``; labels ``[as_of, as_of + horizon_days)``."""
 
-    horizon_days: int = Field(default=90, gt=0)
-    activity_days: int = Field(default=365, gt=0)
+    horizon_days: int = Field(default=90, gt=0, le=MAX_DAYS)
+    activity_days: int = Field(default=365, gt=0, le=MAX_DAYS)
     frequency: Literal["month", "week"] = "month"
     min_history_days: int | None = Field(
-        default=None, ge=0, description="history before the first snapshot; default: the horizon"
+        default=None,
+        ge=0,
+        le=MAX_DAYS,
+        description="history before the first snapshot; default: the horizon",
     )
     first_as_of: dt.date | None = None
     last_as_of: dt.date | None = None
@@ -274,7 +280,9 @@ class FeatureConfig(_Frozen):
         default=None, description="families to build; default: every one the data supports"
     )
     windows_days: tuple[int, ...] = (30, 90, 180, 365)
-    trend_days: int = Field(default=90, gt=0, description="last N days vs the N before")
+    trend_days: int = Field(
+        default=90, gt=0, le=MAX_DAYS, description="last N days vs the N before"
+    )
     engagement_windows_days: tuple[int, ...] = (30, 90)
     event_types: tuple[str, ...] | None = Field(
         default=None, description="event types to count; default: those in the data"
@@ -289,8 +297,8 @@ class FeatureConfig(_Frozen):
     @field_validator("windows_days", "engagement_windows_days")
     @classmethod
     def _positive_sorted(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if not value or any(w <= 0 for w in value):
-            raise ValueError("needs at least one positive number of days")
+        if not value or any(w <= 0 or w > MAX_DAYS for w in value):
+            raise ValueError(f"needs at least one number of days from 1 to {MAX_DAYS}")
         return tuple(sorted(set(value)))
 
 
@@ -406,7 +414,7 @@ class ScoringConfig(_Frozen):
         default=None,
         description="models:/NAME@ALIAS URI or a bundle folder; default: the champion",
     )
-    max_staleness_days: int = Field(default=7, ge=0)
+    max_staleness_days: int = Field(default=7, ge=0, le=MAX_DAYS)
     top: int = Field(default=20, ge=1, description="rows printed after scoring")
     risk_tiers: RiskTierConfig = Field(default_factory=dict, validate_default=True)
     high_value_share: float = Field(
@@ -430,10 +438,19 @@ class DuckDBConfig(_Frozen):
 
     memory_limit: str | None = Field(
         default=None,
-        description="e.g. 2GB; DuckDB spills to temp_directory beyond it (default: 80 % of RAM)",
+        description="e.g. 2GB or 4GiB; DuckDB spills to temp_directory beyond it (default: "
+        "80 % of RAM)",
     )
     temp_directory: ResolvedPath | None = Field(default=None, description="where DuckDB spills")
     threads: int | None = Field(default=None, ge=1, description="default: every core")
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _a_size(cls, value: str | None) -> str | None:
+        size = r"\s*\d+(\.\d+)?\s*(b|kb|mb|gb|tb|kib|mib|gib|tib)\s*"
+        if value is not None and not re.fullmatch(size, value, flags=re.IGNORECASE):
+            raise ValueError(f"{value!r} is not a size; write it like 2GB or 4GiB")
+        return value
 
 
 class SparkConfig(_Frozen):
@@ -488,6 +505,10 @@ def load_config(path: str | Path) -> Config:
         )
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte {err.start}); save the config as UTF-8"
+        ) from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path} is not valid YAML: {err}") from err
     return config_from_dict(raw, base_dir=path.resolve().parent, config_file=str(path))

@@ -148,10 +148,10 @@ def run_training(
     data = open_source(cfg)
     summary = data.summary()
     plan = plan_for_data(summary.first_day, summary.data_end, cfg.snapshots)
+    spec, notes = spec_for_data(cfg, data)  # refuses a bad spec before MLflow is touched
     on_step("checking the MLflow tracking store")
     store = tracker(cfg)
     store.check_reachable()
-    spec, notes = spec_for_data(cfg, data)
     used = list(plan.labelled)
     families = ", ".join(spec.families)
     on_step(f"building features for {len(used)} snapshots ({families}) on {cfg.engine}")

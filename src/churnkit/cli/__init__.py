@@ -80,6 +80,16 @@ def _handles_errors(command: F) -> F:
             # escaped: an example such as [inf, nan] in a message reads as rich markup
             err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(error.exit_code) from None
+        except OSError as error:  # a path that cannot be written or read: fixable, exit 2
+            where = f" {error.filename}" if error.filename else ""
+            reason = error.strerror or str(error)
+            err.print(
+                f"[bold red]error:[/] {escape(reason)}:{escape(where)}; check the path, its "
+                "folder and their permissions (and free space). Nothing was left half-written.",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(2) from None
         except QualityGateError as error:
             label = "drift" if isinstance(error, DriftError) else "quality gate"
             err.print(

@@ -16,7 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from churnkit.config import Config
-from churnkit.errors import DataError
+from churnkit.errors import ConfigError, DataError
 
 if TYPE_CHECKING:  # pragma: no cover
     from churnkit.data import CheckedData
@@ -191,4 +191,20 @@ def spec_for_data(cfg: Config, data: CheckedData) -> tuple[FeatureSpec, list[str
         event_types=seen,
         customer_columns=data.columns("customers") if data.has("customers") else None,
     )
+    _check_attribute_names(spec)
     return spec, [*data.notes, *event_type_notes(seen or [], spec)]
+
+
+def _check_attribute_names(spec: FeatureSpec) -> None:
+    """Refuse customer attributes named like a column churnkit makes (before any run)."""
+    from churnkit.features import ID_COLUMNS, INFO_COLUMNS, LABEL_COLUMN, feature_names
+
+    own = spec.model_copy(update={"attributes": ()})
+    taken = {*feature_names(own), *ID_COLUMNS, *INFO_COLUMNS, LABEL_COLUMN, "days_since_signup"}
+    clashes = sorted(set(spec.attributes) & taken)
+    if clashes:
+        raise ConfigError(
+            f"customer attribute(s) {clashes} have the name of a column churnkit computes; "
+            "rename them in the customers table or leave them out of "
+            "`data.customers.attributes`"
+        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -209,6 +210,9 @@ class ChurnModel:
             str(path / BOOSTER_FILE), num_iteration=self.booster.best_iteration or None
         )
         meta = {
+            # the checksum load() verifies: a truncated or edited booster.txt is refused
+            # instead of crashing LightGBM or scoring with other trees
+            "booster_sha256": _sha256(path / BOOSTER_FILE),
             "feature_names": self.feature_names,
             "feature_spec": self.feature_spec.model_dump(mode="json"),
             "baseline": self.baseline.to_dict(),
@@ -237,7 +241,20 @@ class ChurnModel:
                 f"{META_FILE}); train one with `churnkit train` or point `scoring.model` at "
                 "a models:/NAME@ALIAS URI"
             )
-        meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+        try:
+            meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ModelNotFoundError(
+                f"the model bundle at {str(path)!r} is damaged: {META_FILE} is not JSON; "
+                "export it again (churnkit train) or point `scoring.model` at another version"
+            ) from None
+        expected = meta.get("booster_sha256")
+        if expected is not None and _sha256(path / BOOSTER_FILE) != expected:
+            raise ModelNotFoundError(
+                f"the model bundle at {str(path)!r} is damaged or was changed: {BOOSTER_FILE} "
+                "does not match the checksum in model.json; export it again (churnkit train) "
+                "or point `scoring.model` at another version"
+            )
         return cls(
             booster=lgb.Booster(model_file=str(path / BOOSTER_FILE)),
             feature_names=list(meta["feature_names"]),
@@ -252,3 +269,11 @@ class ChurnModel:
                 k: baseline_from_dict(v) for k, v in meta.get("score_baselines", {}).items()
             },
         )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
