@@ -287,3 +287,33 @@ def test_kpis_refuses_an_unknown_period(tmp_path, generated_dir):
     result = invoke("kpis", write_config(tmp_path, generated_dir), "--period", "week")
     assert result.exit_code == 2
     assert "--period 'week' is not one of month, quarter, year" in result.stderr
+
+
+def test_results_do_not_depend_on_the_hosts_time_zone(tmp_path, generated_dir):
+    """The same data gives the same feature bytes under another TZ: timestamps are read
+    as UTC (or in `data.timezone`), never in the host's zone."""
+    import os
+
+    config = write_config(tmp_path / "p", generated_dir)
+    written = {}
+    for zone in ("UTC", "America/New_York"):
+        out = tmp_path / f"features-{zone.replace('/', '-')}.csv"
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "churnkit",
+                "--quiet",
+                "features",
+                str(config),
+                "--out",
+                str(out),
+            ],
+            env={**os.environ, "TZ": zone},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        written[zone] = out.read_bytes()
+    assert written["UTC"] == written["America/New_York"]

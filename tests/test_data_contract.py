@@ -127,6 +127,24 @@ def test_negative_amounts_can_be_declared_returns(tmp_path):
     assert load_orders(lenient)["status"].astype(str).tolist() == ["completed", "returned"]
 
 
+OFFSET_ROWS = [
+    ("o1", "c1", "2024-07-01 10:00:00+02:00", 1.0),  # 08:00 UTC
+    ("o2", "c1", "2024-07-01T10:00:00Z", 1.0),  # 10:00 UTC
+    ("o3", "c1", "2024-07-01 10:00:00-0500", 1.0),  # 15:00 UTC
+    ("o4", "c1", "2024-07-01 02:00:00", 1.0),  # naive: the configured zone
+    ("o5", "c1", "2024-07-02", 1.0),  # a date, not an offset
+]
+OFFSET_UTC = ["2024-07-01 08:00", "2024-07-01 10:00", "2024-07-01 15:00"]
+
+
+def test_timestamps_with_their_own_offset_are_that_instant(tmp_path):
+    _orders_csv(tmp_path, OFFSET_ROWS, "order_id,customer_id,ordered_at,amount")
+    cfg = _cfg(tmp_path, orders={"path": "orders.csv"}, timezone="Europe/Berlin")
+    got = load_orders(cfg).set_index("order_id")["ordered_at"]
+    expected = [*OFFSET_UTC, "2024-07-01 00:00", "2024-07-01 22:00"]  # Berlin is UTC+2
+    assert got.tolist() == [pd.Timestamp(t) for t in expected]
+
+
 def test_naive_timestamps_are_read_in_the_configured_zone_and_stored_as_utc(tmp_path):
     _orders_csv(
         tmp_path,

@@ -303,3 +303,16 @@ def test_csv_dialects_read_the_same_on_spark(spark, csv_exports, dialect):
 def _with_encoding(cfg, encoding):
     orders = cfg.data.orders.model_copy(update={"encoding": encoding})
     return cfg.model_copy(update={"data": cfg.data.model_copy(update={"orders": orders})})
+
+
+def test_timestamps_with_their_own_offset_read_the_same_on_spark(spark, tmp_path):
+    from tests.test_data_contract import OFFSET_ROWS, _cfg, _orders_csv
+
+    from churnkit.config import config_from_dict
+
+    _orders_csv(tmp_path, OFFSET_ROWS, "order_id,customer_id,ordered_at,amount")
+    data = _cfg(tmp_path, orders={"path": "orders.csv"}, timezone="Europe/Berlin")
+    local = config_from_dict({"data": data.model_dump()}, base_dir=tmp_path)
+    remote = local.model_copy(update={"engine": "spark"})
+    frames = [open_source(c).orders_frame().sort_values("order_id") for c in (local, remote)]
+    assert frames[0]["ordered_at"].tolist() == frames[1]["ordered_at"].tolist()

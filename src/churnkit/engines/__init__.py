@@ -38,9 +38,14 @@ __all__ = [
     "Engine",
     "RAW_PREFIX",
     "SQLEngine",
+    "TEXT_OFFSET",
     "open_engine",
     "source_schema",
 ]
+
+# a timestamp's text that carries its own UTC offset (10:00:00+02:00, 10:00Z): both engines
+# read such a value as that instant, whatever `data.timezone` says
+TEXT_OFFSET = r"\d:\d\d(:\d\d(\.\d+)?)?\s*([+-]\d\d(:?\d\d)?|[Zz])$"
 
 # canonical column -> Ibis type every engine casts it to
 CANONICAL_TYPES: dict[str, str] = {

@@ -28,7 +28,7 @@ from ibis.backends.sql.datatypes import DuckDBType
 
 from churnkit._duckdb import connect, joins_build_as_written, memory_limit_as_error
 from churnkit.data.contract import check_columns
-from churnkit.engines import RAW_PREFIX, SQLEngine, source_schema
+from churnkit.engines import RAW_PREFIX, TEXT_OFFSET, SQLEngine, source_schema
 from churnkit.errors import DataError
 from churnkit.features import feature_table, finish_frame
 
@@ -169,9 +169,17 @@ def _cast(column: str, source_type: str, target: str, timezone: str, source: Tab
         naive = f"try_strptime({column}, {_literal(source.timestamp_format)})"
     else:
         naive = column if source_type.upper() == "TIMESTAMP" else f"TRY_CAST({column} AS TIMESTAMP)"
-    if timezone == "UTC":
+    if timezone != "UTC":
+        naive = f"timezone('UTC', timezone({_literal(timezone)}, {naive}))"
+    if not text or source.timestamp_format:
         return naive
-    return f"timezone('UTC', timezone({_literal(timezone)}, {naive}))"
+    # text with its own offset (2024-07-01 10:00:00+02:00, ...Z): that instant in UTC;
+    # a cast to TIMESTAMP would drop the offset. Without one: the configured zone above.
+    offset = f"regexp_matches(trim({column}), {_literal(TEXT_OFFSET)})"
+    return (
+        f"CASE WHEN {offset} THEN timezone('UTC', TRY_CAST({column} AS TIMESTAMPTZ)) "
+        f"ELSE {naive} END"
+    )
 
 
 def _quote(identifier: str) -> str:

@@ -23,7 +23,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from churnkit.data.contract import check_columns
-from churnkit.engines import RAW_PREFIX, SQLEngine, source_schema
+from churnkit.engines import RAW_PREFIX, TEXT_OFFSET, SQLEngine, source_schema
 from churnkit.errors import ConfigError, DataError
 from churnkit.features import feature_table, finish_frame
 
@@ -99,7 +99,9 @@ class SparkEngine(SQLEngine):
             target = _SPARK_TYPES[kind]
             value = F.expr(_cast(f"`{original}`", target, source))
             if target == "timestamp" and data.timezone != "UTC":
-                value = F.to_utc_timestamp(value, data.timezone)
+                own_offset = F.trim(F.col(f"`{original}`").cast("string")).rlike(TEXT_OFFSET)
+                utc = F.to_utc_timestamp(value, data.timezone)
+                value = F.when(own_offset, value).otherwise(utc)
             columns.append(value.alias(canonical))
             if target != "string":  # it can fail: keep the text for the contract
                 columns.append(F.col(f"`{original}`").cast("string").alias(RAW_PREFIX + canonical))
