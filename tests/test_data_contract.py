@@ -117,6 +117,23 @@ def test_amounts_that_are_not_finite_or_absurd_are_refused_together(tmp_path):
     assert "1,000,000,000 in size" in message and "inf" in message
 
 
+def test_ids_that_are_too_long_or_hold_control_characters_are_refused(tmp_path):
+    orders = pd.DataFrame(
+        {
+            "order_id": ["o1", "o2", "o3", "o4"],
+            "customer_id": ["c1", "x" * 10_000, "c\x00nul", "c\rline"],
+            "ordered_at": pd.to_datetime(["2024-01-01"] * 4),
+            "amount": [1.0, 2.0, 3.0, 4.0],
+        }
+    )
+    orders.to_parquet(tmp_path / "orders.parquet")
+    with pytest.raises(DataError) as refused:
+        load_orders(_cfg(tmp_path, orders={"path": "orders.parquet"}))
+    assert "orders.customer_id: 3 id(s) longer than 256 characters or with control" in str(
+        refused.value
+    )
+
+
 def test_negative_amounts_can_be_declared_returns(tmp_path):
     rows = [("o1", "c1", "2024-01-01", 10.0), ("o2", "c1", "2024-01-05", -10.0)]
     _orders_csv(tmp_path, rows, "order_id,customer_id,ordered_at,amount")

@@ -153,6 +153,7 @@ def check_columns(
     )
 
 
+MAX_ID_LENGTH = 256  # a longer customer id is a column mapped wrong or a broken export
 MAX_AMOUNT = 1e9  # per order or line: larger is a unit or parsing error, not a purchase
 
 _REQUIRED = {
@@ -180,6 +181,21 @@ def _rules(name: str, table: ir.Table, *, unique: str | None = None) -> list[_Ru
                     f"{n:,} value(s) do not parse as {word}, e.g. {e}{_dialect_hint(name, word, e)}"
                 ),
                 table.filter(failed).select(table[column]).order_by(column),
+            )
+        )
+    if "customer_id" in table.columns:
+        ids = table["customer_id"]
+        odd = (ids.length() > MAX_ID_LENGTH) | ids.re_search(r"[\x00-\x1f\x7f]")
+        rules.append(
+            _Rule(
+                "customer_id",
+                odd.fill_null(False).sum(),
+                lambda n, e: (
+                    f"{n:,} id(s) longer than {MAX_ID_LENGTH} characters or with control "
+                    f"characters (tab, line break, NUL...), e.g. {e}; check the export's "
+                    "column mapping and quoting"
+                ),
+                table.filter(odd.fill_null(False)).select(ids.substr(0, 40).name("id")),
             )
         )
     also = [unique] if unique else ["order_id"] if name == "orders" else []
