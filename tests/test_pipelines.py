@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -80,6 +81,10 @@ def test_the_first_model_is_registered_as_champion_and_challenger(trained):
     assert outcome.promoted
     assert (outcome.export_dir / "booster.txt").is_file()
     assert outcome.export_dir == cfg.project_dir / "models" / "churn-test" / "v1"
+    # readable by another account (the nightly scorer), as the umask allows
+    mask = os.umask(0)
+    os.umask(mask)
+    assert outcome.export_dir.stat().st_mode & 0o777 == 0o777 & ~mask
 
 
 def test_the_registered_pyfunc_returns_the_bundle_probabilities(trained):

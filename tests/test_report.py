@@ -130,6 +130,7 @@ def _hostile(scored):
 
 
 def test_the_report_escapes_every_user_string(trained, tmp_path):
+    from churnkit.kpis import cohort_retention
     from churnkit.report.html import ReportData, render_report
     from churnkit.scoring.output import read_partition
 
@@ -142,7 +143,7 @@ def test_the_report_escapes_every_user_string(trained, tmp_path):
         as_of=manifest["as_of"],
         activity_days=365,
         kpis=pd.DataFrame(),
-        cohorts=pd.DataFrame(),
+        cohorts=cohort_retention(pd.read_parquet(cfg.data.orders.path)),
         scored=pd.concat([hostile, rest]),
         manifest=manifest,
         model_card="# Card\n\n<script>alert(3)</script>\n",

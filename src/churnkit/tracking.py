@@ -516,6 +516,10 @@ def export_bundle(model: ChurnModel, models_dir: Path, name: str, version: str) 
     final = models_dir / name / f"v{version}"
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".v{version}-", dir=final.parent))
+    # mkdtemp makes the folder 0700; a bundle is for the scoring account to read too
+    mask = os.umask(0)
+    os.umask(mask)
+    tmp.chmod(0o777 & ~mask)
     try:
         model.save(tmp)
         if final.exists():
