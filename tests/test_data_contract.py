@@ -134,6 +134,20 @@ def test_ids_that_are_too_long_or_hold_control_characters_are_refused(tmp_path):
     )
 
 
+def test_times_outside_1970_to_2100_are_refused(tmp_path):
+    rows = [
+        ("o1", "c1", "2024-01-01", 1.0),
+        ("o2", "c1", "1900-01-01", 1.0),
+        ("o3", "c2", "2200-06-01 10:00:00", 1.0),
+    ]
+    _orders_csv(tmp_path, rows, "order_id,customer_id,ordered_at,amount")
+    with pytest.raises(DataError) as refused:
+        load_orders(_cfg(tmp_path, orders={"path": "orders.csv"}))
+    message = str(refused.value)
+    assert "orders.ordered_at: 2 time(s) before 1970 or from 2100 on" in message
+    assert "1900-01-01" in message
+
+
 def test_negative_amounts_can_be_declared_returns(tmp_path):
     rows = [("o1", "c1", "2024-01-01", 10.0), ("o2", "c1", "2024-01-05", -10.0)]
     _orders_csv(tmp_path, rows, "order_id,customer_id,ordered_at,amount")

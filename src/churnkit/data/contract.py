@@ -18,6 +18,7 @@ query (a scan each), where one aggregation does the whole table here.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -153,6 +154,7 @@ def check_columns(
     )
 
 
+EARLIEST, LATEST = dt.datetime(1970, 1, 1), dt.datetime(2100, 1, 1)  # plausible times
 MAX_ID_LENGTH = 256  # a longer customer id is a column mapped wrong or a broken export
 MAX_AMOUNT = 1e9  # per order or line: larger is a unit or parsing error, not a purchase
 
@@ -196,6 +198,22 @@ def _rules(name: str, table: ir.Table, *, unique: str | None = None) -> list[_Ru
                     "column mapping and quoting"
                 ),
                 table.filter(odd.fill_null(False)).select(ids.substr(0, 40).name("id")),
+            )
+        )
+    for column in ("ordered_at", "occurred_at", "signed_up_at"):
+        if column not in table.columns:
+            continue
+        stamps = table[column]
+        odd = (stamps < EARLIEST) | (stamps >= LATEST)
+        rules.append(
+            _Rule(
+                column,
+                odd.fill_null(False).sum(),
+                lambda n, e: (
+                    f"{n:,} time(s) before {EARLIEST:%Y} or from {LATEST:%Y} on, e.g. {e}; "
+                    "a placeholder date or a wrong format (check `timestamp_format`)?"
+                ),
+                table.filter(odd.fill_null(False)).select(stamps.cast("string").name("t")),
             )
         )
     also = [unique] if unique else ["order_id"] if name == "orders" else []
