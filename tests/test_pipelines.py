@@ -18,7 +18,12 @@ from tests.conftest import write_config
 from churnkit import tracking
 from churnkit.config import load_config
 from churnkit.engines.duckdb import build_features
-from churnkit.errors import FeatureMismatchError, PartitionLockedError, StaleDataError
+from churnkit.errors import (
+    FeatureMismatchError,
+    ModelNotFoundError,
+    PartitionLockedError,
+    StaleDataError,
+)
 from churnkit.pipelines import run_report, run_scoring, run_training
 from churnkit.scoring import SCORE_COLUMNS
 from churnkit.scoring.output import partition_lock
@@ -111,6 +116,43 @@ def test_the_registered_pyfunc_returns_the_bundle_probabilities(trained):
     example = pyfunc.input_example
     assert example is not None and len(example) == 5
     assert pyfunc.predict(example).between(0, 1).all()
+
+
+def test_loading_the_registered_model_runs_no_pickle(trained, monkeypatch):
+    """A pickle planted in the artifact store would run on load; the model names churnkit's
+    own loader module instead and holds no pickle for MLflow to open."""
+    import pickle
+
+    import cloudpickle
+
+    cfg, _, _ = trained
+    tracking.configure(cfg.mlflow, cfg.project_dir)
+    local = Path(mlflow.artifacts.download_artifacts("models:/churn-test@champion"))
+    assert not [p.name for p in local.rglob("*") if p.suffix in {".pkl", ".pickle", ".py"}]
+    flavor = mlflow.models.Model.load(local).flavors["python_function"]
+    assert flavor["loader_module"] == "churnkit.tracking" and flavor["data"] == "data/bundle"
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a pickle was opened")
+
+    for module in (pickle, cloudpickle):
+        monkeypatch.setattr(module, "load", refuse)
+        monkeypatch.setattr(module, "loads", refuse)
+    pyfunc = mlflow.pyfunc.load_model("models:/churn-test@champion")
+    assert pyfunc.predict(pyfunc.input_example).between(0, 1).all()
+
+
+def test_a_tampered_registered_model_is_refused_on_load(trained, tmp_path):
+    cfg, _, _ = trained
+    tracking.configure(cfg.mlflow, cfg.project_dir)
+    local = Path(
+        mlflow.artifacts.download_artifacts("models:/churn-test@champion", dst_path=tmp_path)
+    )
+    booster = local / "data" / "bundle" / "booster.txt"
+    text = booster.read_text()
+    booster.write_text(text[: len(text) // 2])  # a truncated copy: LightGBM would crash on it
+    with pytest.raises(ModelNotFoundError, match="does not match the checksum"):
+        mlflow.pyfunc.load_model(str(local))
 
 
 def test_scoring_writes_a_ranked_partition_with_a_manifest(trained):

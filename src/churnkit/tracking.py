@@ -86,18 +86,26 @@ def configure(settings: MlflowConfig, project_dir: Path) -> str:
     return uri
 
 
-class ChurnPyfunc(mlflow.pyfunc.PythonModel):
-    """MLflow pyfunc: ``predict(features)`` returns churn probabilities.
+class ChurnPyfunc:
+    """What ``mlflow.pyfunc.load_model`` returns for a churnkit model: ``predict(features)``
+    gives churn probabilities, checking feature names (refusing a mismatch) and ordering
+    columns by name, via :class:`~churnkit.training.model.ChurnModel`.
 
-    It checks feature names (refusing a mismatch) and reorders columns by name, via
-    :class:`~churnkit.training.model.ChurnModel`.
+    The registered model names this module as its loader (:func:`_load_pyfunc`), so
+    loading it reads the bundle's text and JSON files, checksum-verified, and runs only
+    the installed churnkit: no pickle and no code from the artifact store.
     """
 
-    def load_context(self, context: Any) -> None:
-        self.model = ChurnModel.load(Path(context.artifacts[_BUNDLE]))
+    def __init__(self, model: ChurnModel) -> None:
+        self.model = model
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.Series:
+    def predict(self, model_input: pd.DataFrame, params: Any = None) -> pd.Series:
         return pd.Series(self.model.predict_proba(model_input), name="churn_probability")
+
+
+def _load_pyfunc(path: str) -> ChurnPyfunc:
+    """MLflow's loader-module hook: ``path`` is the model's ``data/bundle`` folder."""
+    return ChurnPyfunc(ChurnModel.load(Path(path)))
 
 
 def model_signature(model: ChurnModel) -> ModelSignature:
@@ -266,8 +274,8 @@ class Tracker:
                 example = None if dataset is None else model_input(result.model, dataset.head(5))
                 info = mlflow.pyfunc.log_model(
                     name="model",
-                    python_model=ChurnPyfunc(),
-                    artifacts={_BUNDLE: str(bundle)},
+                    loader_module=__name__,  # loading runs _load_pyfunc: no pickle
+                    data_path=str(bundle),
                     pip_requirements=_pip_requirements(),
                     registered_model_name=name,
                     signature=model_signature(result.model),
@@ -422,7 +430,10 @@ class Tracker:
                 "Train one with `churnkit train CONFIG`, or set `scoring.model` to a bundle "
                 "folder under models/."
             ) from err
-        model = ChurnModel.load(local / "artifacts" / _BUNDLE)
+        # data/: models logged with the loader module; artifacts/: versions logged before,
+        # as a pickled PythonModel (their bundle is read here as files, never unpickled)
+        folder = local / "data" / _BUNDLE
+        model = ChurnModel.load(folder if folder.exists() else local / "artifacts" / _BUNDLE)
         model.metadata.update(self._registry_metadata(target))
         return model
 
