@@ -126,6 +126,26 @@ def trained(tmp_path_factory: pytest.TempPathFactory, generated_dir: Path, _migr
     return cfg, outcome, scoring
 
 
+@pytest.fixture
+def bundle_config(trained, tmp_path, generated_dir):
+    """A config that scores with the trained bundle (no MLflow) into its own folder."""
+    _, outcome, _ = trained
+    return write_config(
+        tmp_path / "nightly",
+        generated_dir,
+        scoring={"model": str(outcome.export_dir), "output_dir": "scores"},
+    )
+
+
+def one_line_exit_2(result, *fragments: str) -> None:
+    """A CLI result that failed as bad input must: exit 2, one message naming
+    ``fragments``, no traceback."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr.replace("\n", " "), result.stderr
+
+
 GERMAN = {
     "apparel": "Kleidung",
     "beauty": "Schönheit",

@@ -148,7 +148,6 @@ def test_pipelines_decide_nothing():
         "out is not None",
         "cohorts_out is not None",
         "not dry_run",
-        "promoted",  # the decision is training.decide_promotion's; this only acts on it
         "data.engine.name == 'spark'",
         "k != 'notes'",
     }

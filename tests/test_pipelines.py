@@ -24,7 +24,7 @@ from churnkit.errors import (
     PartitionLockedError,
     StaleDataError,
 )
-from churnkit.pipelines import run_report, run_scoring, run_training
+from churnkit.pipelines import run_scoring, run_training
 from churnkit.scoring import SCORE_COLUMNS
 from churnkit.scoring.output import partition_lock
 from churnkit.training.model import ChurnModel
@@ -314,64 +314,3 @@ def test_an_unreachable_tracking_server_exits_before_writing_anything(tmp_path, 
     ):
         run_training(cfg, config_text="")
     assert sorted(p.name for p in root.iterdir()) == ["churnkit.yaml"]
-
-
-@pytest.fixture
-def silent_server():
-    """A port that accepts connections and never answers, like a hung tracking server."""
-    import socket
-    import threading
-
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.getsockname()[1]}"
-    stop.set()
-    thread.join()
-    for connection in held:
-        connection.close()
-    server.close()
-
-
-def test_nightly_steps_give_up_on_a_silent_tracking_server_in_seconds(
-    trained, tmp_path, generated_dir, silent_server
-):
-    """A scheduler's night must not hang: score stops with exit 2 naming the server;
-    the report renders without its model section and says why."""
-    import time
-
-    from typer.testing import CliRunner
-
-    from churnkit.cli import app
-
-    config = write_config(tmp_path / "p", generated_dir, mlflow={"tracking_uri": silent_server})
-    started = time.perf_counter()
-    scored = CliRunner().invoke(app, ["--quiet", "score", str(config)])
-    assert scored.exit_code == 2, scored.output
-    assert time.perf_counter() - started < 15
-    assert f"cannot reach the MLflow tracking server {silent_server}" in scored.stderr
-    assert not (config.parent / "scores").exists()
-
-    cfg, _, _ = trained  # a night scored already, read through the silent server
-    hung = cfg.model_copy(
-        update={"mlflow": cfg.mlflow.model_copy(update={"tracking_uri": silent_server})}
-    )
-    started = time.perf_counter()
-    report = run_report(hung, out=tmp_path / "report.html")
-    assert time.perf_counter() - started < 30  # KPIs and charts included
-    assert "Model section unavailable: cannot reach the MLflow tracking server" in (
-        report.read_text(encoding="utf-8")
-    )

@@ -4,57 +4,22 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-from tests.conftest import write_config
+from tests.conftest import one_line_exit_2, write_config
 from typer.testing import CliRunner
 
 from churnkit.cli import app
 from churnkit.scoring import SCORE_COLUMNS
-from churnkit.scoring.output import list_partitions
 
 runner = CliRunner()
-
-# Runs `churnkit score` with a Parquet writer that, after writing the new scores file,
-# signals the test and hangs, so the test can kill the process in the middle of a write.
-_HANGING_SCORE = """
-import sys, time
-from pathlib import Path
-import churnkit.scoring.output as output
-
-real_write = output.pq.write_table
-
-def write_then_hang(table, where, **kwargs):
-    real_write(table, where, **kwargs)
-    Path(sys.argv[1]).write_text("writing")
-    time.sleep(600)
-
-output.pq.write_table = write_then_hang
-from churnkit.cli import app
-app(["--quiet", "score", sys.argv[2], "--as-of", sys.argv[3]])
-"""
 
 
 def invoke(*args: object):
     return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-
-@pytest.fixture
-def bundle_config(trained, tmp_path, generated_dir):
-    """A config that scores with the trained bundle (no MLflow) into its own folder."""
-    _, outcome, _ = trained
-    return write_config(
-        tmp_path / "nightly",
-        generated_dir,
-        scoring={"model": str(outcome.export_dir), "output_dir": "scores"},
-    )
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -63,41 +28,6 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
         for p in sorted(folder.rglob("*"))
         if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     }
-
-
-def test_killing_scoring_mid_write_leaves_the_previous_partition_intact(bundle_config, tmp_path):
-    as_of = "2025-10-01"
-    assert invoke("--quiet", "score", bundle_config, "--as-of", as_of).exit_code == 0
-    scores = bundle_config.parent / "scores"
-    before = _snapshot(scores)
-    assert f"as_of={as_of}/scores.parquet" in before
-
-    marker = tmp_path / "writing"
-    process = subprocess.Popen(
-        [sys.executable, "-c", _HANGING_SCORE, str(marker), str(bundle_config), as_of],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
-    deadline = time.monotonic() + 120
-    while not marker.exists():
-        assert process.poll() is None, process.stderr.read().decode()
-        assert time.monotonic() < deadline, "the scoring process never started writing"
-        time.sleep(0.1)
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
-
-    assert _snapshot(scores) == before  # old partition byte for byte, nothing new visible
-    assert list_partitions(scores) == [pd.Timestamp(as_of).date()]
-    hidden = sorted(p.name for p in scores.iterdir() if p.name.startswith("."))
-    assert hidden and all(name.startswith(f".as_of={as_of}") for name in hidden)
-
-    # the next night takes over the dead process's lock and cleans up after it
-    assert invoke("--quiet", "score", bundle_config, "--as-of", as_of).exit_code == 0
-    assert [p.name for p in scores.iterdir()] == [f"as_of={as_of}"]
-    after = _snapshot(scores)
-    for name in (f"as_of={as_of}/scores.parquet", f"as_of={as_of}/at_risk.csv"):
-        assert after[name] == before[name]
 
 
 def test_the_same_scoring_twice_gives_the_same_bytes(bundle_config):
@@ -280,7 +210,6 @@ def test_evaluate_before_the_horizon_has_passed_exits_2_naming_the_dates(trained
 
 
 def _umask() -> int:
-    import os
 
     mask = os.umask(0)
     os.umask(mask)
@@ -310,13 +239,6 @@ def test_the_at_risk_table_stays_readable_on_narrow_terminals(trained, monkeypat
 # -- faults and hostile input: one line, exit 2, nothing left behind --------------------
 
 
-def _one_line_exit_2(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in result.stderr.replace("\n", " "), result.stderr
-
-
 def test_unwritable_outputs_exit_2_and_leave_nothing(bundle_config, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
@@ -328,12 +250,12 @@ def test_unwritable_outputs_exit_2_and_leave_nothing(bundle_config, tmp_path):
         ("kpis", bundle_config, "--out", blocker / "k.csv"),
         ("at-risk", bundle_config, "--format", "csv", "--out", blocker / "list.csv"),
     ):
-        _one_line_exit_2(invoke(*args), str(blocker), "check the path")
+        one_line_exit_2(invoke(*args), str(blocker), "check the path")
     # scoring.output_dir that is a file
     raw = yaml.safe_load(bundle_config.read_text())
     raw["scoring"]["output_dir"] = str(blocker)
     bundle_config.write_text(yaml.safe_dump(raw))
-    _one_line_exit_2(invoke("--quiet", "score", bundle_config), str(blocker))
+    one_line_exit_2(invoke("--quiet", "score", bundle_config), str(blocker))
     assert blocker.read_text() == "not a folder"
     assert not list(tmp_path.rglob(".*.tmp*"))
 
@@ -346,9 +268,9 @@ def test_bad_configs_exit_2_naming_the_key(bundle_config):
         ("features.windows_days", "features", {"windows_days": [30, 10**9]}),
     ):
         bundle_config.write_text(yaml.safe_dump({**raw, section: value}))
-        _one_line_exit_2(invoke("validate", bundle_config), key)
+        one_line_exit_2(invoke("validate", bundle_config), key)
     bundle_config.write_bytes("data:\n  orders: {path: caf\xe9.csv}\n".encode("latin-1"))
-    _one_line_exit_2(invoke("validate", bundle_config), "is not UTF-8 text")
+    one_line_exit_2(invoke("validate", bundle_config), "is not UTF-8 text")
 
 
 def test_a_damaged_bundle_is_refused_not_run(trained, bundle_config, tmp_path):
@@ -370,7 +292,7 @@ def test_a_damaged_bundle_is_refused_not_run(trained, bundle_config, tmp_path):
         raw = yaml.safe_load(bundle_config.read_text())
         raw["scoring"]["model"] = str(bundle)
         bundle_config.write_text(yaml.safe_dump(raw))
-        _one_line_exit_2(invoke("--quiet", "score", bundle_config), "is damaged or was changed")
+        one_line_exit_2(invoke("--quiet", "score", bundle_config), "is damaged or was changed")
 
 
 def test_an_attribute_named_like_a_feature_stops_training_before_mlflow(tmp_path, generated_dir):
@@ -381,5 +303,5 @@ def test_an_attribute_named_like_a_feature_stops_training_before_mlflow(tmp_path
         generated_dir,
         data={"customers": {"path": str(tmp_path / "c.parquet"), "attributes": ["recency_days"]}},
     )
-    _one_line_exit_2(invoke("train", config), "['recency_days']", "data.customers.attributes")
+    one_line_exit_2(invoke("train", config), "['recency_days']", "data.customers.attributes")
     assert not (config.parent / "mlflow.db").exists() and not (config.parent / "mlruns").exists()

@@ -37,7 +37,7 @@ from churnkit.scoring.output import (
     write_file,
     write_table,
 )
-from churnkit.tracking import LoggedRun, Tracker, export_bundle
+from churnkit.tracking import LoggedRun, Tracker
 from churnkit.training import TrainingResult, decide_promotion, plan_for_data, train_churn_model
 
 __all__ = [
@@ -186,10 +186,10 @@ def run_training(
     result.model.metadata.update(
         model_name=run.model_name, model_version=run.version, run_id=run.run_id
     )
-    export_dir = export_bundle(result.model, cfg.models_dir, run.model_name, run.version)
     promoted, reason = decide_promotion(result, champion, incumbent, force=force_promote)
-    if promoted:
-        store.promote(run.version, reason=reason)
+    export_dir = store.complete(
+        run, result.model, cfg.models_dir, promotion=reason if promoted else None
+    )
     return TrainingOutcome(result, run, promoted, reason, export_dir, summary)
 
 

@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -170,6 +171,8 @@ class Tracker:
             # `score` against a dead server alive for minutes; a user's own settings win
             for name, value in _HTTP_BOUNDS.items():
                 os.environ.setdefault(name, value)
+            # MLflow prints run links to stdout, which may carry churnkit's JSON output
+            os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
     @property
@@ -223,72 +226,177 @@ class Tracker:
         """Log config, data, metrics, figures, the model card and the model; register it.
 
         ``config`` is the resolved config as JSON-ready values (logged as parameters,
-        the data section apart); ``source`` names where the orders came from. The new
-        version gets alias ``challenger`` and the model card as its description. The
-        run is marked FAILED and nothing is registered if anything raises before the
-        model is logged.
+        the data section apart); ``source`` names where the orders came from. The model
+        is registered last, as a version with alias ``challenger`` and the model card as
+        its description.
+
+        Raises
+        ------
+        ConfigError
+            Naming the URI, when the store fails on the way (a tracking server that stops
+            answering): the run is marked FAILED and a version registered on the way is
+            deleted where the store still answers; the message says what it could not undo.
         """
+        try:
+            experiment_id = self._experiment_id()
+            data_end = str(data_summary.get("last_order_at", ""))[:10]
+            run = mlflow.start_run(experiment_id=experiment_id, run_name=f"train {data_end}")
+        except (MlflowException, OSError) as err:
+            raise self._failed("starting the training run", err, "nothing was logged") from None
+        run_id = run.info.run_id
+        registered: list[str] = []
+        try:
+            model_uri = self._log_training_artifacts(
+                result,
+                config=config,
+                config_text=config_text,
+                data_summary=data_summary,
+                source=source,
+                force_promote=force_promote,
+                dataset=dataset,
+                data_end=data_end,
+            )
+            version = self._register(model_uri, model_card, registered)
+            mlflow.end_run()
+        except BaseException as err:
+            undone = self.withdraw(run_id, registered[0] if registered else None)
+            if isinstance(err, (MlflowException, OSError)):
+                raise self._failed("logging the training run", err, undone) from None
+            raise
+        return LoggedRun(run_id, experiment_id, self.name, version, self.uri)
+
+    def complete(
+        self, run: LoggedRun, model: ChurnModel, models_dir: Path, *, promotion: str | None
+    ) -> Path:
+        """Export the registered version's bundle to ``models/<name>/v<version>/`` and,
+        with a ``promotion`` reason, make it champion. When either fails, the bundle
+        folder is removed, the version deleted and its run marked FAILED: no version
+        stays registered without its bundle."""
+        final = models_dir / run.model_name / f"v{run.version}"
+        try:
+            export_bundle(model, models_dir, run.model_name, run.version)
+            if promotion is not None:
+                self.promote(run.version, reason=promotion)
+        except BaseException as err:
+            shutil.rmtree(final, ignore_errors=True)
+            undone = self.withdraw(run.run_id, run.version)
+            if isinstance(err, MlflowException):
+                raise self._failed(f"completing version {run.version}", err, undone) from None
+            raise
+        return final
+
+    def withdraw(self, run_id: str, version: str | None) -> str:
+        """Best effort after a failure: delete ``version`` (when one was registered) and
+        mark the run FAILED. Returns what was done, or what is left to do by hand."""
+        left = []
+        if version is not None:
+            try:
+                self.client.delete_model_version(self.name, version)
+            except Exception:  # noqa: BLE001 - the store is failing; say what is left
+                left.append(f"delete version {version} of {self.name}")
+        try:
+            if mlflow.active_run() is not None:
+                mlflow.end_run("FAILED")  # leaves no active run behind even when it raises
+            else:
+                self.client.set_terminated(run_id, "FAILED")
+        except Exception:  # noqa: BLE001
+            left.append(f"mark run {run_id} FAILED")
+        if left:
+            return f"the store could not be told to {' or '.join(left)}: do it once it is back"
+        kept = "" if version is None else f", version {version} was deleted again"
+        return f"run {run_id} was marked FAILED{kept}; no model version was kept"
+
+    def _failed(self, what: str, err: BaseException, undone: str) -> ConfigError:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        request = re.match(r"API request to \S+?(/api/\S+) failed with exception", first)
+        if request:  # a urllib3 retry chain: the endpoint and the innermost error suffice
+            causes = re.findall(r"(\w+(?:Error|Disconnected|Timeout|Refused))\b", first)
+            first = f"{request.group(1)}: {causes[-1] if causes else 'no answer'}"
+        first = first[:300]
+        return ConfigError(
+            f"the MLflow tracking store {self.uri} failed while {what} ({first}); {undone}. "
+            "Check the server (or `mlflow.tracking_uri`) and run `churnkit train` again."
+        )
+
+    def _register(self, model_uri: str, model_card: str, registered: list[str]) -> str:
+        """Register the logged model; then its card and alias ``challenger``. The version
+        is appended to ``registered`` as soon as it exists, for cleaning up."""
+        chatter = io.StringIO()  # MLflow prints registration notices to stderr
+        with contextlib.redirect_stderr(chatter):
+            version = str(
+                mlflow.register_model(model_uri, self.name, await_registration_for=30).version
+            )
+        logger.debug("mlflow: %s", chatter.getvalue().strip())
+        registered.append(version)
+        card = f"# Model card: {self.name} v{version}\n\n{model_card}"
+        self.client.update_model_version(self.name, version, description=card)
+        self.client.set_registered_model_alias(self.name, CHALLENGER, version)
+        mlflow.log_text(card, "model_card.md")
+        mlflow.set_tag("churnkit.model_version", version)
+        return version
+
+    def _log_training_artifacts(
+        self,
+        result: TrainingResult,
+        *,
+        config: Mapping[str, Any],
+        config_text: str,
+        data_summary: Mapping[str, Any],
+        source: str,
+        force_promote: bool,
+        dataset: pd.DataFrame | None,
+        data_end: str,
+    ) -> str:
+        """Everything of a training run but the registration, into the active run;
+        returns the logged model's URI."""
         from churnkit.report.figures import training_figures
 
-        experiment_id = self._experiment_id()
-        name = self.name
-        data_end = str(data_summary.get("last_order_at", ""))[:10]
-        with mlflow.start_run(experiment_id=experiment_id, run_name=f"train {data_end}") as run:
-            mlflow.set_tag("churnkit.force_promote", str(force_promote).lower())
-            if dataset is not None:  # what the model learned from, as an MLflow dataset
-                with warnings.catch_warnings():  # hints about source kinds and integer schemas
-                    warnings.simplefilter("ignore", UserWarning)
-                    logged = mlflow.data.from_pandas(
-                        dataset,
-                        name=f"labelled snapshots to {data_end}",
-                        targets="churned",
-                        source=source,
-                    )
-                    mlflow.log_input(logged, context="training")
-            mlflow.log_params(_flatten({k: v for k, v in config.items() if k != "data"}))
-            mlflow.log_params(_flatten({"data": config.get("data", {})}))
-            mlflow.log_text(config_text, "config/config.yaml")
-            mlflow.log_dict(dict(config), "config/resolved.json")
-            mlflow.log_dict(dict(data_summary), "data/summary.json")
-            mlflow.log_text(result.snapshots.to_csv(index=False), "data/snapshots.csv")
-            mlflow.log_text(result.per_snapshot.to_csv(index=False), "metrics/per_snapshot.csv")
-            mlflow.log_dict(
-                {
-                    "feature_names": result.model.feature_names,
-                    "feature_spec": result.model.feature_spec.model_dump(mode="json"),
-                },
-                "model_schema/features.json",
-            )
-            mlflow.log_metrics(_training_metrics(result))
-            mlflow.set_tag("churnkit.best_baseline", result.best_baseline)
-            mlflow.set_tag("churnkit.calibration", result.model.metadata["calibration"])
-            with tempfile.TemporaryDirectory() as tmp:
-                predictions = Path(tmp) / "test_predictions.parquet"
-                result.test_predictions.to_parquet(predictions, index=False)
-                mlflow.log_artifact(str(predictions), "evaluation")
-            for stem, figure in training_figures(result).items():
-                mlflow.log_figure(figure, f"figures/{stem}.png")
-            chatter = io.StringIO()  # MLflow prints registration notices to stderr
-            with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stderr(chatter):
-                bundle = result.model.save(Path(tmp) / _BUNDLE)
-                example = None if dataset is None else model_input(result.model, dataset.head(5))
-                info = mlflow.pyfunc.log_model(
-                    name="model",
-                    loader_module=__name__,  # loading runs _load_pyfunc: no pickle
-                    data_path=str(bundle),
-                    pip_requirements=_pip_requirements(),
-                    registered_model_name=name,
-                    signature=model_signature(result.model),
-                    input_example=example,
+        mlflow.set_tag("churnkit.force_promote", str(force_promote).lower())
+        if dataset is not None:  # what the model learned from, as an MLflow dataset
+            with warnings.catch_warnings():  # hints about source kinds and integer schemas
+                warnings.simplefilter("ignore", UserWarning)
+                logged = mlflow.data.from_pandas(
+                    dataset,
+                    name=f"labelled snapshots to {data_end}",
+                    targets="churned",
+                    source=source,
                 )
-            logger.debug("mlflow: %s", chatter.getvalue().strip())
-            version = str(info.registered_model_version)
-            card = f"# Model card: {name} v{version}\n\n{model_card}"
-            mlflow.log_text(card, "model_card.md")
-            self.client.update_model_version(name, version, description=card)
-            self.client.set_registered_model_alias(name, CHALLENGER, version)
-            mlflow.set_tag("churnkit.model_version", version)
-        return LoggedRun(run.info.run_id, experiment_id, name, version, self.uri)
+                mlflow.log_input(logged, context="training")
+        mlflow.log_params(_flatten({k: v for k, v in config.items() if k != "data"}))
+        mlflow.log_params(_flatten({"data": config.get("data", {})}))
+        mlflow.log_text(config_text, "config/config.yaml")
+        mlflow.log_dict(dict(config), "config/resolved.json")
+        mlflow.log_dict(dict(data_summary), "data/summary.json")
+        mlflow.log_text(result.snapshots.to_csv(index=False), "data/snapshots.csv")
+        mlflow.log_text(result.per_snapshot.to_csv(index=False), "metrics/per_snapshot.csv")
+        mlflow.log_dict(
+            {
+                "feature_names": result.model.feature_names,
+                "feature_spec": result.model.feature_spec.model_dump(mode="json"),
+            },
+            "model_schema/features.json",
+        )
+        mlflow.log_metrics(_training_metrics(result))
+        mlflow.set_tag("churnkit.best_baseline", result.best_baseline)
+        mlflow.set_tag("churnkit.calibration", result.model.metadata["calibration"])
+        with tempfile.TemporaryDirectory() as tmp:
+            predictions = Path(tmp) / "test_predictions.parquet"
+            result.test_predictions.to_parquet(predictions, index=False)
+            mlflow.log_artifact(str(predictions), "evaluation")
+        for stem, figure in training_figures(result).items():
+            mlflow.log_figure(figure, f"figures/{stem}.png")
+        with tempfile.TemporaryDirectory() as tmp:
+            bundle = result.model.save(Path(tmp) / _BUNDLE)
+            example = None if dataset is None else model_input(result.model, dataset.head(5))
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                loader_module=__name__,  # loading runs _load_pyfunc: no pickle
+                data_path=str(bundle),
+                pip_requirements=_pip_requirements(),
+                signature=model_signature(result.model),
+                input_example=example,
+            )
+        return str(info.model_uri)
 
     def log_monitoring_run(
         self,
@@ -383,7 +491,7 @@ class Tracker:
     def champion_version(self) -> str | None:
         """The version behind alias ``champion``, or None when there is none."""
         try:
-            return self.client.get_model_version_by_alias(self.name, CHAMPION).version
+            return str(self.client.get_model_version_by_alias(self.name, CHAMPION).version)
         except MlflowException:
             return None
 
@@ -403,9 +511,10 @@ class Tracker:
         return str(max(int(v.version) for v in versions)) if versions else None
 
     def promote(self, version: str, *, reason: str) -> None:
-        """Move alias ``champion`` to ``version`` and record why on the version."""
-        self.client.set_registered_model_alias(self.name, CHAMPION, version)
+        """Record why on the version, then move alias ``champion`` to it (last, so that a
+        failure leaves the champion where it was)."""
         self.client.set_model_version_tag(self.name, version, "churnkit.promotion", reason)
+        self.client.set_registered_model_alias(self.name, CHAMPION, version)
 
     def load_model(self, uri: str | None = None) -> ChurnModel:
         """Load a model from a ``models:/`` or ``runs:/`` URI, or from a bundle folder
