@@ -291,10 +291,24 @@ def test_kpis_refuses_an_unknown_period(tmp_path, generated_dir):
 
 def test_results_do_not_depend_on_the_hosts_time_zone(tmp_path, generated_dir):
     """The same data gives the same feature bytes under another TZ: timestamps are read
-    as UTC (or in `data.timezone`), never in the host's zone."""
+    as UTC (or in `data.timezone`), never in the host's zone. The orders come as a glob
+    of two Parquet files, one with naive times (in `data.timezone`) and one with the
+    same kind of times stored as instants."""
     import os
 
-    config = write_config(tmp_path / "p", generated_dir)
+    orders = pd.read_parquet(generated_dir / "orders.parquet")
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    orders.iloc[::2].to_parquet(parts / "orders-1.parquet", index=False)
+    aware = orders.iloc[1::2].assign(
+        ordered_at=orders["ordered_at"].iloc[1::2].dt.tz_localize("UTC")
+    )
+    aware.to_parquet(parts / "orders-2.parquet", index=False)
+    config = write_config(
+        tmp_path / "p",
+        generated_dir,
+        data={"orders": {"path": str(parts / "orders-*.parquet")}, "timezone": "Europe/Berlin"},
+    )
     written = {}
     for zone in ("UTC", "America/New_York"):
         out = tmp_path / f"features-{zone.replace('/', '-')}.csv"

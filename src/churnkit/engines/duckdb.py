@@ -59,6 +59,9 @@ class DuckDBEngine(SQLEngine):
         data: DataConfig,
         extra_columns: tuple[str, ...] = (),
     ) -> ir.Table:
+        # zone-aware values meeting naive ones (a glob of both kinds of Parquet files) are
+        # converted in the session's zone: `data.timezone`, never the host's
+        self.con.execute(f"SET TimeZone = {_literal(data.timezone)}")
         relation = _scan(self.con, source, name)
         available = list(relation.columns)
         check_columns(source, name, available, data.config_file, extra_columns)
@@ -129,7 +132,10 @@ def _scan(
             with as_utf8(path if not path.is_dir() else None, source.encoding) as utf8:
                 con.read_csv(str(utf8 or target), all_varchar=True, **options).create(text)
             return con.table(text)
-        return con.read_parquet(target, hive_partitioning=path.is_dir())
+        # by name: files of one glob may differ in column order or in timestamp kinds
+        # (naive and zone-aware: read as instants, the naive ones in the session's zone)
+        several = has_glob or path.is_dir()
+        return con.read_parquet(target, hive_partitioning=path.is_dir(), union_by_name=several)
     except duckdb.Error as err:
         first_line = str(err).splitlines()[0]
         raise DataError(f"cannot read {name} from {str(path)!r} as {fmt}: {first_line}") from err
