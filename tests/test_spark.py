@@ -264,7 +264,7 @@ def test_the_same_bad_inputs_get_the_same_message_on_duckdb_and_spark(
     message = messages["spark"]
     assert "orders.customer_id: 1 null value(s)" in message
     assert "order id(s) have lines of several customers" in message
-    assert message.startswith("orders breaks the data contract (5 problem(s)):")
+    assert message.startswith("orders breaks the data contract (5 problems):")
     if kind == "csv":
         assert "orders.ordered_at: 1 value(s) do not parse as timestamp, e.g. ['not a date']" in (
             message
@@ -277,6 +277,29 @@ def test_the_same_bad_inputs_get_the_same_message_on_duckdb_and_spark(
         assert "orders.amount: 3 order(s) whose lines add up to a negative amount are not " in (
             message
         )
+
+
+def test_ids_written_differently_get_the_same_message_on_duckdb_and_spark(
+    spark, tmp_path, generated_dir
+):
+    customers = pd.read_parquet(generated_dir / "customers.parquet")
+    customers["customer_id"] = "X-" + customers["customer_id"]  # another export's ids
+    customers.to_parquet(tmp_path / "customers.parquet", index=False)
+    data = {"customers": {"path": str(tmp_path / "customers.parquet")}}
+    configs = {
+        "duckdb": load_config(write_config(tmp_path / "local", generated_dir, data=data)),
+        "spark": _spark_config(tmp_path, generated_dir, data=data),
+    }
+    messages = {}
+    for engine, cfg in configs.items():
+        with pytest.raises(DataError) as caught:
+            run_features(cfg, as_of=dt.date(2025, 6, 1), out=tmp_path / f"{engine}.parquet")
+        messages[engine] = str(caught.value)
+    assert messages["spark"] == messages["duckdb"]
+    assert messages["spark"].startswith(
+        "none of the 3,000 customer ids of customers is a customer of the orders "
+        "(e.g. customers ['X-C0000001', 'X-C0000002', 'X-C0000003'], orders ['C0000001', "
+    )
 
 
 @pytest.mark.parametrize("dialect", ["german", "us"])

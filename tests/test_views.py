@@ -81,7 +81,7 @@ def test_a_broken_orders_file_is_reported_in_one_message(tmp_path, generated_dir
     with pytest.raises(DataError) as caught:
         register_views(load_config(config).data)
     message = str(caught.value)
-    assert message.startswith("orders breaks the data contract (5 problem(s)):")
+    assert message.startswith("orders breaks the data contract (5 problems):")
     shared = orders.loc[4, "order_id"]
     for problem in (
         "orders.customer_id: 1 null value(s)",

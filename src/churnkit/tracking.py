@@ -11,6 +11,7 @@ Registry: each training run registers a version with alias ``challenger``; alias
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import logging
@@ -173,23 +174,38 @@ class Tracker:
                 os.environ.setdefault(name, value)
             # MLflow prints run links to stdout, which may carry churnkit's JSON output
             os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-        self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+    @functools.cached_property
+    def client(self) -> MlflowClient:
+        """Made on first use: opening a SQLite store creates it, which a command that
+        only reads (or scores from a bundle) must not do."""
+        return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
     @property
     def remote(self) -> bool:
         """Whether the store is a tracking server (reached over HTTP)."""
         return self.uri.startswith(("http://", "https://"))
 
-    def check_reachable(self) -> str:
+    def check_reachable(self, *, reading: bool = False) -> str:
         """Fail fast, before any work, when the tracking store cannot be reached.
+        ``reading``: for a command that only reads, a SQLite store that does not exist
+        yet is not created.
 
         Raises
         ------
         ConfigError
             Naming the URI, when an HTTP server does not answer its health check within
             a few seconds or a database store cannot be opened.
+        ModelNotFoundError
+            When reading from a SQLite store that does not exist yet.
         """
         uri = self.uri
+        database = Path(uri.removeprefix("sqlite:///"))
+        if reading and uri.startswith("sqlite:///") and not database.exists():
+            raise ModelNotFoundError(
+                f"no MLflow store at {database} yet, so no model: train one with `churnkit "
+                "train CONFIG`, or set `scoring.model` to a bundle folder under models/"
+            )
         if self.remote:
             import requests
 
@@ -444,7 +460,7 @@ class Tracker:
         ModelNotFoundError
             When the store has no such run.
         """
-        self.check_reachable()
+        self.check_reachable(reading=True)
         client = self.client
         try:
             run = client.get_run(run_id)
@@ -556,7 +572,7 @@ class Tracker:
         """
         registry = configured is None or configured.startswith(("models:/", "runs:/"))
         if registry:
-            self.check_reachable()  # a dead server: exit 2 in seconds, naming it
+            self.check_reachable(reading=True)  # a dead server: exit 2 in seconds, naming it
         if configured is not None or self.champion_version() is not None:
             return self.load_model(configured)
         latest = self.latest_version()

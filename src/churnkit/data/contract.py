@@ -113,7 +113,7 @@ def check_data(engine: Engine, cfg: DataConfig) -> Checked:
         if cfg.events.event_type is not None:  # one kind of event, named in the config
             events = events.mutate(event_type=ibis.literal(cfg.events.event_type))
         _enforce(engine, "events", events, _rules("events", events))
-        engine.publish("events", _without_raw(events))
+        _check_ids_match(engine, "events", engine.publish("events", _without_raw(events)))
         names.append("events")
     if cfg.customers is not None:
         customers = engine.read_source(
@@ -122,9 +122,31 @@ def check_data(engine: Engine, cfg: DataConfig) -> Checked:
         _enforce(
             engine, "customers", customers, _rules("customers", customers, unique="customer_id")
         )
-        engine.publish("customers", _without_raw(customers))
+        published = engine.publish("customers", _without_raw(customers))
+        _check_ids_match(engine, "customers", published)
         names.append("customers")
     return Checked(tuple(names), tuple(notes))
+
+
+def _check_ids_match(engine: Engine, name: str, table: ir.Table) -> None:
+    """Refuse a table none of whose ids is an orders customer: the ids are written
+    differently (numbers in one export, zero-padded text in another), and every feature
+    from the table would silently be missing."""
+    orders = engine.table("orders")
+    assert orders is not None  # published first
+    ids = table.select("customer_id").distinct()
+    known = ids.customer_id.isin(orders.customer_id)
+    row = engine.fetch(ids.aggregate(n=ids.count(), matched=known.cast("int64").sum())).iloc[0]
+    if _count(row["n"]) == 0 or _count(row["matched"]) > 0:
+        return
+    theirs = engine.fetch(ids.order_by("customer_id").limit(3))["customer_id"].tolist()
+    ours = engine.fetch(orders.select("customer_id").distinct().order_by("customer_id").limit(3))
+    raise DataError(
+        f"none of the {_count(row['n']):,} customer ids of {name} is a customer of the orders "
+        f"(e.g. {name} {theirs}, orders {ours['customer_id'].tolist()}); write the ids the "
+        "same way in every table (leading zeros, prefixes, numbers or text) or map the right "
+        f"column in `data.{name}.columns.customer_id`"
+    )
 
 
 def check_columns(
@@ -463,8 +485,10 @@ def _count_problems(
 
 
 def _raise(name: str, problems: list[str]) -> None:
+    if len(problems) == 1:  # one problem, one line
+        raise DataError(f"{name} breaks the data contract: {problems[0].removeprefix(name + ': ')}")
     if problems:
-        header = f"{name} breaks the data contract ({len(problems)} problem(s)):"
+        header = f"{name} breaks the data contract ({len(problems)} problems):"
         raise DataError("\n  - ".join([header, *problems]))
 
 

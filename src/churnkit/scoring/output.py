@@ -29,7 +29,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from churnkit.config import Config, ScoringConfig
-from churnkit.errors import ChurnkitError, DataError, PartitionLockedError
+from churnkit.errors import ChurnkitError, ConfigError, DataError, PartitionLockedError
 from churnkit.scoring.status import STATUSES
 from churnkit.training import MODEL, SCORER_LABELS
 
@@ -143,7 +143,12 @@ def _schema_hash(names: list[str], spec: dict[str, Any]) -> str:
 
 
 def partition_dir(output_dir: Path, as_of: dt.date) -> Path:
-    """The folder of one ``as_of`` partition."""
+    """The folder of one ``as_of`` partition; refuses an ``output_dir`` that is a file."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ConfigError(
+            f"`scoring.output_dir` {output_dir} is a file, not a folder; point it at a folder "
+            "(it is created when missing)"
+        )
     return output_dir / f"as_of={as_of.isoformat()}"
 
 
