@@ -339,3 +339,21 @@ def test_timestamps_with_their_own_offset_read_the_same_on_spark(spark, tmp_path
     remote = local.model_copy(update={"engine": "spark"})
     frames = [open_source(c).orders_frame().sort_values("order_id") for c in (local, remote)]
     assert frames[0]["ordered_at"].tolist() == frames[1]["ordered_at"].tolist()
+
+
+def test_the_holdout_group_is_drawn_the_same_on_spark(spark, trained):
+    from churnkit.config import HoldoutConfig
+    from churnkit.scoring.holdout import assign_holdout
+    from churnkit.scoring.spark import with_holdout
+
+    _, _, scoring = trained
+    night = scoring.ranked
+    cfg = HoldoutConfig(share=0.15, salt="parity")
+    as_of = pd.Timestamp(night["as_of"].iloc[0]).date()
+    local = night.assign(holdout=assign_holdout(night, as_of, cfg))
+    remote = with_holdout(spark.createDataFrame(night), as_of, cfg).toPandas()
+    assert local["holdout"].sum() > 100
+    pd.testing.assert_series_equal(
+        remote.set_index("customer_id")["holdout"],
+        local.set_index("customer_id")["holdout"].loc[remote["customer_id"]],
+    )

@@ -33,6 +33,7 @@ __all__ = [
     "Config",
     "CustomersSource",
     "DriftConfig",
+    "HoldoutConfig",
     "DuckDBConfig",
     "DataConfig",
     "EventsSource",
@@ -408,6 +409,24 @@ class DriftConfig(_Frozen):
     )
 
 
+class HoldoutConfig(_Frozen):
+    """A control group per night that the retention team does not contact, so the plays
+    can be measured against it (:mod:`churnkit.scoring.holdout`)."""
+
+    share: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="share of each risk tier held out (not contacted); 0: no holdout",
+    )
+    salt: str = Field(
+        default="churnkit",
+        min_length=1,
+        description="with the night and the customer id, decides the group: change it to "
+        "draw other groups",
+    )
+
+
 class ScoringConfig(_Frozen):
     output_dir: ResolvedPath = Field(default=Path("scores"), validate_default=True)
     model: str | None = Field(
@@ -425,6 +444,7 @@ class ScoringConfig(_Frozen):
     )
     status: StatusConfig = Field(default_factory=dict, validate_default=True)
     drift: DriftConfig = Field(default_factory=dict, validate_default=True)
+    holdout: HoldoutConfig = Field(default_factory=dict, validate_default=True)
     explain_top: int | None = Field(
         default=10_000,
         ge=1,

@@ -13,23 +13,20 @@ The only place that reads the clock, sets up logging and maps errors to exit cod
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
 import os
 import sys
-import traceback
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from churnkit import __version__
 from churnkit.cli import render
 from churnkit.cli.render import emit, err, out
-from churnkit.errors import ChurnkitError, ConfigError, DriftError, QualityGateError
+from churnkit.errors import ChurnkitError, ConfigError, QualityGateError
 
 app = typer.Typer(
     name="churnkit",
@@ -44,7 +41,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 _state = render.state
-F = TypeVar("F", bound=Callable[..., Any])
 
 ConfigArg = Annotated[Path, typer.Argument(help="YAML config file", show_default=False)]
 
@@ -67,41 +63,7 @@ DataEnd = Annotated[
 ]
 
 
-def _handles_errors(command: F) -> F:
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except typer.Exit:
-            raise
-        except ChurnkitError as error:
-            if _state["debug"]:
-                traceback.print_exc()
-            # escaped: an example such as [inf, nan] in a message reads as rich markup
-            err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(error.exit_code) from None
-        except OSError as error:  # a path that cannot be written or read: fixable, exit 2
-            where = f" {error.filename}" if error.filename else ""
-            reason = error.strerror or str(error)
-            err.print(
-                f"[bold red]error:[/] {escape(reason)}:{escape(where)}; check the path, its "
-                "folder and their permissions (and free space). Nothing was left half-written.",
-                highlight=False,
-                soft_wrap=True,
-            )
-            raise typer.Exit(2) from None
-        except QualityGateError as error:
-            label = "drift" if isinstance(error, DriftError) else "quality gate"
-            err.print(
-                f"[bold yellow]{label}:[/] {escape(str(error))}", highlight=False, soft_wrap=True
-            )
-            raise typer.Exit(QualityGateError.exit_code) from None
-        except Exception:  # noqa: BLE001 - anything else is a bug: show it, exit 1
-            traceback.print_exc()
-            err.print("[bold red]churnkit crashed (a bug); please report the traceback above[/]")
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
+_handles_errors = render.handles_errors  # one message and an exit code per error
 
 
 def _version(value: bool) -> None:
@@ -345,12 +307,16 @@ def at_risk(
     min_value: Annotated[
         float | None, typer.Option("--min-value", help="only customers with 365-day value >= V")
     ] = None,
+    include_holdout: Annotated[
+        bool, typer.Option("--include-holdout", help="keep the holdout group (not to contact)")
+    ] = False,
     fmt: ListFormat = "table",
     out_path: Annotated[
         Path | None, typer.Option("--out", help="write csv or json to this file, not stdout")
     ] = None,
 ) -> None:
-    """Pull the at-risk list of a scored night, filtered, as a table, CSV or JSON."""
+    """Pull the at-risk list of a scored night, filtered, as a table, CSV or JSON; the
+    night's holdout group (`scoring.holdout`) is left out unless --include-holdout."""
     from churnkit.scoring.output import (
         filter_at_risk,
         read_partition,
@@ -368,8 +334,14 @@ def at_risk(
     cfg = _load(config)
     scored, manifest = read_partition(cfg.scoring.output_dir, as_of)
     render.overrides(manifest)
+    render.holdout(manifest, included=include_holdout)
     selected = filter_at_risk(
-        sort_list(scored, sort), segment=segment, tier=tier, status=status, min_value=min_value
+        sort_list(scored, sort),
+        segment=segment,
+        tier=tier,
+        status=status,
+        min_value=min_value,
+        include_holdout=include_holdout,
     )
     if top is None and fmt == "table":
         top = cfg.scoring.top

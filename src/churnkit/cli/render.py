@@ -5,19 +5,67 @@ and hand its outcome to one function here."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import sys
-from typing import Any
+import traceback
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-__all__ = ["err", "out", "state"]
+from churnkit.errors import ChurnkitError, DriftError, QualityGateError
+
+__all__ = ["err", "handles_errors", "out", "state"]
 
 out = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True)
 state: dict[str, bool] = {"debug": False, "quiet": False, "json": False}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handles_errors(command: F) -> F:
+    """Run ``command``, turning churnkit's errors into one message and their exit code
+    (2, or 3 for the quality gate and drift), an unwritable path into exit 2, and
+    anything else into a traceback and exit 1 (a bug)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except ChurnkitError as error:
+            if state["debug"]:
+                traceback.print_exc()
+            # escaped: an example such as [inf, nan] in a message reads as rich markup
+            err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(error.exit_code) from None
+        except OSError as error:  # a path that cannot be written or read: fixable, exit 2
+            where = f" {error.filename}" if error.filename else ""
+            reason = error.strerror or str(error)
+            err.print(
+                f"[bold red]error:[/] {escape(reason)}:{escape(where)}; check the path, its "
+                "folder and their permissions (and free space). Nothing was left half-written.",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(2) from None
+        except QualityGateError as error:
+            label = "drift" if isinstance(error, DriftError) else "quality gate"
+            err.print(
+                f"[bold yellow]{label}:[/] {escape(str(error))}", highlight=False, soft_wrap=True
+            )
+            raise typer.Exit(QualityGateError.exit_code) from None
+        except Exception:  # noqa: BLE001 - anything else is a bug: show it, exit 1
+            traceback.print_exc()
+            err.print("[bold red]churnkit crashed (a bug); please report the traceback above[/]")
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
 
 
 def emit(payload: Any) -> bool:
@@ -247,7 +295,8 @@ def scoring(outcome: Any, *, defaulted: bool, top: int) -> None:
     if defaulted:
         out.print(f"as_of {outcome.as_of} (the day after the latest order)")
     rows = outcome.manifest["rows"]
-    shown = outcome.ranked.sort_values("priority").head(top)
+    listed = outcome.ranked[~outcome.ranked["holdout"]]  # the control group is not listed
+    shown = listed.sort_values("priority").head(top)
     at_risk(shown, len(shown), title=top_title(len(shown), rows))
     drift(outcome.manifest["drift"])
     scorer = outcome.manifest.get("scorer") or {}
@@ -259,6 +308,7 @@ def scoring(outcome: Any, *, defaulted: bool, top: int) -> None:
             highlight=False,
             soft_wrap=True,
         )
+    holdout(outcome.manifest, included=False)
     if outcome.written:
         out.print(f"wrote {rows:,} scored customers to {outcome.partition}/")
     else:
@@ -285,6 +335,24 @@ def overrides(manifest: Any) -> None:
             highlight=False,
             soft_wrap=True,
         )
+
+
+def holdout(manifest: Any, *, included: bool) -> None:
+    """On stderr: how many customers the night holds out, and whether they are listed."""
+    design = manifest.get("holdout")
+    if not design or not design["held_out"]:
+        return
+    what = (
+        "included here (column holdout): do not contact them"
+        if included
+        else "left out of the list and at_risk.csv (`at-risk --include-holdout` shows them)"
+    )
+    err.print(
+        f"holdout: {design['held_out']:,} customers ({design['share']:.0%} of each risk tier) "
+        f"are the control group of {manifest['as_of']}, {what}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def at_risk_list(selected: Any, manifest: Any, scored_rows: int) -> None:

@@ -227,6 +227,7 @@ def render_report(data: ReportData) -> str:
         charts["calibration"] = figure_svg(calibration_figure(data.test_predictions))
         charts["gains_lift"] = figure_svg(gains_lift_figure(data.test_predictions))
     scored = data.scored.sort_values("priority")
+    to_contact = scored[~scored["holdout"]]  # the night's control group is not listed
     lapsed = scored[scored["status"] == "lapsed"]
     return env.get_template("report.html").render(
         data=data,
@@ -241,8 +242,10 @@ def render_report(data: ReportData) -> str:
         good_crr=GOOD_CRR_PCT,
         tiers=_summary_by(scored, "risk_tier"),
         segments=_summary_by(scored, "segment"),
-        top=scored[scored["status"] != "lapsed"].head(_TOP_CUSTOMERS).to_dict("records"),
-        lapsed=lapsed.sort_values("expected_value_at_risk", ascending=False, kind="stable")
+        top=to_contact[to_contact["status"] != "lapsed"].head(_TOP_CUSTOMERS).to_dict("records"),
+        holdout=data.manifest.get("holdout"),
+        lapsed=lapsed[~lapsed["holdout"]]
+        .sort_values("expected_value_at_risk", ascending=False, kind="stable")
         .head(_TOP_LAPSED)
         .to_dict("records"),
         totals={

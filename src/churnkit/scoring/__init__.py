@@ -14,6 +14,7 @@ import pandas as pd
 from churnkit.config import RiskTierConfig, ScoringConfig, StatusConfig
 from churnkit.errors import DataError, DriftError, StaleDataError
 from churnkit.scoring.actions import assign_risk_tiers, recommend_actions, tier_cutoffs
+from churnkit.scoring.holdout import assign_holdout
 from churnkit.scoring.output import write_partition
 from churnkit.scoring.reasons import REASON_COLUMNS, reason_sentences
 from churnkit.scoring.status import (
@@ -53,6 +54,7 @@ SCORE_COLUMNS = [
     "expected_value_at_risk",
     *REASON_COLUMNS,
     "recommended_action",
+    "holdout",
     "model_name",
     "model_version",
 ]
@@ -186,6 +188,7 @@ def explain_ranked(
     scored["recommended_action"] = recommend_actions(
         scored["risk_tier"], reasons, orders, high_value, lapsed=scored["status"] == LAPSED
     )
+    scored["holdout"] = False  # drawn for the whole night: see churnkit.scoring.holdout
     scored["model_name"] = str(model.metadata.get("model_name", ""))
     scored["model_version"] = str(model.metadata.get("model_version", ""))
     return scored[SCORE_COLUMNS]
@@ -224,14 +227,15 @@ def score_night(
     model: ChurnModel,
     cfg: ScoringConfig,
     *,
-    manifest: Callable[[int, dict[str, int], DriftReport], Any],
+    manifest: Callable[[int, dict[str, int], DriftReport, dict[str, int]], Any],
     no_customers: str,
     allow_drift: bool,
     on_step: Callable[[str], None],
 ) -> Night:
     """Score, rank and explain the night's feature table; measure drift.
 
-    ``manifest(rows, tier_counts, drift)`` builds the night's manifest. A night whose
+    ``manifest(rows, tier_counts, drift, held_out_by_tier)`` builds the night's manifest;
+    the holdout group is drawn by ``cfg.holdout`` (:mod:`churnkit.scoring.holdout`). A night whose
     scores drifted beyond ``cfg.drift.psi_threshold`` raises :class:`DriftError` (the
     message says what drifted) unless ``allow_drift``; feature drift is recorded only.
 
@@ -263,7 +267,10 @@ def score_night(
         elapsed_days=model.days_since_drift_reference(ranked["as_of"].iloc[0]),
         exclude=cfg.drift.exclude,
     )
-    written = manifest(len(ranked), ranked["risk_tier"].value_counts().to_dict(), drift)
+    as_of = ranked["as_of"].iloc[0]
+    ranked["holdout"] = assign_holdout(ranked, pd.Timestamp(as_of).date(), cfg.holdout)
+    held_out = ranked.loc[ranked["holdout"], "risk_tier"].value_counts().to_dict()
+    written = manifest(len(ranked), ranked["risk_tier"].value_counts().to_dict(), drift, held_out)
     if drift.stops and not allow_drift:
         raise DriftError(drift.message(ranked["as_of"].iloc[0]))
     return Night(ranked, written)

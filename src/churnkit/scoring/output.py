@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from churnkit.config import Config, ScoringConfig
 from churnkit.errors import ChurnkitError, ConfigError, DataError, PartitionLockedError
+from churnkit.scoring.holdout import holdout_design
 from churnkit.scoring.status import STATUSES
 from churnkit.training import MODEL, SCORER_LABELS
 
@@ -73,6 +74,7 @@ class Manifest(TypedDict):
     explained_rows: int
     risk_tiers: dict[str, Any]  # config, counts per tier
     drift: dict[str, Any]  # DriftReport.to_dict()
+    holdout: dict[str, Any] | None  # the design and counts of the control group, if any
     data: dict[str, Any]  # DataSummary.to_dict() and data_end
     seconds: float
 
@@ -88,6 +90,7 @@ def scoring_manifest(
     drift: dict[str, Any],
     data: dict[str, Any],
     seconds: float,
+    held_out: Mapping[str, int] | None = None,
 ) -> Manifest:
     """What ``manifest.json`` records about a scored night: the model or baseline that
     served it, the feature schema, rows, tiers, drift, the data and the time taken."""
@@ -113,6 +116,7 @@ def scoring_manifest(
             "counts": {t: int(tier_counts.get(t, 0)) for t in ("high", "medium", "low")},
         },
         "drift": drift,
+        "holdout": holdout_design(cfg.holdout, held_out or {}),
         "data": data,
         "seconds": round(seconds, 3),
     }
@@ -121,17 +125,19 @@ def scoring_manifest(
 def night_manifest(
     cfg: Config, model: Any, as_of: dt.date, summary: Any, started: float
 ) -> Callable[[int, Mapping[str, int], Any], Manifest]:
-    """``manifest(rows, tier_counts, drift_report)`` for a night being scored with
+    """``manifest(rows, tier_counts, drift_report, held_out)`` for a night scored with
     ``cfg``'s engine and scoring settings: the :func:`scoring_manifest`, with the data's
     ``summary`` (:class:`~churnkit.data.DataSummary`) and the seconds since ``started``
     (``time.perf_counter``)."""
     data = {**summary.to_dict(), "data_end": summary.data_end.isoformat()}
 
-    def manifest(rows: int, tier_counts: Mapping[str, int], drift: Any) -> Manifest:
+    def manifest(
+        rows: int, tier_counts: Mapping[str, int], drift: Any, held_out: Mapping[str, int]
+    ) -> Manifest:
         return scoring_manifest(
             as_of=as_of, engine=cfg.engine, model=model, cfg=cfg.scoring, rows=rows,
             tier_counts=tier_counts, drift=drift.to_dict(), data=data,
-            seconds=time.perf_counter() - started,
+            seconds=time.perf_counter() - started, held_out=held_out,
         )  # fmt: skip
 
     return manifest
@@ -189,7 +195,10 @@ def read_partition(output_dir: Path, as_of: dt.date | None = None) -> tuple[pd.D
         )
     folder = partition_dir(output_dir, chosen)
     manifest = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
-    return pd.read_parquet(folder / SCORES_FILE), manifest
+    scored = pd.read_parquet(folder / SCORES_FILE)
+    if "holdout" not in scored:  # a night scored before holdout groups existed
+        scored["holdout"] = False
+    return scored, manifest
 
 
 @contextlib.contextmanager
@@ -234,8 +243,9 @@ def write_partition(
 ) -> Path:
     """Write one partition atomically, replacing an existing one for the same ``as_of``.
 
-    ``scores.parquet`` keeps the ranking's order (by churn probability); ``at_risk.csv``,
-    the list a team opens, is in working order (``priority``). The data files are
+    ``scores.parquet`` keeps the ranking's order (by churn probability) and every
+    customer; ``at_risk.csv``, the list a team opens, is in working order (``priority``)
+    and leaves out the holdout group (customers not to contact). The data files are
     byte-identical for identical input; ``manifest.json`` also records what produced them.
     """
 
@@ -243,7 +253,8 @@ def write_partition(
         table = pa.Table.from_pandas(ranked, preserve_index=False)
         pq.write_table(table, folder / SCORES_FILE, compression="zstd")
         in_working_order = table.take(pc.sort_indices(table["priority"]))
-        pa_csv.write_csv(_rounded(in_working_order), folder / AT_RISK_FILE)
+        to_contact = in_working_order.filter(pc.invert(in_working_order["holdout"]))
+        pa_csv.write_csv(_rounded(to_contact), folder / AT_RISK_FILE)
 
     return write_atomically(output_dir, as_of, manifest, write)
 
@@ -275,11 +286,13 @@ def filter_at_risk(
     tier: str | None = None,
     status: str | None = None,
     min_value: float | None = None,
+    include_holdout: bool = False,
 ) -> pd.DataFrame:
     """The rows of a scored night in one segment, risk tier and status (any case) with a
-    365-day value of at least ``min_value``; an unknown segment, tier or status is
-    refused, listing the ones there are."""
-    keep = pd.Series(True, index=scored.index)
+    365-day value of at least ``min_value``, without the holdout group unless
+    ``include_holdout``; an unknown segment, tier or status is refused, listing the ones
+    there are."""
+    keep = pd.Series(True, index=scored.index) if include_holdout else ~scored["holdout"]
     if status is not None:
         if status.lower() not in STATUSES:
             raise ChurnkitError(f"--status {status!r} is not one of {', '.join(STATUSES)}")

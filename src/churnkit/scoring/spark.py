@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from churnkit.config import RiskTierConfig, ScoringConfig, StatusConfig
+from churnkit.config import HoldoutConfig, RiskTierConfig, ScoringConfig, StatusConfig
 from churnkit.errors import DataError, DriftError
 from churnkit.features import finish_frame
 from churnkit.scoring import SCORE_COLUMNS, explain_ranked
 from churnkit.scoring.actions import assign_risk_tiers, tier_cutoffs
+from churnkit.scoring.holdout import KEY_HEX_DIGITS, SEPARATOR
 from churnkit.scoring.output import AT_RISK_FILE, FORMULA_START, SCORES_FILE, write_atomically
 from churnkit.scoring.status import overdue_ratio, value_at_risk, work_group
 from churnkit.training import BGNBD_BASELINE
@@ -103,7 +104,8 @@ def score_night(
         status=cfg.status,
         high_value_share=cfg.high_value_share,
         explain_top=0 if model.serving else cfg.explain_top,
-    ).cache()
+    )
+    scores = with_holdout(scores, as_of, cfg.holdout).cache()
     sample = finish_frame(features.sample(fraction=share, seed=0).toPandas(), spec)
     drift = drift_report(
         model.drift_reference,
@@ -116,8 +118,12 @@ def score_night(
         elapsed_days=model.days_since_drift_reference(as_of),
         exclude=cfg.drift.exclude,
     )
-    counts = {r["risk_tier"]: r["count"] for r in scores.groupBy("risk_tier").count().collect()}
-    written = manifest(rows, counts, drift)
+    tiers = scores.groupBy("risk_tier").agg(
+        F.count(F.lit(1)).alias("n"), F.sum(F.col("holdout").cast("long")).alias("held")
+    )
+    counts = {r["risk_tier"]: r["n"] for r in tiers.collect()}
+    held_out = {r["risk_tier"]: int(r["held"] or 0) for r in tiers.collect()}
+    written = manifest(rows, counts, drift, held_out)
     if drift.stops and not allow_drift:
         raise DriftError(drift.message(as_of))
     top = scores.limit(cfg.top).toPandas()
@@ -134,7 +140,7 @@ SCORE_SCHEMA = (
     "risk_tier string, status string, "
     "baseline_churn_probability double, segment string, customer_value_365d double, "
     "expected_value_at_risk double, reason_1 string, reason_2 string, reason_3 string, "
-    "recommended_action string, model_name string, model_version string"
+    "recommended_action string, holdout boolean, model_name string, model_version string"
 )
 
 
@@ -239,6 +245,28 @@ def score_on_spark(
     return ranked.mapInPandas(explain, schema=SCORE_SCHEMA).orderBy("rank").select(*SCORE_COLUMNS)
 
 
+def with_holdout(scores: DataFrame, as_of: dt.date, cfg: HoldoutConfig) -> DataFrame:
+    """``scores`` with the night's holdout group drawn on Spark exactly as
+    :func:`churnkit.scoring.holdout.assign_holdout` draws it locally: the same SHA-256
+    keys, the smallest ``floor(share * n + 0.5)`` of each risk tier."""
+    if cfg.share == 0:
+        return scores
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    text = F.concat_ws(SEPARATOR, F.lit(cfg.salt), F.lit(as_of.isoformat()), F.col("customer_id"))
+    key = F.conv(F.substring(F.sha2(text, 256), 1, KEY_HEX_DIGITS), 16, 10).cast("long")
+    tier = Window.partitionBy("risk_tier")
+    position = F.row_number().over(tier.orderBy("_key", "customer_id")) - 1
+    held = position < F.floor(F.lit(cfg.share) * F.count(F.lit(1)).over(tier) + F.lit(0.5))
+    return (
+        scores.withColumn("_key", key)
+        .withColumn("holdout", held)
+        .orderBy("rank")
+        .select(*SCORE_COLUMNS)
+    )
+
+
 def write_spark_partition(
     scores: DataFrame, output_dir: Path, *, as_of: dt.date, manifest: Mapping[str, Any]
 ) -> Path:
@@ -263,7 +291,8 @@ def write_spark_partition(
                 for c in scores.columns
             )
         )
-        safe.orderBy("priority").write.option("header", True).csv(str(folder / AT_RISK_FILE))
+        to_contact = safe.where(~F.col("holdout"))  # the control group is not to contact
+        to_contact.orderBy("priority").write.option("header", True).csv(str(folder / AT_RISK_FILE))
 
     return write_atomically(output_dir, as_of, manifest, write)
 

@@ -1,0 +1,105 @@
+"""Holdout groups: reproducible, exactly stratified by risk tier, left out of the lists."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pandas as pd
+import yaml
+from tests.conftest import write_config
+from typer.testing import CliRunner
+
+from churnkit.cli import app
+from churnkit.config import HoldoutConfig
+from churnkit.scoring.holdout import assign_holdout, holdout_keys
+
+NIGHT = dt.date(2026, 1, 1)
+
+
+def _night(high: int = 25, medium: int = 75, low: int = 900) -> pd.DataFrame:
+    tiers = ["high"] * high + ["medium"] * medium + ["low"] * low
+    return pd.DataFrame(
+        {"customer_id": [f"C{i:05d}" for i in range(len(tiers))], "risk_tier": tiers}
+    )
+
+
+def test_every_tier_holds_out_its_share_rounded_half_up():
+    night = _night()
+    held = assign_holdout(night, NIGHT, HoldoutConfig(share=0.1))
+    counts = night[held]["risk_tier"].value_counts().to_dict()
+    assert counts == {"high": 3, "medium": 8, "low": 90}  # 2.5 -> 3, 7.5 -> 8, 90
+    assert not assign_holdout(night, NIGHT, HoldoutConfig()).any()  # share 0: off
+
+
+def test_the_group_is_the_same_whatever_the_row_order_and_changes_with_salt_and_night():
+    night = _night()
+    cfg = HoldoutConfig(share=0.2, salt="spring campaign")
+    held = set(night["customer_id"][assign_holdout(night, NIGHT, cfg)])
+    shuffled = night.sample(frac=1, random_state=3).reset_index(drop=True)
+    assert set(shuffled["customer_id"][assign_holdout(shuffled, NIGHT, cfg)]) == held
+    other_salt = HoldoutConfig(share=0.2, salt="summer campaign")
+    assert set(night["customer_id"][assign_holdout(night, NIGHT, other_salt)]) != held
+    next_night = NIGHT + dt.timedelta(days=1)
+    again = set(night["customer_id"][assign_holdout(night, next_night, cfg)])
+    assert again != held
+    # a random draw, not a slice of the list: about a fifth of any block of ids
+    first_half = night["customer_id"].iloc[:500]
+    assert 60 <= len(held & set(first_half)) <= 140
+
+
+def test_keys_are_sha256_prefixes_anyone_can_recompute():
+    import hashlib
+
+    key = holdout_keys("salt", NIGHT, pd.Series(["C1"]))[0]
+    expected = int(hashlib.sha256(b"salt\x1f2026-01-01\x1fC1").hexdigest()[:15], 16)
+    assert key == expected and key >= 0
+
+
+def test_a_night_with_a_holdout_lists_only_the_customers_to_contact(trained, tmp_path):
+    _, outcome, _ = trained
+    config = write_config(
+        tmp_path / "p",
+        trained[0].data.orders.path.parent,
+        scoring={
+            "model": str(outcome.export_dir),
+            "output_dir": "scores",
+            "holdout": {"share": 0.1, "salt": "test"},
+        },
+    )
+    runner = CliRunner()
+    scored = runner.invoke(app, ["score", str(config)])
+    assert scored.exit_code == 0, scored.output
+    assert "are the control group of" in scored.stderr
+    partition = next((config.parent / "scores").iterdir())
+    scores = pd.read_parquet(partition / "scores.parquet")
+    manifest = yaml.safe_load((partition / "manifest.json").read_text())
+    design = manifest["holdout"]
+    assert design["share"] == 0.1 and design["stratified_by"] == "risk_tier"
+    by_tier = scores.groupby("risk_tier")["holdout"].agg(["sum", "size"])
+    for tier, row in by_tier.iterrows():
+        assert row["sum"] == np.floor(0.1 * row["size"] + 0.5) == design["held_out_by_tier"][tier]
+    listed = pd.read_csv(partition / "at_risk.csv")
+    assert len(listed) == len(scores) - design["held_out"]
+    assert not set(listed["customer_id"]) & set(scores.loc[scores["holdout"], "customer_id"])
+    first = {p.name: p.read_bytes() for p in partition.iterdir() if p.suffix != ".json"}
+
+    # a rerun draws the same group, byte for byte
+    assert runner.invoke(app, ["--quiet", "score", str(config)]).exit_code == 0
+    assert {p.name: p.read_bytes() for p in partition.iterdir() if p.suffix != ".json"} == first
+
+    pulled = runner.invoke(app, ["at-risk", str(config), "--format", "json"])
+    assert len(json.loads(pulled.stdout)) == len(listed)
+    assert f"holdout: {design['held_out']:,} customers" in pulled.stderr
+    everyone = runner.invoke(app, ["at-risk", str(config), "--format", "json", "--include-holdout"])
+    assert len(json.loads(everyone.stdout)) == len(scores)
+
+    report = runner.invoke(app, ["report", str(config), "--out", str(tmp_path / "r.html")])
+    assert report.exit_code == 0, report.output
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert f"{design['held_out']:,} customers (10 % of\neach risk tier)" in html
+    lists = html.split('id="contact"')[1].split('id="model"')[0]
+    held = scores.loc[scores["holdout"], "customer_id"]
+    assert not [cid for cid in held if f"<td>{cid}</td>" in lists]
+    assert sum(f"<td>{cid}</td>" in lists for cid in listed["customer_id"]) >= 25
