@@ -172,6 +172,18 @@ CASES = [
         "customer ids of events is a customer of the orders",
         events=lambda f: f.assign(customer_id="other-" + f["customer_id"]),
     ),
+    Case(
+        "a contact without a time",
+        "contacts breaks the data contract: contacts.contacted_at: 1 null value(s)",
+        config=_cfg("data.contacts", {"path": "contacts.parquet"}),
+        files=lambda folder: pd.DataFrame(
+            {
+                "customer_id": ["C0000001", "C0000002"],
+                "contacted_at": pd.to_datetime(["2025-09-02", None]),
+                "play": ["call", "email"],
+            }
+        ).to_parquet(folder / "contacts.parquet"),
+    ),
     # config files
     Case("an unknown key", "colour", config=_cfg("model.colour", "blue")),
     Case(

@@ -31,6 +31,7 @@ from churnkit.errors import ConfigError
 
 __all__ = [
     "Config",
+    "ContactsSource",
     "CustomersSource",
     "DriftConfig",
     "HoldoutConfig",
@@ -212,6 +213,14 @@ class EventsSource(TableSource):
         return canonical != "event_type" or self.event_type is None
 
 
+class ContactsSource(TableSource):
+    """Who the retention team contacted, when, with which play (and at what cost): the
+    treated side of a holdout readout (``churnkit evaluate``)."""
+
+    required_columns: ClassVar[tuple[str, ...]] = ("customer_id", "contacted_at")
+    optional_columns: ClassVar[tuple[str, ...]] = ("play", "cost")
+
+
 class CustomersSource(TableSource):
     required_columns: ClassVar[tuple[str, ...]] = ("customer_id",)
     optional_columns: ClassVar[tuple[str, ...]] = ("signed_up_at",)
@@ -224,6 +233,7 @@ class DataConfig(_Frozen):
     orders: OrdersSource
     events: EventsSource | None = None
     customers: CustomersSource | None = None
+    contacts: ContactsSource | None = None
     timezone: str = Field(default="UTC", description="zone of naive timestamps")
     on_negative_amount: Literal["error", "treat_as_return"] = "error"
     min_order_amount: float = Field(default=0.0, ge=0)

@@ -22,12 +22,11 @@ from churnkit.config import Config, load_config
 from churnkit.data import CheckedData, DataSummary, open_data
 from churnkit.data.generator import demo_config, generate_data, write_generated
 from churnkit.engines import open_engine
-from churnkit.features import FeatureSpec
 from churnkit.features.spec import spec_for_data
 from churnkit.kpis import RetentionTables, retention_tables
 from churnkit.report.model_card import model_card
 from churnkit.scoring import resolve_as_of, score_night, write_partition
-from churnkit.scoring.backtest import Backtest, backtest_night, check_window_passed
+from churnkit.scoring.backtest import Backtest, backtest_night, night_labels
 from churnkit.scoring.output import (
     Manifest,
     night_manifest,
@@ -37,6 +36,7 @@ from churnkit.scoring.output import (
     write_file,
     write_table,
 )
+from churnkit.scoring.readout import Readout, readout_of_night
 from churnkit.tracking import LoggedRun, Tracker
 from churnkit.training import TrainingResult, decide_promotion, plan_for_data, train_churn_model
 
@@ -89,6 +89,7 @@ class EvaluationOutcome:
     as_of: dt.date
     backtest: Backtest
     run_id: str
+    readout: Readout | None = None  # treated vs held out, when the night held some out
 
 
 @dataclass(frozen=True)
@@ -277,7 +278,9 @@ def run_scoring(
 
 
 def run_evaluation(cfg: Config, *, as_of: dt.date, on_step: Step = _quiet) -> EvaluationOutcome:
-    """Backtest the list written for ``as_of`` against what its customers then did.
+    """Backtest the list written for ``as_of`` against what its customers then did and,
+    when the night held a group out, read out the plays (listed or contacted customers
+    against the held-out ones, :mod:`churnkit.scoring.readout`).
 
     Needs the label window ``[as_of, as_of + horizon_days)`` to have passed in the data.
     Logs the result to MLflow as a monitoring run.
@@ -287,12 +290,11 @@ def run_evaluation(cfg: Config, *, as_of: dt.date, on_step: Step = _quiet) -> Ev
     on_step("reading and validating data")
     data = open_source(cfg)
     horizon = cfg.snapshots.horizon_days
-    check_window_passed(as_of, horizon, data.summary().data_end)
     on_step("labelling what the customers did")
-    spec = FeatureSpec.model_validate(manifest.get("feature_spec") or {})
-    rfm_only = spec.model_copy(update={"families": ("rfm",)})
-    labels = data.features([as_of], rfm_only, horizon_days=horizon)
+    labels = night_labels(data, manifest, as_of, horizon)
     backtest = backtest_night(scored, labels, as_of)
+    on_step("reading out the holdout group")
+    readout = readout_of_night(data, scored, manifest, horizon, cfg.model.bootstrap_samples, labels)
     on_step("logging the monitoring run to MLflow")
     run_id = tracker(cfg).log_monitoring_run(
         as_of=as_of.isoformat(),
@@ -300,8 +302,9 @@ def run_evaluation(cfg: Config, *, as_of: dt.date, on_step: Step = _quiet) -> Ev
         metrics=backtest.metrics,
         manifest=manifest,
         tiers=backtest.tiers,
+        readout=readout,
     )
-    return EvaluationOutcome(as_of, backtest, run_id)
+    return EvaluationOutcome(as_of, backtest, run_id, readout)
 
 
 def run_report(
@@ -318,12 +321,14 @@ def run_report(
     scored, manifest = read_partition(cfg.scoring.output_dir, as_of)
     on_step("computing retention KPIs")
     data = ReportData.for_night(scored, manifest, run_kpis(cfg, period="month"), cfg)
+    on_step("reading out the holdout group, if the horizon has passed")
+    horizon, samples = cfg.snapshots.horizon_days, cfg.model.bootstrap_samples
+    data.add_readout(lambda: readout_of_night(open_source(cfg), scored, manifest, horizon, samples))
     on_step("reading the training run from MLflow")
     data.add_training_run(lambda: tracker(cfg).training_run_details(manifest["run_id"]))
     on_step("drawing the charts")
     html = render_report(data)
     out = out or cfg.scoring.output_dir / f"report-{manifest['as_of']}.html"
-    out.parent.mkdir(parents=True, exist_ok=True)
     return write_file(out, lambda tmp: tmp.write_text(html, encoding="utf-8"))
 
 

@@ -37,6 +37,7 @@ from mlflow.types.schema import ColSpec, Schema
 
 from churnkit.config import MlflowConfig
 from churnkit.errors import ConfigError, ModelNotFoundError
+from churnkit.scoring.readout import Readout
 from churnkit.training import CRR_BASELINE, SCORER_LABELS, TrainingResult
 from churnkit.training.model import ChurnModel
 
@@ -422,11 +423,13 @@ class Tracker:
         metrics: Mapping[str, Mapping[str, float]],
         manifest: Mapping[str, Any],
         tiers: pd.DataFrame,
+        readout: Readout | None = None,
     ) -> str:
         """Log a backtest of one night's list as a run tagged ``churnkit.run_type=monitoring``.
 
-        Metrics are named ``backtest_<scorer>_<metric>``; the run records the partition's
-        as_of, model name, version and training run id.
+        Metrics are named ``backtest_<scorer>_<metric>`` (and ``readout_<group>_<column>``
+        for a night with a holdout group); the run records the partition's as_of, model
+        name, version and training run id.
         """
         self.check_reachable()
         experiment_id = self._experiment_id()
@@ -449,6 +452,9 @@ class Tracker:
                 }
             )
             mlflow.log_text(tiers.to_csv(index=False), "backtest/tiers.csv")
+            if readout is not None:  # treated vs held out: metrics and the whole table
+                mlflow.log_metrics(readout.to_metrics())
+                mlflow.log_text(readout.table.to_csv(index=False), "readout/readout.csv")
             mlflow.log_dict(dict(manifest), "backtest/manifest.json")
         return run.info.run_id
 

@@ -12,6 +12,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -84,7 +85,7 @@ def validation(config: Any, summary: dict[str, Any]) -> None:
         f"orders: {orders['orders']:,} rows, {orders['customers']:,} customers, "
         f"{orders['first_order_at'][:10]} .. {orders['last_order_at'][:10]}"
     )
-    for name in ("events", "customers"):
+    for name in ("events", "customers", "contacts"):
         if name in summary:
             out.print(f"{name}: {summary[name]['rows']:,} rows")
     missing = summary.get("customers", {}).get("buyers_not_in_table", 0)
@@ -372,6 +373,11 @@ def evaluation(outcome: Any) -> None:
         "run_id": outcome.run_id,
         "metrics": backtest.metrics,
         "tiers": backtest.tiers.to_dict(orient="records"),
+        "readout": None
+        if outcome.readout is None
+        else outcome.readout.table.astype(object)
+        .where(outcome.readout.table.notna(), None)
+        .to_dict(orient="records"),
     }
     if emit(payload):
         return
@@ -390,7 +396,51 @@ def evaluation(outcome: Any) -> None:
             row.risk_tier, f"{int(row.customers):,}", f"{row.predicted:.1%}", f"{row.churned:.1%}"
         )
     out.print(tiers)
+    if outcome.readout is not None:
+        readout(outcome.readout)
     out.print(f"logged monitoring run {outcome.run_id}", highlight=False)
+
+
+def readout(result: Any) -> None:
+    """The holdout readout: retention and revenue of the compared groups and the held-out
+    customers, the uplift with its interval, and customers to contact per one kept."""
+    share = f"{result.confidence:.0%}"
+    table = Table(
+        title=f"did the plays work? listed or contacted vs held-out customers ({share} intervals)"
+    )
+    for column in (
+        "group", "customers", "held out", "retention", "held-out retention",
+        "uplift [interval]", "revenue / customer", "uplift [interval] ", "contact to save 1",
+    ):  # fmt: skip
+        table.add_column(
+            column, justify="left" if column == "group" else "right", no_wrap=column == "group"
+        )
+
+    def points(low: Any, value: Any, high: Any) -> str:
+        if value is None or pd.isna(value):
+            return "n/a"
+        return f"{value * 100:+.1f} pp [{low * 100:+.1f}, {high * 100:+.1f}]"
+
+    def amount(low: Any, value: Any, high: Any) -> str:
+        if value is None or pd.isna(value):
+            return "n/a"
+        return f"{value:+,.2f} [{low:+,.2f}, {high:+,.2f}]"
+
+    for row in result.table.to_dict("records"):
+        held = row["retention_held_out"]
+        table.add_row(
+            escape(str(row["group"])),
+            f"{row['customers']:,}",
+            f"{row['held_out']:,}",
+            f"{row['retention']:.1%}",
+            "n/a" if held is None or pd.isna(held) else f"{held:.1%}",
+            points(*(row[f"retention_uplift{end}"] for end in ("_low", "", "_high"))),
+            f"{row['revenue_per_customer']:,.2f}",
+            amount(*(row[f"revenue_uplift{end}"] for end in ("_low", "", "_high"))),
+            "-" if row["contact_to_save"] is None or pd.isna(row["contact_to_save"])
+            else f"{row['contact_to_save']:.1f}",
+        )  # fmt: skip
+    out.print(table)
 
 
 _KPI_COLUMNS = {

@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+import ibis
 import pandas as pd
 
 from churnkit.config import DataConfig
@@ -124,7 +125,7 @@ class CheckedData:
     def other_tables(self) -> dict[str, dict[str, int]]:
         """Rows and customers of the events and customers tables that are configured."""
         counts = {}
-        for name in ("events", "customers"):
+        for name in ("events", "customers", "contacts"):
             if self.has(name):
                 table = self.table(name)
                 row = self.engine.fetch(
@@ -137,6 +138,43 @@ class CheckedData:
             missing = self.engine.fetch(absent.aggregate(n=absent.count()))["n"].iloc[0]
             counts["customers"]["buyers_not_in_table"] = int(missing)
         return counts
+
+    def horizon_revenue(self, as_of: dt.date, horizon_days: int) -> pd.DataFrame:
+        """``customer_id`` and ``revenue``: the amounts of the completed orders each
+        customer placed in ``[as_of, as_of + horizon_days)`` (customers with none left out)."""
+        orders = self.table("orders")
+        start = ibis.literal(pd.Timestamp(as_of).to_pydatetime())
+        inside = orders.filter(
+            orders.ordered_at >= start,
+            orders.ordered_at < start + ibis.interval(days=horizon_days),
+        )
+        if "status" in inside.columns:
+            inside = inside.filter(inside.status == "completed")
+        return self.engine.fetch(
+            inside.group_by("customer_id").aggregate(revenue=inside.amount.sum())
+        )
+
+    def contacts_in(self, as_of: dt.date, horizon_days: int) -> pd.DataFrame | None:
+        """``customer_id``, ``play`` (of the first contact) and ``cost`` (summed) of the
+        customers contacted in ``[as_of, as_of + horizon_days)``; None without a contacts
+        table."""
+        if not self.has("contacts"):
+            return None
+        contacts = self.table("contacts")
+        start = ibis.literal(pd.Timestamp(as_of).to_pydatetime())
+        inside = contacts.filter(
+            contacts.contacted_at >= start,
+            contacts.contacted_at < start + ibis.interval(days=horizon_days),
+        )
+        play = (
+            inside.play.fill_null("(no play)").argmin(inside.contacted_at)
+            if "play" in inside.columns
+            else ibis.literal("contacted")
+        )
+        cost = inside.cost.sum() if "cost" in inside.columns else ibis.null("float64")
+        return self.engine.fetch(
+            inside.group_by("customer_id").aggregate(play=play, cost=cost).order_by("customer_id")
+        )
 
     def orders_frame(self) -> pd.DataFrame:
         """The checked orders collected as a pandas frame (for the retention KPIs)."""

@@ -125,6 +125,11 @@ def check_data(engine: Engine, cfg: DataConfig) -> Checked:
         published = engine.publish("customers", _without_raw(customers))
         _check_ids_match(engine, "customers", published)
         names.append("customers")
+    if cfg.contacts is not None:
+        contacts = engine.read_source("contacts", cfg.contacts, cfg)
+        _enforce(engine, "contacts", contacts, _rules("contacts", contacts))
+        _check_ids_match(engine, "contacts", engine.publish("contacts", _without_raw(contacts)))
+        names.append("contacts")
     return Checked(tuple(names), tuple(notes))
 
 
@@ -189,6 +194,7 @@ _REQUIRED = {
     "orders": ("customer_id", "ordered_at", "amount"),
     "events": ("customer_id", "occurred_at", "event_type"),
     "customers": ("customer_id",),
+    "contacts": ("customer_id", "contacted_at"),
 }
 
 
@@ -227,7 +233,7 @@ def _rules(name: str, table: ir.Table, *, unique: str | None = None) -> list[_Ru
                 table.filter(odd.fill_null(False)).select(ids.substr(0, 40).name("id")),
             )
         )
-    for column in ("ordered_at", "occurred_at", "signed_up_at"):
+    for column in ("ordered_at", "occurred_at", "signed_up_at", "contacted_at"):
         if column not in table.columns:
             continue
         stamps = table[column]

@@ -35,12 +35,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 __all__ = [
+    "Campaign",
     "demo_config",
+    "simulate_campaign",
     "CHUNK_CUSTOMERS",
     "order_lines",
     "SCENARIOS",
@@ -368,6 +371,98 @@ def demo_config(data_dir: str) -> dict[str, Any]:
         "mlflow": {"experiment": "churnkit-demo", "registered_model_name": "churnkit-demo"},
         "scoring": {"output_dir": "scores", "max_staleness_days": 7},
     }
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """A retention campaign on a scored night with a known effect.
+
+    ``orders``: the orders as they turned out with the campaign; ``contacts``: one row
+    per contacted customer (``customer_id``, ``contacted_at``, ``play``, ``cost``);
+    ``truth``: per contacted customer, ``kind`` (persuadable, annoyed or unmoved) and
+    ``flipped`` (+1 kept by the contact, -1 driven away, 0 no change).
+    """
+
+    orders: pd.DataFrame
+    contacts: pd.DataFrame
+    truth: pd.DataFrame
+
+    def true_uplift(self, customers: pd.Series) -> float:
+        """The retention the campaign added among ``customers`` (contacted or not): the
+        net share whose outcome it changed."""
+        flipped = self.truth.set_index("customer_id")["flipped"]
+        return float(flipped.reindex(customers).fillna(0).mean())
+
+
+def simulate_campaign(
+    orders: pd.DataFrame,
+    scored: pd.DataFrame,
+    *,
+    horizon_days: int,
+    tiers: tuple[str, ...] = ("high", "medium"),
+    persuadable: float = 0.4,
+    annoyed: float = 0.05,
+    seed: int = 0,
+) -> Campaign:
+    """Contact the listed customers (not held out) of ``tiers`` the day after the night
+    and change what they do in the horizon, with a known, heterogeneous effect.
+
+    Each contacted customer is persuadable (share ``persuadable``), annoyed (``annoyed``)
+    or unmoved. A persuadable customer who would have placed no order in the horizon
+    places one (kept by the contact); an annoyed one who would have ordered places none
+    (driven away); the others do what they would have done. Held-out customers are left
+    alone, so comparing them with the listed ones recovers the effect.
+    """
+    rng = np.random.default_rng(seed)
+    as_of = pd.Timestamp(scored["as_of"].iloc[0])
+    end = as_of + pd.Timedelta(days=horizon_days)
+    targets = scored[~scored["holdout"] & scored["risk_tier"].isin(tiers)]
+    targets = targets.sort_values("customer_id")[["customer_id", "risk_tier"]]
+    draw = rng.random(len(targets))
+    kind = np.where(
+        draw < persuadable,
+        "persuadable",
+        np.where(draw < persuadable + annoyed, "annoyed", "unmoved"),
+    )
+    inside = (orders["ordered_at"] >= as_of) & (orders["ordered_at"] < end)
+    if "status" in orders:
+        inside &= orders["status"] == "completed"
+    buyers = set(orders.loc[inside, "customer_id"])
+    bought = targets["customer_id"].isin(buyers).to_numpy()
+    kept = (kind == "persuadable") & ~bought
+    lost = (kind == "annoyed") & bought
+    usual = orders.groupby("customer_id")["amount"].median()
+    new = targets[kept].assign(
+        ordered_at=as_of + pd.to_timedelta(rng.integers(2, horizon_days - 1, kept.sum()), "D"),
+        amount=lambda f: usual.reindex(f["customer_id"]).fillna(30.0).round(2).to_numpy(),
+    )
+    new = new.drop(columns="risk_tier").assign(
+        **{c: None for c in orders.columns if c not in ("customer_id", "ordered_at", "amount")}
+    )
+    if "order_id" in orders:
+        new["order_id"] = [f"CAMPAIGN{i:07d}" for i in range(len(new))]
+    if "status" in orders:
+        new["status"] = "completed"
+    gone = set(targets.loc[lost, "customer_id"])
+    remaining = orders[~(inside & orders["customer_id"].isin(gone))]
+    changed = pd.concat([remaining, new[orders.columns]], ignore_index=True)
+    changed = changed.astype(orders.dtypes.to_dict()).sort_values(["ordered_at", "customer_id"])
+    contacts = pd.DataFrame(
+        {
+            "customer_id": targets["customer_id"].to_numpy(),
+            "contacted_at": as_of + pd.Timedelta(days=1),
+            "play": np.where(targets["risk_tier"] == "high", "personal call", "email offer"),
+            "cost": np.where(targets["risk_tier"] == "high", 5.0, 0.5),
+        }
+    )
+    truth = pd.DataFrame(
+        {
+            "customer_id": targets["customer_id"].to_numpy(),
+            "kind": kind,
+            "flipped": kept.astype("int64") - lost.astype("int64"),
+        }
+    )
+    return Campaign(changed.reset_index(drop=True), contacts, truth)
 
 
 def parquet_rows(path: Path) -> int:

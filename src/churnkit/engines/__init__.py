@@ -55,13 +55,16 @@ CANONICAL_TYPES: dict[str, str] = {
     "ordered_at": "timestamp",
     "occurred_at": "timestamp",
     "signed_up_at": "timestamp",
+    "contacted_at": "timestamp",
     "amount": "float64",
     "quantity": "float64",
     "value": "float64",
+    "cost": "float64",
     "status": "string",
     "category": "string",
     "channel": "string",
     "event_type": "string",
+    "play": "string",
 }
 
 

@@ -58,6 +58,8 @@ class ReportData:
     notes: list[str] = field(default_factory=list)
     trailing_year: Mapping[str, Any] | None = None  # KPIs of the year to the data's end
     currency: str = ""
+    readout: pd.DataFrame | None = None  # listed/contacted vs held out, once measurable
+    readout_note: str | None = None  # why there is no readout (yet)
 
     @classmethod
     def for_night(
@@ -79,6 +81,19 @@ class ReportData:
             trailing_year=tables.trailing_year,
             currency=cfg.currency,
         )
+
+    def add_readout(self, read: Callable[[], Any]) -> None:
+        """The holdout readout from ``read()`` (a :class:`~churnkit.scoring.readout.
+        Readout`) for a night that held customers out; when its horizon has not passed
+        yet, the report says from when it can be read."""
+        from churnkit.errors import ChurnkitError
+
+        if not (self.manifest.get("holdout") or {}).get("held_out"):
+            return
+        try:
+            self.readout = read().table
+        except ChurnkitError as err:
+            self.readout_note = f"No readout yet: {err}"
 
     def add_training_run(self, read: Callable[[], Any]) -> None:
         """The model section from ``read()`` (the training run's metrics, card and test

@@ -8,15 +8,21 @@ CRR baseline written with it, and each risk tier's predicted against observed ch
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from churnkit.errors import DataError
+from churnkit.features.spec import FeatureSpec
 from churnkit.training import CRR_BASELINE, MODEL
 from churnkit.training.metrics import score_metrics
 
-__all__ = ["Backtest", "backtest_night", "check_window_passed"]
+if TYPE_CHECKING:  # pragma: no cover
+    from churnkit.data import CheckedData
+
+__all__ = ["Backtest", "backtest_night", "check_window_passed", "night_labels"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,18 @@ def check_window_passed(as_of: dt.date, horizon_days: int, data_end: dt.date) ->
             f"ends on {data_end - dt.timedelta(days=1)}; evaluate once orders up to "
             f"{last_day} are loaded"
         )
+
+
+def night_labels(
+    data: CheckedData, manifest: Mapping[str, Any], as_of: dt.date, horizon_days: int
+) -> pd.DataFrame:
+    """Who of a scored night's population placed no qualifying order in the horizon
+    (``customer_id``, ``churned``), from the checked data; refuses a night whose horizon
+    the data has not reached (:func:`check_window_passed`)."""
+    check_window_passed(as_of, horizon_days, data.summary().data_end)
+    spec = FeatureSpec.model_validate(manifest.get("feature_spec") or {})
+    rfm_only = spec.model_copy(update={"families": ("rfm",)})
+    return data.features([as_of], rfm_only, horizon_days=horizon_days)
 
 
 def backtest_night(scored: pd.DataFrame, labels: pd.DataFrame, as_of: dt.date) -> Backtest:
