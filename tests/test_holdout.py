@@ -180,3 +180,42 @@ def test_the_readout_recovers_a_known_campaign_effect(trained, tmp_path):
     assert report.exit_code == 0, report.output
     html = next((tmp_path / "p" / "scores").glob("report-*.html")).read_text(encoding="utf-8")
     assert "Did the plays work?" in html and "<td>play: personal call</td>" in html
+
+
+def test_the_readout_finds_a_planted_effect_and_no_effect_where_there_is_none():
+    from churnkit.scoring.readout import read_out
+
+    rng = np.random.default_rng(5)
+    n = 20_000
+    night = pd.DataFrame(
+        {
+            "customer_id": [f"C{i}" for i in range(n)],
+            "risk_tier": rng.choice(["high", "medium", "low"], n, p=[0.2, 0.3, 0.5]),
+        }
+    )
+    night["holdout"] = assign_holdout(night, NIGHT, HoldoutConfig(share=0.2))
+    base = night["risk_tier"].map({"high": 0.3, "medium": 0.5, "low": 0.8})
+    lift = np.where(night["holdout"], 0.0, night["risk_tier"].map({"high": 0.15, "medium": 0.05}))
+    retained = rng.random(n) < base + np.nan_to_num(lift)
+    outcomes = night[["customer_id"]].assign(retained=retained, revenue=retained * 40.0)
+    # eight interval checks below: 99.9 % intervals, so that together they hold ~99 % of draws
+    rows = read_out(night, outcomes, samples=2000, confidence=0.999).table.set_index("group")
+    for group, planted in {
+        "listed: high": 0.15,
+        "listed: medium": 0.05,
+        "listed: low": 0.0,
+    }.items():
+        row = rows.loc[group]
+        assert row["retention_uplift_low"] <= planted <= row["retention_uplift_high"], group
+        assert row["revenue_uplift_low"] <= 40 * planted <= row["revenue_uplift_high"], group
+    high, medium = rows.loc["listed: high"], rows.loc["listed: medium"]
+    assert high["retention_uplift_low"] > 0.08 and high["contact_to_save"] < 10
+    # all tiers: the tiers' effects weighted by the listed customers' tier mix
+    listed = night[~night["holdout"]]["risk_tier"].value_counts(normalize=True)
+    expected = listed["high"] * 0.15 + listed["medium"] * 0.05
+    everyone = rows.loc["listed: all tiers"]
+    assert everyone["retention_uplift_low"] <= expected <= everyone["retention_uplift_high"]
+    assert (
+        high["held_out"] + medium["held_out"] + rows.loc["listed: low", "held_out"]
+        == (everyone["held_out"])
+    )

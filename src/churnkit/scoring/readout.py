@@ -91,66 +91,78 @@ def read_out(
     )
     frame["retained"] = frame["retained"].fillna(0).astype("float64")
     frame["revenue"] = frame["revenue"].fillna(0.0).astype("float64")
+    rng = np.random.default_rng(seed)
+    # bootstrap draws of each side's means, made once per tier and reused by every row
     control = {
-        tier: part[["retained", "revenue"]].to_numpy()
+        tier: _Side(part, rng, samples)
         for tier, part in frame[frame["holdout"]].groupby("risk_tier")
     }
     listed = frame[~frame["holdout"]]
-    groups: list[tuple[str, pd.DataFrame, pd.Series | None]] = [
-        (f"listed: {tier}", listed[listed["risk_tier"] == tier], None)
-        for tier in ("high", "medium", "low")
+    tiers = {t: _Side(listed[listed["risk_tier"] == t], rng, samples) for t in RISK_TIERS}
+    rows = [
+        _compare(f"listed: {t}", [side], control, None, confidence) for t, side in tiers.items()
     ]
-    groups.append(("listed: all tiers", listed, None))
+    rows.append(_compare("listed: all tiers", list(tiers.values()), control, None, confidence))
     if contacts is not None and len(contacts):
         reached = listed.merge(contacts, on="customer_id")
         for play, part in reached.groupby("play", sort=True):
-            groups.append((f"play: {play}", part, part["cost"]))
-    rng = np.random.default_rng(seed)
-    rows = [
-        _compare(name, part, control, cost, rng, samples, confidence)
-        for name, part, cost in groups
-        if len(part)
-    ]
-    return Readout(pd.DataFrame(rows, columns=READOUT_COLUMNS), confidence, samples)
+            side = _Side(part, rng, samples)
+            rows.append(_compare(f"play: {play}", [side], control, part["cost"], confidence))
+    kept = [row for row in rows if row["customers"]]
+    return Readout(pd.DataFrame(kept, columns=READOUT_COLUMNS), confidence, samples)
+
+
+RISK_TIERS = ("high", "medium", "low")
+
+
+class _Side:
+    """One side of a comparison (customers with ``risk_tier``, ``retained``, ``revenue``):
+    its means and ``samples`` bootstrap draws of them. Retention is a 0/1 mean, whose
+    bootstrap distribution is exactly binomial; revenue is resampled."""
+
+    def __init__(self, part: pd.DataFrame, rng: np.random.Generator, samples: int) -> None:
+        self.n = len(part)
+        self.tiers = part["risk_tier"].value_counts()
+        values = part[["retained", "revenue"]].to_numpy()
+        self.mean = values.mean(axis=0) if self.n else np.zeros(2)
+        self.draws = np.zeros((samples, 2))
+        if self.n:
+            self.draws[:, 0] = rng.binomial(self.n, self.mean[0], samples) / self.n
+            revenue = np.ascontiguousarray(values[:, 1])
+            for i in range(samples):
+                self.draws[i, 1] = revenue[rng.integers(0, self.n, self.n)].mean()
 
 
 def _compare(
     name: str,
-    treated: pd.DataFrame,
-    control: dict[str, np.ndarray],
+    sides: list[_Side],
+    control: dict[str, _Side],
     cost: pd.Series | None,
-    rng: np.random.Generator,
-    samples: int,
     confidence: float,
 ) -> dict[str, object]:
-    """One row: ``treated`` against the held-out customers of its tiers, weighted to its
-    tier mix, with bootstrap intervals."""
-    weights = treated["risk_tier"].value_counts(normalize=True)
-    tiers = [t for t in weights.index if t in control and len(control[t])]
-    held = sum(len(control[t]) for t in tiers)
-    values = treated[["retained", "revenue"]].to_numpy()
-    mean = values.mean(axis=0)
+    """One row: the customers of ``sides`` (tier strata of one group, or one play)
+    against the held-out customers of their tiers, weighted to their tier mix."""
+    n = sum(side.n for side in sides)
     row: dict[str, object] = dict.fromkeys(READOUT_COLUMNS)
+    row.update(group=name, customers=n, held_out=0)
+    if not n:
+        return row
+    mean = sum(side.n * side.mean for side in sides) / n
+    draws = sum(side.n * side.draws for side in sides) / n
+    weights = pd.concat([side.tiers for side in sides]).groupby(level=0).sum() / n
+    tiers = [t for t in weights.index if weights[t] > 0]
     row.update(
-        group=name,
-        customers=len(treated),
-        held_out=held,
+        held_out=sum(control[t].n for t in tiers if t in control),
         retention=mean[0],
         revenue_per_customer=mean[1],
     )
-    if not tiers or weights[tiers].sum() < 0.999:  # a tier with no held-out customers
-        return row
-    base = sum(weights[t] * control[t].mean(axis=0) for t in tiers)
+    if any(t not in control or not control[t].n for t in tiers):
+        return row  # a tier with no held-out customers: nothing to compare with
+    base = sum(weights[t] * control[t].mean for t in tiers)
     uplift = mean - base
-    draws = np.empty((samples, 2))
-    for i in range(samples):
-        again = values[rng.integers(0, len(values), len(values))].mean(axis=0)
-        draws[i] = again - sum(
-            weights[t] * control[t][rng.integers(0, len(control[t]), len(control[t]))].mean(axis=0)
-            for t in tiers
-        )
+    differences = draws - sum(weights[t] * control[t].draws for t in tiers)
     tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(draws, [tail, 100 - tail], axis=0)
+    low, high = np.percentile(differences, [tail, 100 - tail], axis=0)
     row.update(
         retention_held_out=base[0],
         retention_uplift=uplift[0],
