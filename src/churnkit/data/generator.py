@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -400,15 +400,17 @@ def simulate_campaign(
     *,
     horizon_days: int,
     tiers: tuple[str, ...] = ("high", "medium"),
-    persuadable: float = 0.4,
-    annoyed: float = 0.05,
+    persuadable: float | Mapping[str, float] = 0.4,
+    annoyed: float | Mapping[str, float] = 0.05,
     seed: int = 0,
 ) -> Campaign:
     """Contact the listed customers (not held out) of ``tiers`` the day after the night
     and change what they do in the horizon, with a known, heterogeneous effect.
 
     Each contacted customer is persuadable (share ``persuadable``), annoyed (``annoyed``)
-    or unmoved. A persuadable customer who would have placed no order in the horizon
+    or unmoved; either share may depend on the customer's ``status`` (a mapping from
+    status to share: who a contact moves then depends on the features, as uplift models
+    assume). A persuadable customer who would have placed no order in the horizon
     places one (kept by the contact); an annoyed one who would have ordered places none
     (driven away); the others do what they would have done. Held-out customers are left
     alone, so comparing them with the listed ones recovers the effect.
@@ -417,12 +419,19 @@ def simulate_campaign(
     as_of = pd.Timestamp(scored["as_of"].iloc[0])
     end = as_of + pd.Timedelta(days=horizon_days)
     targets = scored[~scored["holdout"] & scored["risk_tier"].isin(tiers)]
-    targets = targets.sort_values("customer_id")[["customer_id", "risk_tier"]]
+    targets = targets.sort_values("customer_id")[["customer_id", "risk_tier", "status"]]
+
+    def share(value: float | Mapping[str, float]) -> np.ndarray:
+        if isinstance(value, Mapping):
+            return targets["status"].map(value).fillna(0.0).to_numpy(dtype="float64")
+        return np.full(len(targets), float(value))
+
     draw = rng.random(len(targets))
+    p_persuadable, p_annoyed = share(persuadable), share(annoyed)
     kind = np.where(
-        draw < persuadable,
+        draw < p_persuadable,
         "persuadable",
-        np.where(draw < persuadable + annoyed, "annoyed", "unmoved"),
+        np.where(draw < p_persuadable + p_annoyed, "annoyed", "unmoved"),
     )
     inside = (orders["ordered_at"] >= as_of) & (orders["ordered_at"] < end)
     if "status" in orders:
@@ -436,11 +445,11 @@ def simulate_campaign(
         ordered_at=as_of + pd.to_timedelta(rng.integers(2, horizon_days - 1, kept.sum()), "D"),
         amount=lambda f: usual.reindex(f["customer_id"]).fillna(30.0).round(2).to_numpy(),
     )
-    new = new.drop(columns="risk_tier").assign(
+    new = new.drop(columns=["risk_tier", "status"]).assign(
         **{c: None for c in orders.columns if c not in ("customer_id", "ordered_at", "amount")}
     )
     if "order_id" in orders:
-        new["order_id"] = [f"CAMPAIGN{i:07d}" for i in range(len(new))]
+        new["order_id"] = [f"CAMPAIGN-{as_of:%Y%m%d}-{i:07d}" for i in range(len(new))]
     if "status" in orders:
         new["status"] = "completed"
     gone = set(targets.loc[lost, "customer_id"])
