@@ -455,6 +455,11 @@ class ScoringConfig(_Frozen):
     status: StatusConfig = Field(default_factory=dict, validate_default=True)
     drift: DriftConfig = Field(default_factory=dict, validate_default=True)
     holdout: HoldoutConfig = Field(default_factory=dict, validate_default=True)
+    uplift_model: ResolvedPath | None = Field(
+        default=None,
+        description="a folder written by `churnkit uplift`: adds uplift and "
+        "expected_saved_value to the list (`at-risk --sort saved`)",
+    )
     explain_top: int | None = Field(
         default=10_000,
         ge=1,

@@ -36,9 +36,10 @@ from churnkit.scoring.output import (
     write_file,
     write_table,
 )
-from churnkit.scoring.readout import Readout, readout_of_night
+from churnkit.scoring.readout import Readout, readout_of_night, uplift_nights
 from churnkit.tracking import LoggedRun, Tracker
 from churnkit.training import TrainingResult, decide_promotion, plan_for_data, train_churn_model
+from churnkit.training.uplift import UpliftTraining, train_uplift
 
 __all__ = [
     "DemoOutcome",
@@ -54,6 +55,7 @@ __all__ = [
     "run_report",
     "run_scoring",
     "run_training",
+    "run_uplift",
     "run_validation",
     "tracker",
 ]
@@ -305,6 +307,16 @@ def run_evaluation(cfg: Config, *, as_of: dt.date, on_step: Step = _quiet) -> Ev
         readout=readout,
     )
     return EvaluationOutcome(as_of, backtest, run_id, readout)
+
+
+def run_uplift(cfg: Config, *, on_step: Step = _quiet) -> tuple[UpliftTraining, Path]:
+    """Fit the uplift model on the scored nights with holdout groups and contacts whose
+    horizon has passed; write it to ``models/<name>-uplift/to-<last night>/``."""
+    on_step("gathering the nights with holdout groups and contacts; fitting the uplift model")
+    data, horizon = open_source(cfg), cfg.snapshots.horizon_days
+    table, spec = uplift_nights(data, cfg.scoring.output_dir, horizon)
+    fitted = train_uplift(table, spec, seed=cfg.model.seed, samples=cfg.model.bootstrap_samples)
+    return fitted, fitted.save(cfg.models_dir, cfg.mlflow.registered_model_name)
 
 
 def run_report(

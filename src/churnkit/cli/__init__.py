@@ -301,7 +301,8 @@ def at_risk(
         str,
         typer.Option(
             help="priority (saveable customers by value at risk, then the lapsed), risk (by "
-            "churn probability) or value (by value at risk, lapsed included)"
+            "churn probability), value (by value at risk, lapsed included) or saved (by "
+            "uplift x value, with scoring.uplift_model)"
         ),
     ] = "priority",
     min_value: Annotated[
@@ -372,6 +373,19 @@ def evaluate(
     with _Progress() as step:
         outcome = run_evaluation(cfg, as_of=as_of, on_step=step)
     render.evaluation(outcome)
+
+
+@app.command()
+@_handles_errors
+def uplift(config: ConfigArg) -> None:
+    """Fit an uplift model on past nights with holdout groups and contacts; test it on
+    the last one against the risk order (set `scoring.uplift_model` to use it)."""
+    from churnkit.pipelines import run_uplift
+
+    cfg = _load(config)
+    with _Progress() as step:
+        fitted, folder = run_uplift(cfg, on_step=step)
+    render.uplift(fitted, folder)
 
 
 @app.command()

@@ -528,3 +528,35 @@ def demo(outcome: Any) -> None:
     ]
     for line in lines:
         out.print(line, soft_wrap=True, highlight=False)
+
+
+def uplift(fitted: Any, folder: Any) -> None:
+    """The uplift model: the nights it learnt from, its out-of-time test, where it is."""
+    metrics = fitted.metrics
+    if emit({"nights": fitted.nights, "test_night": fitted.test_night, "metrics": metrics,
+             "folder": str(folder)}):  # fmt: skip
+        return
+    out.print(f"uplift model fitted on {len(fitted.nights)} night(s): {', '.join(fitted.nights)}")
+    if fitted.test_night is None:
+        out.print("not tested: score and contact one more night to test it out of time")
+    else:
+        table = Table(title=f"out of time: the night {fitted.test_night}, by a fit on the earlier")
+        for column in ("order", "Qini coefficient", "uplift@30%"):
+            table.add_column(column, justify="left" if column == "order" else "right")
+        for name, label in (("uplift", "uplift (T-learner)"), ("risk", "churn risk")):
+            table.add_row(
+                label,
+                f"{metrics[f'{name}_qini']:.4f}",
+                f"{metrics[f'{name}_uplift_at_30'] * 100:+.1f} pp",
+            )
+        out.print(table)
+        out.print(
+            "Qini, uplift minus risk: 95 % interval "
+            f"[{metrics['qini_difference_low']:+.4f}, {metrics['qini_difference_high']:+.4f}]",
+            highlight=False,
+        )
+    out.print(
+        f"wrote {folder}: set `scoring.uplift_model` to it to add uplift and "
+        "expected_saved_value to the list (`at-risk --sort saved`)",
+        highlight=False,
+    )

@@ -28,6 +28,7 @@ from churnkit.scoring.status import (
 )
 from churnkit.training.drift import DriftReport, drift_report
 from churnkit.training.model import ChurnModel
+from churnkit.training.uplift import UpliftModel
 
 __all__ = [
     "SCORE_COLUMNS",
@@ -52,6 +53,8 @@ SCORE_COLUMNS = [
     "segment",
     "customer_value_365d",
     "expected_value_at_risk",
+    "uplift",
+    "expected_saved_value",
     *REASON_COLUMNS,
     "recommended_action",
     "holdout",
@@ -163,6 +166,8 @@ def explain_ranked(
     value = ranked["customer_value_365d"].astype("float64")
     scored["customer_value_365d"] = value
     scored["expected_value_at_risk"] = value_at_risk(probability, value.to_numpy())
+    scored["uplift"] = np.nan  # with scoring.uplift_model: see score_night
+    scored["expected_saved_value"] = np.nan
     explain = (
         np.ones(len(ranked), dtype=bool)
         if explain_top is None
@@ -267,6 +272,12 @@ def score_night(
         elapsed_days=model.days_since_drift_reference(ranked["as_of"].iloc[0]),
         exclude=cfg.drift.exclude,
     )
+    if cfg.uplift_model is not None:  # who a contact would change, and what it would save
+        uplift = UpliftModel.load(cfg.uplift_model).predict(
+            features.set_index("customer_id").loc[ranked["customer_id"]].reset_index()
+        )
+        ranked["uplift"] = uplift
+        ranked["expected_saved_value"] = np.round(uplift * ranked["customer_value_365d"], 2)
     as_of = ranked["as_of"].iloc[0]
     ranked["holdout"] = assign_holdout(ranked, pd.Timestamp(as_of).date(), cfg.holdout)
     held_out = ranked.loc[ranked["holdout"], "risk_tier"].value_counts().to_dict()

@@ -198,6 +198,9 @@ def read_partition(output_dir: Path, as_of: dt.date | None = None) -> tuple[pd.D
     scored = pd.read_parquet(folder / SCORES_FILE)
     if "holdout" not in scored:  # a night scored before holdout groups existed
         scored["holdout"] = False
+    for column in ("uplift", "expected_saved_value"):  # ... or before uplift models
+        if column not in scored:
+            scored[column] = float("nan")
     return scored, manifest
 
 
@@ -268,6 +271,7 @@ SORTS = {
     "priority": (["priority"], [True]),  # saveable by value at risk, then the lapsed
     "risk": (["rank"], [True]),  # by churn probability
     "value": (["expected_value_at_risk", "rank"], [False, True]),  # value at risk, all
+    "saved": (["expected_saved_value", "rank"], [False, True]),  # uplift x value
 }
 
 
@@ -276,6 +280,11 @@ def sort_list(scored: pd.DataFrame, by: str) -> pd.DataFrame:
     if by not in SORTS:
         raise ChurnkitError(f"--sort {by!r} is not one of {', '.join(SORTS)}")
     columns, ascending = SORTS[by]
+    if by == "saved" and scored["expected_saved_value"].isna().all():
+        raise ChurnkitError(
+            "--sort saved needs a night scored with an uplift model: train one with "
+            "`churnkit uplift CONFIG`, set `scoring.uplift_model` and score again"
+        )
     return scored.sort_values(columns, ascending=ascending, kind="stable")
 
 

@@ -20,15 +20,26 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from churnkit.errors import DataError
+from churnkit.features import FeatureSpec
+
 if TYPE_CHECKING:  # pragma: no cover
     from churnkit.data import CheckedData
 
-__all__ = ["READOUT_COLUMNS", "Readout", "night_readout", "read_out", "readout_of_night"]
+__all__ = [
+    "READOUT_COLUMNS",
+    "Readout",
+    "night_readout",
+    "read_out",
+    "readout_of_night",
+    "uplift_nights",
+]
 
 READOUT_COLUMNS = [
     "group",
@@ -231,3 +242,58 @@ def readout_of_night(
         data.contacts_in(as_of, horizon_days),
         samples=samples,
     )
+
+
+def uplift_nights(
+    data: CheckedData, output_dir: Path, horizon_days: int
+) -> tuple[pd.DataFrame, FeatureSpec]:
+    """What the uplift model learns from: every scored night with a holdout group whose
+    horizon the data has passed, one row per customer of the tiers contacted that
+    night: the night's features, ``treated`` (contacted in the horizon, per the contacts
+    table) or held out, ``retained`` (ordered again in the horizon), the night's
+    ``churn_probability`` and ``as_of``; and the feature spec of the latest night.
+
+    Raises
+    ------
+    DataError
+        Without a contacts table, or when no such night exists.
+    """
+    from churnkit.scoring.backtest import night_labels
+    from churnkit.scoring.output import list_partitions, read_partition
+
+    if not data.has("contacts"):
+        raise DataError(
+            "an uplift model learns from who was contacted: add the `data.contacts` table "
+            "(customer_id, contacted_at, play) to the config"
+        )
+    end = data.summary().data_end
+    nights = []
+    for as_of in list_partitions(output_dir):
+        if as_of + dt.timedelta(days=horizon_days) > end:
+            continue  # the horizon has not passed: outcomes unknown
+        scored, manifest = read_partition(output_dir, as_of)
+        contacts = data.contacts_in(as_of, horizon_days)
+        if not scored["holdout"].any() or contacts is None or contacts.empty:
+            continue
+        contacted = scored["customer_id"].isin(contacts["customer_id"]) & ~scored["holdout"]
+        tiers = set(scored.loc[contacted, "risk_tier"])
+        compared = scored[contacted | (scored["holdout"] & scored["risk_tier"].isin(tiers))]
+        spec = FeatureSpec.model_validate(manifest["feature_spec"])
+        labels = night_labels(data, manifest, as_of, horizon_days)
+        features = data.features([as_of], spec)
+        night = compared[["customer_id", "churn_probability", "holdout"]].merge(
+            features.drop(columns=["as_of"], errors="ignore"), on="customer_id"
+        )
+        night = night.merge(labels[["customer_id", "churned"]], on="customer_id")
+        nights.append(
+            night.assign(
+                as_of=as_of, treated=~night["holdout"], retained=1 - night["churned"]
+            ).drop(columns=["holdout", "churned"])
+        )
+    if not nights:
+        raise DataError(
+            f"no scored night in {output_dir} has a holdout group, contacts and a horizon "
+            f"that has passed (the data ends {end}); score nights with "
+            "`scoring.holdout.share`, log the contacts, and come back after the horizon"
+        )
+    return pd.concat(nights, ignore_index=True), spec

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from churnkit.config import HoldoutConfig, RiskTierConfig, ScoringConfig, StatusConfig
-from churnkit.errors import DataError, DriftError
+from churnkit.errors import ConfigError, DataError, DriftError
 from churnkit.features import finish_frame
 from churnkit.scoring import SCORE_COLUMNS, explain_ranked
 from churnkit.scoring.actions import assign_risk_tiers, tier_cutoffs
@@ -76,6 +76,11 @@ def score_night(
     """
     from pyspark.sql import functions as F
 
+    if cfg.uplift_model is not None:
+        raise ConfigError(
+            "`scoring.uplift_model` works on the duckdb engine only so far; leave it out of "
+            "a config with `engine: spark`"
+        )
     on_step(f"building features at {as_of} on spark")
     spec = model.feature_spec
     features = features.cache()
@@ -139,7 +144,8 @@ SCORE_SCHEMA = (
     "as_of date, customer_id string, rank long, priority long, churn_probability double, "
     "risk_tier string, status string, "
     "baseline_churn_probability double, segment string, customer_value_365d double, "
-    "expected_value_at_risk double, reason_1 string, reason_2 string, reason_3 string, "
+    "expected_value_at_risk double, uplift double, expected_saved_value double, "
+    "reason_1 string, reason_2 string, reason_3 string, "
     "recommended_action string, holdout boolean, model_name string, model_version string"
 )
 
