@@ -316,8 +316,10 @@ def at_risk(
         Path | None, typer.Option("--out", help="write csv or json to this file, not stdout")
     ] = None,
 ) -> None:
-    """Pull the at-risk list of a scored night, filtered, as a table, CSV or JSON; the
-    night's holdout group (`scoring.holdout`) is left out unless --include-holdout."""
+    """Pull the at-risk list of a scored night, filtered, as a table, CSV or JSON.
+
+    The night's holdout group (`scoring.holdout`) is left out unless --include-holdout.
+    """
     from churnkit.scoring.output import (
         filter_at_risk,
         read_partition,
@@ -366,7 +368,9 @@ def evaluate(
     config: ConfigArg,
     as_of: Annotated[dt.date, _as_of("the scored night to backtest")],
 ) -> None:
-    """Backtest a night's list once its horizon has passed; log it to MLflow."""
+    """Backtest a night's list once its horizon has passed, read out its holdout group.
+
+    Logged to MLflow as a monitoring run."""
     from churnkit.pipelines import run_evaluation
 
     cfg = _load(config)
@@ -378,8 +382,10 @@ def evaluate(
 @app.command()
 @_handles_errors
 def uplift(config: ConfigArg) -> None:
-    """Fit an uplift model on past nights with holdout groups and contacts; test it on
-    the last one against the risk order (set `scoring.uplift_model` to use it)."""
+    """Fit an uplift model on past nights with holdout groups and contacts.
+
+    Tested on the last such night against the churn-risk order; set
+    `scoring.uplift_model` to the folder it writes to use it."""
     from churnkit.pipelines import run_uplift
 
     cfg = _load(config)
