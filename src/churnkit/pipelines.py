@@ -13,33 +13,25 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-import yaml
 
 from churnkit.config import Config, load_config
 from churnkit.data import CheckedData, DataSummary, open_data
-from churnkit.data.generator import demo_config, generate_data, write_generated
 from churnkit.engines import open_engine
 from churnkit.features.spec import spec_for_data
+from churnkit.files import table_format, write_file, write_table
 from churnkit.kpis import RetentionTables, retention_tables
-from churnkit.report.model_card import model_card
-from churnkit.scoring import resolve_as_of, score_night, write_partition
-from churnkit.scoring.backtest import Backtest, backtest_night, night_labels
-from churnkit.scoring.output import (
-    Manifest,
-    night_manifest,
-    partition_dir,
-    read_partition,
-    table_format,
-    write_file,
-    write_table,
-)
-from churnkit.scoring.readout import Readout, readout_of_night, uplift_nights
-from churnkit.tracking import LoggedRun, Tracker
-from churnkit.training import TrainingResult, decide_promotion, plan_for_data, train_churn_model
-from churnkit.training.uplift import UpliftTraining, train_uplift
+
+if TYPE_CHECKING:  # pragma: no cover: the model side is imported where it is used, so
+    # that the data commands (features, kpis, validate) do not load MLflow and LightGBM
+    from churnkit.scoring.backtest import Backtest
+    from churnkit.scoring.output import Manifest
+    from churnkit.scoring.readout import Readout
+    from churnkit.tracking import LoggedRun, Tracker
+    from churnkit.training import TrainingResult
+    from churnkit.training.uplift import UpliftTraining
 
 __all__ = [
     "DemoOutcome",
@@ -116,11 +108,15 @@ def read_orders(cfg: Config) -> pd.DataFrame:
 
 def tracker(cfg: Config) -> Tracker:
     """The config's MLflow store and registered model."""
+    from churnkit.tracking import Tracker
+
     return Tracker(cfg.mlflow, cfg.project_dir)
 
 
 def run_validation(cfg: Config) -> dict[str, Any]:
     """Check the config's data against the contract; summarise tables and snapshots."""
+    from churnkit.training import plan_for_data
+
     data = open_source(cfg)
     summary = data.summary()
     plan = plan_for_data(summary.first_day, summary.data_end, cfg.snapshots)
@@ -147,6 +143,9 @@ def run_training(
     behind. ``force_promote`` makes the new version champion whatever the comparisons
     say; the run records it (tag ``churnkit.force_promote``).
     """
+    from churnkit.report.model_card import model_card
+    from churnkit.training import decide_promotion, plan_for_data, train_churn_model
+
     on_step("reading and validating data")
     data = open_source(cfg)
     summary = data.summary()
@@ -155,8 +154,7 @@ def run_training(
     on_step("checking the MLflow tracking store")
     store = tracker(cfg)
     store.check_reachable()
-    used = list(plan.labelled)
-    families = ", ".join(spec.families)
+    used, families = list(plan.labelled), ", ".join(spec.families)
     on_step(f"building features for {len(used)} snapshots ({families}) on {cfg.engine}")
     dataset = data.features(used, spec, horizon_days=cfg.snapshots.horizon_days)
     # the population the model is made for: tonight's, at the data's end (the drift reference)
@@ -186,9 +184,6 @@ def run_training(
         force_promote=force_promote,
         dataset=dataset,
     )
-    result.model.metadata.update(
-        model_name=run.model_name, model_version=run.version, run_id=run.run_id
-    )
     promoted, reason = decide_promotion(result, champion, incumbent, force=force_promote)
     export_dir = store.complete(
         run, result.model, cfg.models_dir, promotion=reason if promoted else None
@@ -197,11 +192,8 @@ def run_training(
 
 
 def run_features(cfg: Config, *, as_of: dt.date | None, out: Path) -> tuple[pd.DataFrame, Path]:
-    """Write the feature table at ``as_of`` (default: the day after the latest order).
-
-    Parquet unless ``out`` ends in ``.csv`` or ``.json``; written to a temporary file
-    and renamed.
-    """
+    """Write the feature table at ``as_of`` (default: the day after the latest order) to
+    ``out``, as Parquet unless it ends in ``.csv`` or ``.json``, whole or not at all."""
     table_format(out)  # an unknown suffix is refused before any work
     data = open_source(cfg)
     frame = data.features([as_of or data.summary().data_end], spec_for_data(cfg, data)[0])
@@ -214,9 +206,8 @@ def run_kpis(
 ) -> RetentionTables:
     """Retention KPIs per period, the cohort table and the trailing year; optionally the
     first two written to files."""
-    for path in (out, cohorts_out):
-        if path is not None:
-            table_format(path)  # an unknown suffix is refused before any work
+    for path in filter(None, (out, cohorts_out)):
+        table_format(path)  # an unknown suffix is refused before any work
     tables = retention_tables(
         read_orders(cfg),
         period=period,
@@ -238,14 +229,13 @@ def run_scoring(
     allow_drift: bool = False,
     on_step: Step = _quiet,
 ) -> ScoringOutcome:
-    """Score the population at ``as_of`` with the configured model; write the partition.
-
-    ``as_of`` defaults to the day after the latest order. A requested ``as_of`` more
-    than ``scoring.max_staleness_days`` after the data's end is refused. When the
-    scores have drifted from training (a PSI above ``scoring.drift.psi_threshold``)
-    nothing is written and :class:`DriftError` is raised, unless ``allow_drift``.
-    ``dry_run`` does everything but write.
+    """Score the population at ``as_of`` (default: the day after the latest order; see
+    :func:`~churnkit.scoring.resolve_as_of`) and write the partition; a night whose scores
+    drifted raises :class:`DriftError` unless ``allow_drift``; ``dry_run`` writes nothing.
     """
+    from churnkit.scoring import resolve_as_of, score_night, write_partition
+    from churnkit.scoring.output import night_manifest, partition_dir
+
     started = time.perf_counter()
     on_step("loading the model")
     store = tracker(cfg)
@@ -264,10 +254,9 @@ def run_scoring(
         from churnkit.scoring.spark import score_night as score_on_spark
 
         udf = lambda: store.spark_probability_udf(cfg.scoring.model, data.engine.spark, model)  # noqa: E731
-        features = data.engine.feature_frame([as_of], spec)
         night = score_on_spark(
-            features, model, as_of, cfg.scoring, probability_udf=udf, dry_run=dry_run,
-            allow_drift=allow_drift, **night_of,
+            data.engine.feature_frame([as_of], spec), model, as_of, cfg.scoring,
+            probability_udf=udf, dry_run=dry_run, allow_drift=allow_drift, **night_of,
         )  # fmt: skip
         return ScoringOutcome(partition, as_of, night.top, night.manifest, written=not dry_run)
     on_step(f"building features at {as_of} on {cfg.engine}")
@@ -280,13 +269,13 @@ def run_scoring(
 
 
 def run_evaluation(cfg: Config, *, as_of: dt.date, on_step: Step = _quiet) -> EvaluationOutcome:
-    """Backtest the list written for ``as_of`` against what its customers then did and,
-    when the night held a group out, read out the plays (listed or contacted customers
-    against the held-out ones, :mod:`churnkit.scoring.readout`).
+    """Backtest the list written for ``as_of`` against what its customers then did (its
+    horizon must have passed) and, when the night held a group out, read out the plays
+    (:mod:`churnkit.scoring.readout`); logged to MLflow as a monitoring run."""
+    from churnkit.scoring.backtest import backtest_night, night_labels
+    from churnkit.scoring.output import read_partition
+    from churnkit.scoring.readout import readout_of_night
 
-    Needs the label window ``[as_of, as_of + horizon_days)`` to have passed in the data.
-    Logs the result to MLflow as a monitoring run.
-    """
     on_step(f"reading the partition for {as_of}")
     scored, manifest = read_partition(cfg.scoring.output_dir, as_of)
     on_step("reading and validating data")
@@ -299,12 +288,7 @@ def run_evaluation(cfg: Config, *, as_of: dt.date, on_step: Step = _quiet) -> Ev
     readout = readout_of_night(data, scored, manifest, horizon, cfg.model.bootstrap_samples, labels)
     on_step("logging the monitoring run to MLflow")
     run_id = tracker(cfg).log_monitoring_run(
-        as_of=as_of.isoformat(),
-        horizon_days=horizon,
-        metrics=backtest.metrics,
-        manifest=manifest,
-        tiers=backtest.tiers,
-        readout=readout,
+        backtest, manifest, horizon_days=horizon, readout=readout
     )
     return EvaluationOutcome(as_of, backtest, run_id, readout)
 
@@ -312,6 +296,9 @@ def run_evaluation(cfg: Config, *, as_of: dt.date, on_step: Step = _quiet) -> Ev
 def run_uplift(cfg: Config, *, on_step: Step = _quiet) -> tuple[UpliftTraining, Path]:
     """Fit the uplift model on the scored nights with holdout groups and contacts whose
     horizon has passed; write it to ``models/<name>-uplift/to-<last night>/``."""
+    from churnkit.scoring.readout import uplift_nights
+    from churnkit.training.uplift import train_uplift
+
     on_step("gathering the nights with holdout groups and contacts; fitting the uplift model")
     data, horizon = open_source(cfg), cfg.snapshots.horizon_days
     table, spec = uplift_nights(data, cfg.scoring.output_dir, horizon)
@@ -328,6 +315,8 @@ def run_report(
     when the tracking store cannot provide it, the report says so and shows the rest.
     """
     from churnkit.report.html import ReportData, render_report
+    from churnkit.scoring.output import read_partition
+    from churnkit.scoring.readout import readout_of_night
 
     on_step("reading the scored partition")
     scored, manifest = read_partition(cfg.scoring.output_dir, as_of)
@@ -348,14 +337,11 @@ def run_demo(
     directory: Path, *, customers: int = 10_000, seed: int = 7, on_step: Step = _quiet
 ) -> DemoOutcome:
     """Generate data into ``directory``, write a config there, train, then score."""
-    directory.mkdir(parents=True, exist_ok=True)
+    from churnkit.data.generator import write_demo
+
     on_step(f"generating {customers} customers")
-    data_dir = directory / "data"
-    files = write_generated(generate_data(customers, seed=seed), data_dir)
-    config_path = directory / "churnkit.yaml"
-    config_text = yaml.safe_dump(demo_config("data"), sort_keys=False)
-    config_path.write_text(config_text, encoding="utf-8")
+    config_path, config_text, files = write_demo(directory, customers=customers, seed=seed)
     cfg = load_config(config_path)
     training = run_training(cfg, config_text=config_text, on_step=on_step)
     scoring = run_scoring(cfg, on_step=on_step)
-    return DemoOutcome(config_path, data_dir, training, scoring, files)
+    return DemoOutcome(config_path, directory / "data", training, scoring, files)

@@ -37,6 +37,7 @@ from mlflow.types.schema import ColSpec, Schema
 
 from churnkit.config import MlflowConfig
 from churnkit.errors import ConfigError, ModelNotFoundError
+from churnkit.scoring.backtest import Backtest
 from churnkit.scoring.readout import Readout
 from churnkit.training import CRR_BASELINE, SCORER_LABELS, TrainingResult
 from churnkit.training.model import ChurnModel
@@ -285,10 +286,13 @@ class Tracker:
     def complete(
         self, run: LoggedRun, model: ChurnModel, models_dir: Path, *, promotion: str | None
     ) -> Path:
-        """Export the registered version's bundle to ``models/<name>/v<version>/`` and,
-        with a ``promotion`` reason, make it champion. When either fails, the bundle
-        folder is removed, the version deleted and its run marked FAILED: no version
-        stays registered without its bundle."""
+        """Stamp ``model`` with its registered name, version and run; export its bundle to
+        ``models/<name>/v<version>/`` and, with a ``promotion`` reason, make it champion.
+        When either fails, the bundle folder is removed, the version deleted and its run
+        marked FAILED: no version stays registered without its bundle."""
+        model.metadata.update(
+            model_name=run.model_name, model_version=run.version, run_id=run.run_id
+        )
         final = models_dir / run.model_name / f"v{run.version}"
         try:
             export_bundle(model, models_dir, run.model_name, run.version)
@@ -417,12 +421,10 @@ class Tracker:
 
     def log_monitoring_run(
         self,
-        *,
-        as_of: str,
-        horizon_days: int,
-        metrics: Mapping[str, Mapping[str, float]],
+        backtest: Backtest,
         manifest: Mapping[str, Any],
-        tiers: pd.DataFrame,
+        *,
+        horizon_days: int,
         readout: Readout | None = None,
     ) -> str:
         """Log a backtest of one night's list as a run tagged ``churnkit.run_type=monitoring``.
@@ -433,6 +435,7 @@ class Tracker:
         """
         self.check_reachable()
         experiment_id = self._experiment_id()
+        as_of = str(manifest["as_of"])
         with mlflow.start_run(experiment_id=experiment_id, run_name=f"backtest {as_of}") as run:
             mlflow.set_tags(
                 {
@@ -447,11 +450,11 @@ class Tracker:
             mlflow.log_metrics(
                 {
                     f"backtest_{scorer}_{metric}": value
-                    for scorer, values in metrics.items()
+                    for scorer, values in backtest.metrics.items()
                     for metric, value in values.items()
                 }
             )
-            mlflow.log_text(tiers.to_csv(index=False), "backtest/tiers.csv")
+            mlflow.log_text(backtest.tiers.to_csv(index=False), "backtest/tiers.csv")
             if readout is not None:  # treated vs held out: metrics and the whole table
                 mlflow.log_metrics(readout.to_metrics())
                 mlflow.log_text(readout.table.to_csv(index=False), "readout/readout.csv")

@@ -186,7 +186,7 @@ def init(
 ) -> None:
     """Look at your exports and write a config that reads them, saying what it guessed."""
     from churnkit.engines.inspect import config_text, guess_tables
-    from churnkit.scoring.output import write_file
+    from churnkit.files import write_file
 
     if out_path.exists() and not force:
         raise ConfigError(f"{out_path} exists; give another --out, or --force to replace it")
@@ -320,13 +320,8 @@ def at_risk(
 
     The night's holdout group (`scoring.holdout`) is left out unless --include-holdout.
     """
-    from churnkit.scoring.output import (
-        filter_at_risk,
-        read_partition,
-        sort_list,
-        table_text,
-        write_file,
-    )
+    from churnkit.files import table_text, write_file
+    from churnkit.scoring.output import filter_at_risk, read_partition, sort_list
 
     if _state["json"] and fmt == "table":  # --json asks for JSON on stdout, like elsewhere
         fmt = "json"

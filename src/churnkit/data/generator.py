@@ -43,6 +43,7 @@ import pyarrow.parquet as pq
 __all__ = [
     "Campaign",
     "demo_config",
+    "write_demo",
     "simulate_campaign",
     "CHUNK_CUSTOMERS",
     "order_lines",
@@ -371,6 +372,18 @@ def demo_config(data_dir: str) -> dict[str, Any]:
         "mlflow": {"experiment": "churnkit-demo", "registered_model_name": "churnkit-demo"},
         "scoring": {"output_dir": "scores", "max_staleness_days": 7},
     }
+
+
+def write_demo(directory: Path, *, customers: int, seed: int) -> tuple[Path, str, dict[str, Path]]:
+    """Generate ``customers`` into ``directory/data`` and write ``directory/churnkit.yaml``
+    reading them: the config's path, its text, and the data files."""
+    import yaml
+
+    files = write_generated(generate_data(customers, seed=seed), directory / "data")
+    config_path = directory / "churnkit.yaml"
+    config_text = yaml.safe_dump(demo_config("data"), sort_keys=False)
+    config_path.write_text(config_text, encoding="utf-8")
+    return config_path, config_text, files
 
 
 @dataclass(frozen=True)

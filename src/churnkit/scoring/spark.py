@@ -23,10 +23,11 @@ import pandas as pd
 from churnkit.config import HoldoutConfig, RiskTierConfig, ScoringConfig, StatusConfig
 from churnkit.errors import ConfigError, DataError, DriftError
 from churnkit.features import finish_frame
+from churnkit.files import FORMULA_START
 from churnkit.scoring import SCORE_COLUMNS, explain_ranked
 from churnkit.scoring.actions import assign_risk_tiers, tier_cutoffs
 from churnkit.scoring.holdout import KEY_HEX_DIGITS, SEPARATOR
-from churnkit.scoring.output import AT_RISK_FILE, FORMULA_START, SCORES_FILE, write_atomically
+from churnkit.scoring.output import AT_RISK_FILE, SCORES_FILE, write_atomically
 from churnkit.scoring.status import overdue_ratio, value_at_risk, work_group
 from churnkit.training import BGNBD_BASELINE
 from churnkit.training.baselines import BGNBD_COLUMN
@@ -285,7 +286,7 @@ def write_spark_partition(
         one.orderBy("rank").write.parquet(str(folder / SCORES_FILE), compression="zstd")
         from pyspark.sql import functions as F
 
-        # the spreadsheet-safe text of the local CSV (churnkit.scoring.output._rounded)
+        # the spreadsheet-safe text of the local CSV (churnkit.files.csv_safe)
         text = [f.name for f in scores.schema.fields if f.dataType.simpleString() == "string"]
         safe = one.select(
             *(
