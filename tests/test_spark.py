@@ -357,3 +357,39 @@ def test_the_holdout_group_is_drawn_the_same_on_spark(spark, trained):
         remote.set_index("customer_id")["holdout"],
         local.set_index("customer_id")["holdout"].loc[remote["customer_id"]],
     )
+
+
+def test_the_readout_reads_contacts_and_revenue_the_same_on_spark(spark, tmp_path, generated_dir):
+    """The readout's inputs (who was contacted with which play at what cost, and each
+    customer's revenue in the horizon) come from the engine like the other tables."""
+    ids = pd.read_parquet(generated_dir / "customers.parquet")["customer_id"].head(60)
+    contacts = pd.DataFrame(
+        {
+            "customer_id": list(ids) + list(ids[:10]),  # ten contacted twice
+            "contacted_at": pd.Timestamp("2025-06-03 10:00")
+            + pd.to_timedelta(np.arange(70) % 40, unit="D"),
+            "play": (["call", "email", None] * 24)[:70],
+            "cost": np.linspace(0.5, 5.0, 70),
+        }
+    )
+    contacts.to_parquet(tmp_path / "contacts.parquet", index=False)
+    data = {"contacts": {"path": str(tmp_path / "contacts.parquet")}}
+    configs = {
+        "duckdb": load_config(write_config(tmp_path / "local", generated_dir, data=data)),
+        "spark": _spark_config(tmp_path, generated_dir, data=data),
+    }
+    as_of, horizon = dt.date(2025, 6, 1), 30
+    read = {}
+    for engine, cfg in configs.items():
+        checked = open_source(cfg)
+        read[engine] = (
+            checked.contacts_in(as_of, horizon),
+            checked.horizon_revenue(as_of, horizon).sort_values("customer_id", ignore_index=True),
+        )
+    local_contacts, local_revenue = read["duckdb"]
+    inside = contacts["contacted_at"] < pd.Timestamp("2025-07-01")
+    assert len(local_contacts) == contacts.loc[inside, "customer_id"].nunique() == 48
+    assert set(local_contacts["play"]) == {"call", "email", "(no play)"}
+    assert local_revenue["revenue"].gt(0).all() and len(local_revenue) > 100
+    for local, remote in zip(read["duckdb"], read["spark"], strict=True):
+        pd.testing.assert_frame_equal(_normalised(remote), _normalised(local))
