@@ -104,7 +104,7 @@ def test_importing_the_core_loads_neither_mlflow_nor_typer():
 
 
 def test_the_data_commands_load_no_model_code():
-    """`churnkit features`, `kpis` and `validate` start without MLflow, LightGBM,
+    """`churnkit features` and `kpis` start without MLflow, LightGBM,
     scikit-learn or matplotlib: about 1.3 s of CPU per run on this machine."""
     heavy = ("mlflow", "lightgbm", "sklearn", "matplotlib")
     code = (

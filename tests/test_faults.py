@@ -368,7 +368,7 @@ def test_a_failed_promotion_keeps_the_champion_and_no_half_version(project, monk
 
     monkeypatch.setattr(MlflowClient, "set_registered_model_alias", broken)
     monkeypatch.setattr(  # the decision is tested elsewhere; here it is forced
-        "churnkit.pipelines.decide_promotion", lambda *a, **k: (True, "forced by the test")
+        "churnkit.training.decide_promotion", lambda *a, **k: (True, "forced by the test")
     )
     with pytest.raises(ConfigError, match="failed while completing version 2"):
         run_training(project, config_text="")

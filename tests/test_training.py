@@ -323,6 +323,53 @@ def test_vectorised_bootstrap_metrics_equal_sklearn_with_weights_and_ties():
         assert roc[i] == pytest.approx(roc_auc_score(y, scores, sample_weight=w))
 
 
+def test_the_bootstrap_on_group_draws_gives_exactly_the_row_weighted_curves():
+    """The resamples are computed from each group's draws (integer running sums); the
+    numbers are bit for bit those of the row-weighted curves, ties and repeats included."""
+    from churnkit.training.metrics import _Curve, _curve_points, _weighted_ranking_metrics
+
+    rng = np.random.default_rng(11)
+    groups = rng.integers(0, 700, 2000)  # customers on several dates
+    y = rng.integers(0, 2, 2000).astype(float)
+    scores = np.round(y * 0.4 + rng.normal(0, 1, 2000), 1)  # many ties
+    counts = rng.multinomial(700, np.full(700, 1 / 700), size=5).astype(np.int32)
+    order, thresholds = _curve_points(y, scores)
+    weights = counts[:, groups].astype(float)
+    expected = _weighted_ranking_metrics(y[order], weights[:, order], thresholds)
+    got = _Curve.of(y, scores, groups).metrics(counts)
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_one_set_of_resamples_gives_every_interval_of_the_one_by_one_calls():
+    from churnkit.training.metrics import (
+        bootstrap_differences,
+        tonight_intervals,
+        walk_forward_intervals,
+    )
+
+    rng = np.random.default_rng(2)
+    ids = np.tile(np.arange(400), 3)
+    dates = np.repeat(np.array(["2025-01-01", "2025-02-01", "2025-03-01"]), 400)
+    y = rng.integers(0, 2, 1200)
+    scores = {
+        "model": y * 0.6 + rng.random(1200),
+        "crr_baseline": np.round(y * 0.2 + rng.random(1200), 1),
+        "bgnbd_baseline": rng.random(1200),
+    }
+    differences, tonight = walk_forward_intervals(
+        y, scores, ids, dates, reference="model", samples=150, seed=4
+    )
+    assert differences == {
+        name: bootstrap_differences(y, scores["model"], s, ids, samples=150, seed=4)
+        for name, s in scores.items()
+        if name != "model"
+    }
+    assert tonight == {
+        name: tonight_intervals(y, s, ids, dates, samples=150, seed=4) for name, s in scores.items()
+    }
+
+
 def _result(model_pr, baselines):
     """A TrainingResult with pooled PR-AUCs and PR-AUC differences' intervals only."""
     from churnkit.training import TrainingResult

@@ -25,7 +25,7 @@ from churnkit.files import table_format, write_file, write_table
 from churnkit.kpis import RetentionTables, retention_tables
 
 if TYPE_CHECKING:  # pragma: no cover: the model side is imported where it is used, so
-    # that the data commands (features, kpis, validate) do not load MLflow and LightGBM
+    # that the data commands (features, kpis) do not load MLflow and LightGBM
     from churnkit.scoring.backtest import Backtest
     from churnkit.scoring.output import Manifest
     from churnkit.scoring.readout import Readout

@@ -38,10 +38,9 @@ from churnkit.training.calibration import (
 )
 from churnkit.training.drift import SCORE, drift_reference, population_stability
 from churnkit.training.metrics import (
-    bootstrap_differences,
     expected_calibration_error,
     score_metrics,
-    tonight_intervals,
+    walk_forward_intervals,
 )
 from churnkit.training.model import ChurnModel, fit_booster, refit_booster
 from churnkit.training.splits import (
@@ -375,30 +374,15 @@ def train_churn_model(
     predictions.insert(3, MODEL, candidates[chosen])
     scorers = [c for c in predictions.columns if c in SCORER_LABELS]
     pooled, per_snapshot = evaluate_scores(predictions, scorers)
-    comparisons = {
-        name: bootstrap_differences(
-            predictions[LABEL_COLUMN].to_numpy(),
-            predictions[MODEL].to_numpy(),
-            predictions[name].to_numpy(),
-            predictions["customer_id"].to_numpy(),
-            samples=cfg.bootstrap_samples,
-            seed=cfg.seed,
-        )
-        for name in BASELINES
-        if name in predictions
-    }
-    tonight = {
-        name: tonight_intervals(
-            predictions[LABEL_COLUMN].to_numpy(),
-            predictions[name].to_numpy(),
-            predictions["customer_id"].to_numpy(),
-            predictions["as_of"].to_numpy(),
-            samples=cfg.bootstrap_samples,
-            seed=cfg.seed,
-        )
-        for name in (MODEL, *BASELINES)
-        if name in predictions
-    }
+    comparisons, tonight = walk_forward_intervals(
+        predictions[LABEL_COLUMN].to_numpy(),
+        {name: predictions[name].to_numpy() for name in (MODEL, *BASELINES) if name in predictions},
+        predictions["customer_id"].to_numpy(),
+        predictions["as_of"].to_numpy(),
+        reference=MODEL,
+        samples=cfg.bootstrap_samples,
+        seed=cfg.seed,
+    )
     model = fit_churn_model(
         dataset, plan.deployment, cfg, spec, horizon_days=horizon_days, calibration=chosen
     )

@@ -9,6 +9,8 @@ churn rate), capture (share of all churners found there, i.e. recall at k) and p
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
@@ -19,6 +21,7 @@ __all__ = [
     "bootstrap_differences",
     "bootstrap_intervals",
     "tonight_intervals",
+    "walk_forward_intervals",
     "expected_calibration_error",
     "lift_at",
     "score_metrics",
@@ -94,6 +97,12 @@ def _weighted_ranking_metrics(
     """
     tps = np.cumsum(weights * y_sorted, axis=1)[:, thresholds]
     fps = np.cumsum(weights * (1 - y_sorted), axis=1)[:, thresholds]
+    return _ranking_metrics(tps, fps)
+
+
+def _ranking_metrics(tps: np.ndarray, fps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """PR-AUC and ROC-AUC per row from the weighted true and false positives at or
+    above each distinct score (resamples x distinct scores, descending)."""
     positives, negatives = tps[:, -1:], fps[:, -1:]
     predicted = tps + fps
     precision = np.divide(tps, predicted, out=np.ones_like(tps), where=predicted > 0)
@@ -105,22 +114,64 @@ def _weighted_ranking_metrics(
     return pr_auc, roc_auc
 
 
+@dataclass(frozen=True)
+class _Curve:
+    """One scorer's rows in descending score order, by label: the group (customer) of
+    each positive and each negative row, and how many of each rank at or above every
+    distinct score."""
+
+    positive_groups: np.ndarray
+    negative_groups: np.ndarray
+    positives_at: np.ndarray
+    negatives_at: np.ndarray
+
+    @classmethod
+    def of(cls, y: np.ndarray, scores: np.ndarray, group_of_row: np.ndarray) -> _Curve:
+        order, thresholds = _curve_points(y, scores)
+        positive = y[order] > 0
+        groups = group_of_row[order]
+        positives_at = np.cumsum(positive)[thresholds]
+        return cls(groups[positive], groups[~positive], positives_at, thresholds + 1 - positives_at)
+
+    def metrics(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """PR-AUC and ROC-AUC on each resample, given as draws per group (resamples x
+        groups). A row weighs its group's draws, so the weighted true positives at a
+        score are a running sum of the positive rows' draws: integers, summed exactly,
+        hence the same numbers as :func:`_weighted_ranking_metrics` on the row weights,
+        gathered from the small table of groups once instead of row weights twice."""
+        tps = _running_sums(counts, self.positive_groups)[:, self.positives_at]
+        fps = _running_sums(counts, self.negative_groups)[:, self.negatives_at]
+        return _ranking_metrics(tps.astype(float), fps.astype(float))
+
+
+def _running_sums(counts: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """0, then the running sums of ``counts[:, groups]`` along each row, as int64."""
+    out = np.zeros((len(counts), len(groups) + 1), dtype=np.int64)
+    np.cumsum(counts[:, groups], axis=1, dtype=np.int64, out=out[:, 1:])
+    return out
+
+
 def _resampled_metrics(
     y: np.ndarray, scorers: list[np.ndarray], groups: np.ndarray, samples: int, seed: int
 ) -> list[dict[str, np.ndarray]]:
-    """PR-AUC and ROC-AUC of each scorer on the same ``samples`` cluster resamples."""
+    """PR-AUC and ROC-AUC of each scorer on the same ``samples`` cluster resamples.
+
+    Each resample draws ``n_groups`` groups with replacement (multinomial counts); one
+    seed gives the same resamples whatever the scorers, so the values of a scorer are
+    the same in every call with that seed.
+    """
     _, group_of_row = np.unique(np.asarray(groups), return_inverse=True)
     n_groups = int(group_of_row.max()) + 1
     rng = np.random.default_rng(seed)
-    curves = [_curve_points(y, s) for s in scorers]
+    curves = [_Curve.of(y, s, group_of_row) for s in scorers]
     values = [{"pr_auc": np.empty(samples), "roc_auc": np.empty(samples)} for _ in scorers]
     batch = max(1, 4_000_000 // max(len(y), 1))
     for first in range(0, samples, batch):
         size = min(batch, samples - first)
         counts = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=size)
-        weights = counts[:, group_of_row].astype(float)
-        for (order, thresholds), out in zip(curves, values, strict=True):
-            pr, roc = _weighted_ranking_metrics(y[order], weights[:, order], thresholds)
+        counts = counts.astype(np.int32)  # at most n_groups each; gathers from half the bytes
+        for curve, out in zip(curves, values, strict=True):
+            pr, roc = curve.metrics(counts)
             out["pr_auc"][first : first + size] = pr
             out["roc_auc"][first : first + size] = roc
     return values
@@ -150,6 +201,20 @@ def bootstrap_differences(
     y = np.asarray(y_true, dtype=float)
     a, b = np.asarray(scores_a, dtype=float), np.asarray(scores_b, dtype=float)
     of_a, of_b = _resampled_metrics(y, [a, b], groups, samples, seed)
+    return _differences(y, a, b, of_a, of_b, confidence)
+
+
+def _differences(
+    y: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    of_a: dict[str, np.ndarray],
+    of_b: dict[str, np.ndarray],
+    confidence: float,
+) -> dict[str, dict[str, float]]:
+    """``a`` minus ``b`` on all rows, with the percentile interval of the resampled
+    differences (``of_a`` and ``of_b``: the same resamples)."""
+    samples = len(of_a["pr_auc"])
     differences = {metric: of_a[metric] - of_b[metric] for metric in of_a}
     full = {
         "pr_auc": average_precision_score(y, a) - average_precision_score(y, b),
@@ -182,6 +247,10 @@ def bootstrap_intervals(
     (customers) with replacement as :func:`bootstrap_differences` does."""
     y = np.asarray(y_true, dtype=float)
     (values,) = _resampled_metrics(y, [np.asarray(scores, dtype=float)], groups, samples, seed)
+    return _intervals(values, confidence)
+
+
+def _intervals(values: dict[str, np.ndarray], confidence: float) -> dict[str, tuple[float, float]]:
     tail = (1 - confidence) / 2 * 100
     return {
         metric: tuple(float(v) for v in np.percentile(draws, [tail, 100 - tail]))
@@ -210,8 +279,14 @@ def tonight_intervals(
     dates that agree by chance do not promise more than one night's customers allow.
     """
     y, p = np.asarray(y_true, dtype=int), np.asarray(scores, dtype=float)
-    dates = np.asarray(dates)
     customers = bootstrap_intervals(y, p, groups, samples=samples, seed=seed)
+    return _tonight(y, p, np.asarray(dates), customers)
+
+
+def _tonight(
+    y: np.ndarray, p: np.ndarray, dates: np.ndarray, customers: dict[str, tuple[float, float]]
+) -> dict[str, dict[str, float]]:
+    """:func:`tonight_intervals`, given the customer bootstrap's intervals."""
     metrics = {"pr_auc": average_precision_score, "roc_auc": roc_auc_score}
     distinct = np.unique(dates)
     n = len(distinct)
@@ -230,3 +305,44 @@ def tonight_intervals(
             "high": min(1.0, estimate + half),
         }
     return result
+
+
+def walk_forward_intervals(
+    y_true: np.ndarray,
+    scores: Mapping[str, np.ndarray],
+    groups: np.ndarray,
+    dates: np.ndarray,
+    *,
+    reference: str,
+    samples: int = 1000,
+    seed: int = 0,
+) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, dict[str, dict[str, float]]]]:
+    """Every interval a training run reports, from one set of customer resamples.
+
+    Returns ``reference`` minus each other scorer (:func:`bootstrap_differences`) and each
+    scorer's figure for one more night (:func:`tonight_intervals`): the same numbers as
+    those functions called one by one with this seed, since a seed gives the same
+    resamples whatever the scorers. The resamples are drawn and each scorer measured on
+    them once, instead of once per call (on a million test rows, minutes instead of most
+    of an hour).
+    """
+    y = np.asarray(y_true, dtype=float)
+    arrays = {name: np.asarray(values, dtype=float) for name, values in scores.items()}
+    resampled = dict(
+        zip(
+            arrays, _resampled_metrics(y, list(arrays.values()), groups, samples, seed), strict=True
+        )
+    )
+    differences = {
+        name: _differences(
+            y, arrays[reference], arrays[name], resampled[reference], resampled[name], 0.95
+        )
+        for name in arrays
+        if name != reference
+    }
+    labels, dates = y.astype(int), np.asarray(dates)
+    tonight = {
+        name: _tonight(labels, arrays[name], dates, _intervals(resampled[name], 0.95))
+        for name in arrays
+    }
+    return differences, tonight
