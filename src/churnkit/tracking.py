@@ -128,6 +128,24 @@ def model_signature(model: ChurnModel) -> ModelSignature:
     )
 
 
+def dataset_schema(frame: pd.DataFrame) -> Schema | None:
+    """The MLflow schema of ``frame``: column types inferred from its first rows, and a
+    column required when no row misses it.
+
+    MLflow's own inference tests every value for a missing one in a Python loop, which
+    took most of an hour for the 5.9M labelled rows of 12 snapshots of 1M customers;
+    ``notna`` gives the same answer in a second. Types come from the column dtypes.
+    """
+    try:
+        types = mlflow.models.infer_signature(frame.head(1000)).inputs
+    except (MlflowException, TypeError, ValueError):  # MLflow then logs no schema either
+        return None
+    complete = frame.notna().all()
+    return Schema(
+        [ColSpec(type=c.type, name=c.name, required=bool(complete[c.name])) for c in types.inputs]
+    )
+
+
 def model_input(model: ChurnModel, features: pd.DataFrame) -> pd.DataFrame:
     """``features`` as the signature types them (the input example of a logged model)."""
     attributes = set(model.feature_spec.attributes)
@@ -382,6 +400,7 @@ class Tracker:
                     targets="churned",
                     source=source,
                 )
+                logged.__dict__["schema"] = dataset_schema(dataset)  # its cached_property
                 mlflow.log_input(logged, context="training")
         mlflow.log_params(_flatten({k: v for k, v in config.items() if k != "data"}))
         mlflow.log_params(_flatten({"data": config.get("data", {})}))
