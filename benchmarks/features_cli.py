@@ -35,9 +35,12 @@ from scoring import _config, _generated  # noqa: E402
 AS_OF = "2025-06-01"
 
 
-def measure(command: list[str], env: dict[str, str]) -> dict[str, float]:
+def measure(
+    command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+) -> dict[str, float]:
+    """Wall time, CPU (user + system) and peak RSS of ``command`` as a fresh process."""
     started = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)
     if status != 0:
         raise SystemExit(f"{' '.join(command)} failed with status {status}")

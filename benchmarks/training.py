@@ -21,12 +21,9 @@ Usage, from the repo root after `make install`:
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
@@ -34,22 +31,10 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from features_cli import measure  # noqa: E402
 from scoring import DATA, _config, _generated  # noqa: E402
 
 FIRST, LAST = "2024-11-01", "2025-10-01"  # 12 monthly labelled snapshots
-
-
-def measure(command: list[str], cwd: Path) -> dict[str, float]:
-    started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    if status != 0:
-        raise SystemExit(f"{' '.join(command)} failed with status {status}")
-    return {
-        "wall_s": round(time.perf_counter() - started, 1),
-        "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
-        "peak_gib": round(usage.ru_maxrss / 1024**2, 2),
-    }
 
 
 def main() -> None:
@@ -77,7 +62,14 @@ def main() -> None:
             raw["duckdb"] = {"memory_limit": args.memory_limit, "temp_directory": "duckdb-spill"}
         config.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
         command = [sys.executable, "-m", "churnkit", "--quiet", "train", str(config)]
-        runs.append(measure(command, folder))
+        measured = measure(command, cwd=folder)
+        runs.append(
+            {
+                "wall_s": round(measured["wall"], 1),
+                "cpu_s": round(measured["cpu"], 1),
+                "peak_gib": round(measured["peak_mib"] / 1024, 2),
+            }
+        )
         print(f"run {i + 1}: {runs[-1]}", flush=True)
     for key in ("wall_s", "cpu_s", "peak_gib"):
         values = [run[key] for run in runs]
