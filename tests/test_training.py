@@ -307,10 +307,20 @@ def test_bootstrap_interval_of_a_better_scorer_is_above_zero_and_covers_the_diff
     assert 0 < result["ci_low"] < expected < result["ci_high"]
 
 
+def _weighted_ranking_metrics(y_sorted, weights, thresholds):
+    """PR-AUC and ROC-AUC per row of ``weights`` from cumulative sums of row weights
+    (rows in descending score order): the reference the bootstrap's fast path meets."""
+    from churnkit.training.metrics import _ranking_metrics
+
+    tps = np.cumsum(weights * y_sorted, axis=1)[:, thresholds]
+    fps = np.cumsum(weights * (1 - y_sorted), axis=1)[:, thresholds]
+    return _ranking_metrics(tps, fps)
+
+
 def test_vectorised_bootstrap_metrics_equal_sklearn_with_weights_and_ties():
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    from churnkit.training.metrics import _curve_points, _weighted_ranking_metrics
+    from churnkit.training.metrics import _curve_points
 
     rng = np.random.default_rng(5)
     y = rng.integers(0, 2, 500).astype(float)
@@ -326,7 +336,7 @@ def test_vectorised_bootstrap_metrics_equal_sklearn_with_weights_and_ties():
 def test_the_bootstrap_on_group_draws_gives_exactly_the_row_weighted_curves():
     """The resamples are computed from each group's draws (integer running sums); the
     numbers are bit for bit those of the row-weighted curves, ties and repeats included."""
-    from churnkit.training.metrics import _Curve, _curve_points, _weighted_ranking_metrics
+    from churnkit.training.metrics import _Curve, _curve_points
 
     rng = np.random.default_rng(11)
     groups = rng.integers(0, 700, 2000)  # customers on several dates

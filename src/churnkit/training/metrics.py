@@ -86,20 +86,6 @@ def _curve_points(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.nda
     return order, np.r_[distinct, len(y) - 1]
 
 
-def _weighted_ranking_metrics(
-    y_sorted: np.ndarray, weights: np.ndarray, thresholds: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """PR-AUC (average precision) and ROC-AUC of one scorer for each row of ``weights``.
-
-    ``weights`` is (resamples x rows) in the scorer's descending order; the curves have
-    one point per distinct score, as sklearn's ``average_precision_score`` and
-    ``roc_auc_score`` with ``sample_weight`` compute them.
-    """
-    tps = np.cumsum(weights * y_sorted, axis=1)[:, thresholds]
-    fps = np.cumsum(weights * (1 - y_sorted), axis=1)[:, thresholds]
-    return _ranking_metrics(tps, fps)
-
-
 def _ranking_metrics(tps: np.ndarray, fps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """PR-AUC and ROC-AUC per row from the weighted true and false positives at or
     above each distinct score (resamples x distinct scores, descending)."""
@@ -137,8 +123,9 @@ class _Curve:
         """PR-AUC and ROC-AUC on each resample, given as draws per group (resamples x
         groups). A row weighs its group's draws, so the weighted true positives at a
         score are a running sum of the positive rows' draws: integers, summed exactly,
-        hence the same numbers as :func:`_weighted_ranking_metrics` on the row weights,
-        gathered from the small table of groups once instead of row weights twice."""
+        hence the same numbers as cumulative sums of row weights (``tests/test_training.py``
+        compares them with sklearn's weighted metrics), gathered from the small table of
+        groups once instead of row weights twice."""
         tps = _running_sums(counts, self.positive_groups)[:, self.positives_at]
         fps = _running_sums(counts, self.negative_groups)[:, self.negatives_at]
         return _ranking_metrics(tps.astype(float), fps.astype(float))
