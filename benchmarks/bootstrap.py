@@ -7,8 +7,9 @@ monthly snapshots of the 1M-customer data the test predictions are about 1.5M ro
 synthetic predictions of that size (four scorers: the model, the CRR baseline with few
 distinct scores, BG/NBD and a plain LightGBM), 1000 resamples by default:
 
-- "one by one": three ``bootstrap_differences`` and four ``tonight_intervals`` calls, as
-  training made them before (only run with ``--one-by-one``: it takes long);
+- "one by one": three ``bootstrap_differences`` and four ``tonight_intervals`` calls, the
+  way training made them before, for its five scorers (only with ``--one-by-one``: it
+  takes long);
 - "shared": one ``walk_forward_intervals`` call, as training makes them now.
 
 Both give the same numbers (``tests/test_training.py`` checks it); the script checks it
