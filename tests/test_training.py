@@ -271,6 +271,35 @@ def test_model_refuses_features_whose_names_differ(small_model):
         model.predict_proba(renamed)
 
 
+def test_a_model_trained_on_float32_features_casts_what_it_scores_alike(small_model):
+    model, frame = small_model
+    model.metadata["feature_dtype"] = "float32"
+    narrow = frame.astype(dict.fromkeys(model.feature_names, "float32"))
+    assert set(model.select_features(frame).dtypes) == {np.dtype("float32")}
+    np.testing.assert_array_equal(model.predict_raw(frame), model.predict_raw(narrow))
+    model.metadata.pop("feature_dtype")  # bundles trained before keep float64
+    assert set(model.select_features(narrow).dtypes) == {np.dtype("float64")}
+
+
+def test_fits_read_their_snapshots_as_slices_of_the_training_table():
+    """Every fit uses the earliest snapshots: ordered by as_of, those rows are a slice of
+    the float32 table, not a copy of it."""
+    from churnkit.training import _rows, _training_table
+
+    spec = FeatureSpec(windows_days=(30,), activity_days=365)
+    names = feature_names(spec)
+    dates = [dt.date(2025, m, 1) for m in (3, 1, 2, 1, 3, 2)]
+    frame = pd.DataFrame(np.arange(6.0 * len(names)).reshape(6, -1), columns=names)
+    frame.insert(0, "as_of", dates)
+    table = _training_table(frame, spec)
+    assert list(table["as_of"]) == sorted(dates)
+    assert set(table[names].dtypes) == {np.dtype("float32")}
+    first_two = _rows(table, (dt.date(2025, 1, 1), dt.date(2025, 2, 1)))
+    assert len(first_two) == 4
+    assert np.shares_memory(first_two["recency_days"].to_numpy(), table["recency_days"].to_numpy())
+    assert list(_rows(table, (dt.date(2025, 1, 1), dt.date(2025, 3, 1))).index) == [0, 1, 4, 5]
+
+
 def test_loading_a_folder_without_a_bundle_names_the_folder(tmp_path):
     with pytest.raises(ModelNotFoundError, match="no churnkit model bundle"):
         ChurnModel.load(tmp_path)

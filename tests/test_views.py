@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -16,7 +17,7 @@ from churnkit.data import open_data
 from churnkit.data.generator import demo_config, generate_data, write_generated
 from churnkit.engines.duckdb import DuckDBEngine, build_features, run_feature_query
 from churnkit.errors import DataError, ResourceError
-from churnkit.features import resolve_feature_spec
+from churnkit.features import feature_names, float32_features, resolve_feature_spec
 
 
 def register_views(data):
@@ -51,6 +52,25 @@ def test_views_give_the_same_features_as_checked_frames(every_table):
     summary = checked.summary()
     assert summary.orders == len(orders)
     assert summary.first_order_at == orders["ordered_at"].min()
+
+
+def test_the_training_table_built_a_snapshot_per_query_is_the_one_query_table(every_table):
+    """Training builds large tables a few snapshots per query, each part float32; the
+    parts put together are the table one query gives, made float32."""
+    checked, _ = register_views(every_table.data)
+    spec = resolve_feature_spec(every_table, checked.orders_frame())
+    dates = [dt.date(2024, 12, 1), dt.date(2025, 3, 1), dt.date(2025, 6, 1)]
+    whole = checked.features(dates, spec, horizon_days=90)
+    customers = checked.summary().customers
+    parts = checked.training_features(
+        dates, spec, horizon_days=90, customers=customers, rows_per_query=customers
+    )
+    one = checked.training_features(dates, spec, horizon_days=90, customers=customers)
+    pd.testing.assert_frame_equal(parts, float32_features(whole, spec))
+    pd.testing.assert_frame_equal(one, parts)
+    numeric = [name for name in feature_names(spec) if name not in spec.attributes]
+    assert set(parts[numeric].dtypes) == {np.dtype("float32")}
+    assert whole["as_of"].nunique() == 3 and len(parts) == len(whole)
 
 
 def test_features_over_the_memory_limit_raise_a_resource_error(every_table):

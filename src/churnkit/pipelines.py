@@ -156,7 +156,9 @@ def run_training(
     store.check_reachable()
     used, families = list(plan.labelled), ", ".join(spec.families)
     on_step(f"building features for {len(used)} snapshots ({families}) on {cfg.engine}")
-    dataset = data.features(used, spec, horizon_days=cfg.snapshots.horizon_days)
+    dataset = data.training_features(
+        used, spec, horizon_days=cfg.snapshots.horizon_days, customers=summary.customers
+    )
     # the population the model is made for: tonight's, at the data's end (the drift reference)
     tonight = data.features([summary.data_end], spec)
     on_step(f"walk-forward test on {len(plan.test)} dates, then LightGBM on {len(dataset):,} rows")

@@ -140,9 +140,12 @@ def dataset_schema(frame: pd.DataFrame) -> Schema | None:
         types = mlflow.models.infer_signature(frame.head(1000)).inputs
     except Exception:  # noqa: BLE001 - as MLflow's own inference: no schema, not no run
         return None
-    complete = frame.notna().all()
+    # column by column: a whole-frame mask would be one byte per cell of the table
     return Schema(
-        [ColSpec(type=c.type, name=c.name, required=bool(complete[c.name])) for c in types.inputs]
+        [
+            ColSpec(type=c.type, name=c.name, required=bool(frame[c.name].notna().all()))
+            for c in types.inputs
+        ]
     )
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 from churnkit.config import DataConfig
 from churnkit.data.contract import Checked, check_data
 from churnkit.errors import DataError
+from churnkit.features import float32_features
 
 if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
@@ -24,7 +25,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from churnkit.engines import Engine
     from churnkit.features.spec import FeatureSpec
 
-__all__ = ["CheckedData", "DataSummary", "open_data"]
+__all__ = ["ROWS_PER_QUERY", "CheckedData", "DataSummary", "open_data"]
+
+ROWS_PER_QUERY = 1_000_000  # customer-snapshots per feature query when training
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,6 +196,34 @@ class CheckedData:
                     f"table; add it, or score with a model trained without {table}"
                 )
         return self.engine.features(as_of_dates, spec, horizon_days=horizon_days)
+
+    def training_features(
+        self,
+        as_of_dates: list[dt.date],
+        spec: FeatureSpec,
+        *,
+        horizon_days: int,
+        customers: int,
+        rows_per_query: int = ROWS_PER_QUERY,
+    ) -> pd.DataFrame:
+        """The labelled feature table training uses: :meth:`features` with labels, its
+        numeric features as float32, ordered by as_of and customer.
+
+        The snapshots are built a few per query, each query about ``rows_per_query``
+        customer-snapshots at most (``customers`` per snapshot), and each part is made
+        float32 before the next is built: the engine then holds one part at a time
+        instead of the whole table, and the table itself half the memory. Small data
+        takes one query, as :meth:`features` does; every split gives the same features.
+        """
+        dates = sorted(set(as_of_dates))
+        step = max(1, rows_per_query // max(1, customers))
+        parts = [
+            float32_features(
+                self.features(dates[i : i + step], spec, horizon_days=horizon_days), spec
+            )
+            for i in range(0, len(dates), step)
+        ]
+        return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
 
 
 def open_data(engine: Engine, cfg: DataConfig) -> CheckedData:

@@ -64,6 +64,7 @@ __all__ = [
     "feature_names",
     "feature_table",
     "finish_frame",
+    "float32_features",
     "resolve_feature_spec",
 ]
 
@@ -253,6 +254,22 @@ def finish_frame(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
         else:
             frame[name] = pd.to_numeric(frame[name]).astype("float64")
     return frame.reset_index(drop=True)
+
+
+def float32_features(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
+    """``frame`` with its numeric features as float32, the form training keeps them in.
+
+    Half the memory of float64 (the labelled table of 12 monthly snapshots of 1M
+    customers is 5.9M rows); LightGBM bins every feature into at most 255 bins, which
+    float32's seven significant digits resolve. Columns already float32 stay as they are.
+    """
+    categorical = set(categorical_features(spec))
+    wide = [
+        name
+        for name in feature_names(spec)
+        if name in frame and name not in categorical and frame[name].dtype != "float32"
+    ]
+    return frame.astype(dict.fromkeys(wide, "float32")) if wide else frame
 
 
 def _prepare_orders(

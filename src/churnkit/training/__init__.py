@@ -19,6 +19,7 @@ on the test dates.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import math
 from dataclasses import dataclass
 
@@ -27,7 +28,7 @@ import pandas as pd
 
 from churnkit.config import ModelConfig
 from churnkit.errors import DataError
-from churnkit.features import LABEL_COLUMN, FeatureSpec, feature_names
+from churnkit.features import LABEL_COLUMN, FeatureSpec, feature_names, float32_features
 from churnkit.training.baselines import BGNBD_COLUMN, BGNBDBaseline, CRRBaseline, ScoreBaseline
 from churnkit.training.bgnbd import bgnbd_no_purchase_probability
 from churnkit.training.calibration import (
@@ -251,6 +252,7 @@ def fit_churn_model(
         customers.
     """
     method = calibration or cfg.calibration
+    dataset = _training_table(dataset, spec)
     model, _ = _fit(dataset, plan, cfg, spec, horizon_days, _candidates(method))
     return model
 
@@ -269,9 +271,8 @@ def _fit(
 ) -> tuple[ChurnModel, dict[str, Calibration]]:
     """:func:`fit_churn_model`, calibrated with each of ``methods`` (the model carries
     the first); the maps are returned by method."""
-    used = dataset[dataset["as_of"].isin(plan.dates)]
-    fit = used[used["as_of"].isin(plan.fit)]
-    valid = used[used["as_of"].isin(plan.validation)]
+    used = _rows(dataset, plan.dates)
+    fit, valid = _rows(used, plan.fit), _rows(used, plan.validation)
     _check_classes(f"fitting snapshots ({_dates(plan.fit)})", fit[LABEL_COLUMN])
     _check_classes(f"early-stopping snapshots ({_dates(plan.validation)})", valid[LABEL_COLUMN])
 
@@ -298,6 +299,7 @@ def _fit(
         baseline=baseline,
         calibration=calibrations[methods[0]],
         metadata={
+            "feature_dtype": "float32",  # what predict_raw casts features to, as trained
             "best_iteration": best,
             "refit_rounds": rounds,
             "early_stopping_metric": cfg.early_stopping_metric,
@@ -350,8 +352,10 @@ def train_churn_model(
     DataError
         When a fit or a test date has too few churned or retained customers.
     """
+    dataset = _training_table(dataset, spec)
     # BG/NBD is fitted once per snapshot, on its customers' history before it
-    dataset = dataset.assign(**{BGNBD_COLUMN: bgnbd_no_purchase_probability(dataset, horizon_days)})
+    bgnbd = bgnbd_no_purchase_probability(dataset, horizon_days).astype("float32")
+    dataset = dataset.assign(**{BGNBD_COLUMN: bgnbd})
     # attributes come as text; LightGBM takes them as pandas categoricals (sorted levels)
     dataset = dataset.astype({name: "category" for name in spec.attributes if name in dataset})
     methods = _candidates(cfg.calibration)
@@ -423,6 +427,24 @@ def train_churn_model(
         for row in per_snapshot[per_snapshot["scorer"] == MODEL].itertuples()
     }
     return result
+
+
+def _training_table(dataset: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
+    """``dataset`` as every fit reads it: float32 features (see
+    :func:`~churnkit.features.float32_features`), ordered by as_of, so that the
+    snapshots of a fit, always the earliest ones, are a slice of it and not a copy."""
+    dataset = float32_features(dataset, spec)
+    if not dataset["as_of"].is_monotonic_increasing:
+        dataset = dataset.sort_values("as_of", kind="stable", ignore_index=True)
+    return dataset
+
+
+def _rows(dataset: pd.DataFrame, dates: tuple[dt.date, ...]) -> pd.DataFrame:
+    """The rows of ``dates``: a slice of ``dataset`` (no copy) when they are adjacent."""
+    positions = np.flatnonzero(dataset["as_of"].isin(dates).to_numpy())
+    if positions.size and positions[-1] + 1 - positions[0] == positions.size:
+        return dataset.iloc[positions[0] : positions[-1] + 1]
+    return dataset.iloc[positions]
 
 
 def _dates(dates: tuple) -> str:

@@ -195,8 +195,11 @@ class ChurnModel:
             )
         X = features[self.feature_names]
         categorical = set(self.feature_spec.attributes)
+        # the dtype the model was trained on: float32 since training keeps its table so,
+        # float64 for models trained before
+        number = self.metadata.get("feature_dtype", "float64")
         types = {
-            c: "category" if c in categorical else "float64"
+            c: "category" if c in categorical else number
             for c in self.feature_names
             if not isinstance(X[c].dtype, pd.CategoricalDtype)
         }
