@@ -153,6 +153,19 @@ def test_engine_spark_writes_the_same_feature_table(spark, tmp_path, generated_d
     pd.testing.assert_frame_equal(_normalised(remote), _normalised(local))
 
 
+def test_closing_a_spark_engine_drops_its_own_views_only(spark, tmp_path, generated_dir):
+    from churnkit.pipelines import open_source
+
+    spark.range(3).createOrReplaceTempView("users_own_view")
+    data = open_source(_spark_config(tmp_path, generated_dir))
+    prefix = data.engine.prefix
+    views = {t.name for t in spark.catalog.listTables() if t.isTemporary}
+    assert {f"{prefix}orders", "users_own_view"} <= views
+    data.close()
+    left = {t.name for t in spark.catalog.listTables() if t.isTemporary}
+    assert "users_own_view" in left and not any(name.startswith(prefix) for name in left)
+
+
 @pytest.mark.parametrize("model", ["registry", "bundle"])
 def test_engine_spark_scores_on_spark_like_the_local_engine(
     spark, trained, tmp_path, generated_dir, model

@@ -17,7 +17,7 @@ from churnkit.data import open_data
 from churnkit.data.generator import demo_config, generate_data, write_generated
 from churnkit.engines.duckdb import DuckDBEngine, build_features, run_feature_query
 from churnkit.errors import DataError, ResourceError
-from churnkit.features import feature_names, float32_features, resolve_feature_spec
+from churnkit.features import compact_features, feature_names, resolve_feature_spec
 
 
 def register_views(data):
@@ -55,8 +55,8 @@ def test_views_give_the_same_features_as_checked_frames(every_table):
 
 
 def test_the_training_table_built_a_snapshot_per_query_is_the_one_query_table(every_table):
-    """Training builds large tables a few snapshots per query, each part float32; the
-    parts put together are the table one query gives, made float32."""
+    """Training builds large tables a few snapshots per query, each part compact; the
+    parts put together are the table one query gives, made compact (categories too)."""
     checked, _ = register_views(every_table.data)
     spec = resolve_feature_spec(every_table, checked.orders_frame())
     dates = [dt.date(2024, 12, 1), dt.date(2025, 3, 1), dt.date(2025, 6, 1)]
@@ -66,11 +66,14 @@ def test_the_training_table_built_a_snapshot_per_query_is_the_one_query_table(ev
         dates, spec, horizon_days=90, customers=customers, rows_per_query=customers
     )
     one = checked.training_features(dates, spec, horizon_days=90, customers=customers)
-    pd.testing.assert_frame_equal(parts, float32_features(whole, spec))
+    pd.testing.assert_frame_equal(parts, compact_features(whole, spec))
     pd.testing.assert_frame_equal(one, parts)
     numeric = [name for name in feature_names(spec) if name not in spec.attributes]
     assert set(parts[numeric].dtypes) == {np.dtype("float32")}
+    for column in (*spec.attributes, "segment", "rfm_segment"):
+        assert list(parts[column].cat.categories) == sorted(whole[column].dropna().unique())
     assert whole["as_of"].nunique() == 3 and len(parts) == len(whole)
+    assert len({id(day) for day in parts["as_of"]}) == 3  # one object per date, shared
 
 
 def test_features_over_the_memory_limit_raise_a_resource_error(every_table):

@@ -161,6 +161,7 @@ def run_training(
     )
     # the population the model is made for: tonight's, at the data's end (the drift reference)
     tonight = data.features([summary.data_end], spec)
+    data.close()  # everything is read: the engine's memory goes back before LightGBM
     on_step(f"walk-forward test on {len(plan.test)} dates, then LightGBM on {len(dataset):,} rows")
     result = train_churn_model(
         dataset,

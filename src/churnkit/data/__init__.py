@@ -17,7 +17,7 @@ import pandas as pd
 from churnkit.config import DataConfig
 from churnkit.data.contract import Checked, check_data
 from churnkit.errors import DataError
-from churnkit.features import float32_features
+from churnkit.features import compact_table
 
 if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
@@ -179,6 +179,10 @@ class CheckedData:
             inside.group_by("customer_id").aggregate(play=play, cost=cost).order_by("customer_id")
         )
 
+    def close(self) -> None:
+        """Close the engine (see :meth:`churnkit.engines.Engine.close`)."""
+        self.engine.close()
+
     def orders_frame(self) -> pd.DataFrame:
         """The checked orders collected as a pandas frame (for the retention KPIs)."""
         return self.engine.fetch(self.table("orders"))
@@ -206,24 +210,24 @@ class CheckedData:
         customers: int,
         rows_per_query: int = ROWS_PER_QUERY,
     ) -> pd.DataFrame:
-        """The labelled feature table training uses: :meth:`features` with labels, its
-        numeric features as float32, ordered by as_of and customer.
+        """The labelled feature table training uses: :meth:`features` with labels, in
+        :func:`~churnkit.features.compact_features` form, ordered by as_of and customer.
 
         The snapshots are built a few per query, each query about ``rows_per_query``
         customer-snapshots at most (``customers`` per snapshot), and each part is made
-        float32 before the next is built: the engine then holds one part at a time
-        instead of the whole table, and the table itself half the memory. Small data
-        takes one query, as :meth:`features` does; every split gives the same features.
+        compact before the next is built (:func:`~churnkit.features.compact_table`): the
+        engine then holds one part at a time instead of the whole table, and the table
+        itself about a third of the memory.
+        Small data takes one query, as :meth:`features` does; every split gives the same
+        features.
         """
         dates = sorted(set(as_of_dates))
         step = max(1, rows_per_query // max(1, customers))
-        parts = [
-            float32_features(
-                self.features(dates[i : i + step], spec, horizon_days=horizon_days), spec
-            )
+        parts = (
+            self.features(dates[i : i + step], spec, horizon_days=horizon_days)
             for i in range(0, len(dates), step)
-        ]
-        return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+        )
+        return compact_table(parts, spec)
 
 
 def open_data(engine: Engine, cfg: DataConfig) -> CheckedData:

@@ -98,6 +98,10 @@ class Engine(Protocol):
         """The published table ``name``, or None when there is none."""
         ...
 
+    def close(self) -> None:
+        """Give back what the engine holds; its tables cannot be read after."""
+        ...
+
     def features(
         self, as_of_dates: Sequence[dt.date], spec: FeatureSpec, *, horizon_days: int | None
     ) -> pd.DataFrame:

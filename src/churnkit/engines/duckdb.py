@@ -93,6 +93,10 @@ class DuckDBEngine(SQLEngine):
     def running(self, what: str) -> contextlib.AbstractContextManager[None]:
         return memory_limit_as_error(self.con, what)
 
+    def close(self) -> None:
+        # DuckDB keeps memory from its queries for the next; training wants it back
+        self.con.close()
+
     def _query(self, sql: str) -> pd.DataFrame:
         return self.con.sql(sql).df()
 

@@ -119,6 +119,13 @@ class SparkEngine(SQLEngine):
         """The feature table of the published tables as a Spark DataFrame (not collected)."""
         return spark_feature_frame(self.spark, self.frames, as_of_dates, spec)
 
+    def close(self) -> None:
+        # the session may be the caller's: only the engine's own views go
+        for view in self.spark.catalog.listTables():
+            if view.isTemporary and view.name.startswith(self.prefix):
+                self.spark.catalog.dropTempView(view.name)
+        self.frames.clear()
+
     def _query(self, sql: str) -> pd.DataFrame:
         return self.spark.sql(sql).toPandas()
 

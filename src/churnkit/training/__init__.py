@@ -28,7 +28,7 @@ import pandas as pd
 
 from churnkit.config import ModelConfig
 from churnkit.errors import DataError
-from churnkit.features import LABEL_COLUMN, FeatureSpec, feature_names, float32_features
+from churnkit.features import LABEL_COLUMN, FeatureSpec, compact_features, feature_names
 from churnkit.training.baselines import BGNBD_COLUMN, BGNBDBaseline, CRRBaseline, ScoreBaseline
 from churnkit.training.bgnbd import bgnbd_no_purchase_probability
 from churnkit.training.calibration import (
@@ -356,8 +356,6 @@ def train_churn_model(
     # BG/NBD is fitted once per snapshot, on its customers' history before it
     bgnbd = bgnbd_no_purchase_probability(dataset, horizon_days).astype("float32")
     dataset = dataset.assign(**{BGNBD_COLUMN: bgnbd})
-    # attributes come as text; LightGBM takes them as pandas categoricals (sorted levels)
-    dataset = dataset.astype({name: "category" for name in spec.attributes if name in dataset})
     methods = _candidates(cfg.calibration)
     scored, calibrated = [], {method: [] for method in methods}
     for test_date, fit_plan in plan.backtests:
@@ -430,10 +428,10 @@ def train_churn_model(
 
 
 def _training_table(dataset: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
-    """``dataset`` as every fit reads it: float32 features (see
-    :func:`~churnkit.features.float32_features`), ordered by as_of, so that the
+    """``dataset`` as every fit reads it: compact (float32 features, categorical text;
+    :func:`~churnkit.features.compact_features`), ordered by as_of, so that the
     snapshots of a fit, always the earliest ones, are a slice of it and not a copy."""
-    dataset = float32_features(dataset, spec)
+    dataset = compact_features(dataset, spec)
     if not dataset["as_of"].is_monotonic_increasing:
         dataset = dataset.sort_values("as_of", kind="stable", ignore_index=True)
     return dataset
