@@ -336,3 +336,22 @@ def test_the_logged_dataset_schema_is_mlflows_own_computed_without_a_python_loop
     frame.loc[1500, "orders_lifetime"] = np.nan  # missing only after the first 1000 rows
     assert dataset_schema(frame) == _infer_schema(frame)
     assert not dataset_schema(frame).inputs[1].required
+
+
+def test_the_logged_dataset_digest_is_mlflows_own_without_typing_every_value():
+    from mlflow.data.digest_utils import compute_pandas_digest
+
+    from churnkit.tracking import dataset_digest
+
+    n = 12_000  # more than the 10,000 rows the digest hashes
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"c{i}" for i in range(n)],
+            "recency_days": np.arange(n, dtype="float32"),
+            "country": pd.Categorical(["DE", None, "FR"] * (n // 3)),
+            "segment": pd.Categorical(["active", "lapsing"] * (n // 2)),
+            "churned": (np.arange(n) % 2).astype("int8"),
+        }
+    )
+    assert dataset_digest(frame) == compute_pandas_digest(frame)
+    assert dataset_digest(frame) != dataset_digest(frame.iloc[:-1])

@@ -19,7 +19,7 @@ from churnkit.training import CRRBaseline, FitPlan, plan_walk_forward
 from churnkit.training.baselines import ScoreBaseline
 from churnkit.training.calibration import Calibration, fit_calibration
 from churnkit.training.metrics import expected_calibration_error, lift_at, score_metrics
-from churnkit.training.model import ChurnModel, fit_booster
+from churnkit.training.model import ChurnModel, fit_booster, refit_booster
 
 
 @settings(max_examples=200, deadline=None)
@@ -279,6 +279,30 @@ def test_a_model_trained_on_float32_features_casts_what_it_scores_alike(small_mo
     np.testing.assert_array_equal(model.predict_raw(frame), model.predict_raw(narrow))
     model.metadata.pop("feature_dtype")  # bundles trained before keep float64
     assert set(model.select_features(narrow).dtypes) == {np.dtype("float64")}
+
+
+def test_categoricals_reach_lightgbm_as_float32_codes_and_grow_the_same_trees():
+    """LightGBM's own pandas path makes the copy of a frame whose categorical has missing
+    values float64; churnkit gives it float32 codes and gets the same booster."""
+    import lightgbm as lgb
+    from lightgbm.basic import _data_from_pandas
+
+    from churnkit.training.model import _with_codes, lightgbm_params
+
+    rng = np.random.default_rng(3)
+    n = 600
+    X = pd.DataFrame({"a": rng.normal(size=n), "b": rng.gamma(2.0, 3.0, n)}).astype("float32")
+    X["tier"] = pd.Categorical(rng.choice(["gold", "silver", "bronze", None], n))
+    y = ((X["a"] > 0) ^ (X["tier"] == "gold").to_numpy()).astype(int).to_numpy()
+    assert _data_from_pandas(X, "auto", "auto", None)[0].dtype == np.float64
+    assert _data_from_pandas(_with_codes(X)[0], "auto", "auto", None)[0].dtype == np.float32
+
+    cfg = ModelConfig(max_rounds=25, min_child_samples=5, num_threads=1)
+    ours = refit_booster(X, y, 25, cfg)
+    theirs = lgb.train(lightgbm_params(cfg), lgb.Dataset(X, label=y), num_boost_round=25)
+    assert ours.pandas_categorical == theirs.pandas_categorical == [["bronze", "gold", "silver"]]
+    assert ours.dump_model()["tree_info"] == theirs.dump_model()["tree_info"]
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
 
 
 def test_fits_read_their_snapshots_as_slices_of_the_training_table():

@@ -156,11 +156,10 @@ def run_training(
     store.check_reachable()
     used, families = list(plan.labelled), ", ".join(spec.families)
     on_step(f"building features for {len(used)} snapshots ({families}) on {cfg.engine}")
-    dataset = data.training_features(
-        used, spec, horizon_days=cfg.snapshots.horizon_days, customers=summary.customers
-    )
+    n, horizon = summary.customers, cfg.snapshots.horizon_days
+    dataset = data.training_features(used, spec, horizon_days=horizon, customers=n)
     # the population the model is made for: tonight's, at the data's end (the drift reference)
-    tonight = data.features([summary.data_end], spec)
+    tonight = data.training_features([summary.data_end], spec, horizon_days=None, customers=n)
     data.close()  # everything is read: the engine's memory goes back before LightGBM
     on_step(f"walk-forward test on {len(plan.test)} dates, then LightGBM on {len(dataset):,} rows")
     result = train_churn_model(
@@ -168,7 +167,7 @@ def run_training(
         plan,
         cfg.model,
         spec,
-        horizon_days=cfg.snapshots.horizon_days,
+        horizon_days=horizon,
         drift_bins=cfg.scoring.drift.bins,
         drift_population=tonight,
     )

@@ -29,7 +29,9 @@ from typing import Any
 import mlflow
 import mlflow.data
 import mlflow.pyfunc
+import numpy as np
 import pandas as pd
+from mlflow.data.digest_utils import MAX_ROWS, get_normalized_md5_digest
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
@@ -146,6 +148,23 @@ def dataset_schema(frame: pd.DataFrame) -> Schema | None:
             ColSpec(type=c.type, name=c.name, required=bool(frame[c.name].notna().all()))
             for c in types.inputs
         ]
+    )
+
+
+def dataset_digest(frame: pd.DataFrame) -> str:
+    """MLflow's digest of a pandas dataset: its first rows, its length and its column names.
+
+    MLflow's own ``compute_pandas_digest`` finds the text columns by the type of every
+    value of the whole frame, not of the rows it hashes: for 5.8M labelled rows × 52
+    columns a frame of 300M Python objects, 2.8 GB more at the end of training. Here the
+    rows it hashes decide, which for a column of text gives the same answer.
+    """
+    head = frame.head(MAX_ROWS)
+    strings = head.columns[(head.map(type) == str).all(axis=0)]  # noqa: E721 - as MLflow
+    numbers = head.select_dtypes(include=[np.number]).columns
+    return get_normalized_md5_digest(
+        [pd.util.hash_pandas_object(head[strings.union(numbers)]).values, np.int64(len(frame))]
+        + [str(column).encode() for column in frame.columns]
     )
 
 
@@ -402,6 +421,7 @@ class Tracker:
                     name=f"labelled snapshots to {data_end}",
                     targets="churned",
                     source=source,
+                    digest=dataset_digest(dataset),
                 )
                 logged.__dict__["schema"] = dataset_schema(dataset)  # its cached_property
                 mlflow.log_input(logged, context="training")

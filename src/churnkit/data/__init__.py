@@ -206,12 +206,13 @@ class CheckedData:
         as_of_dates: list[dt.date],
         spec: FeatureSpec,
         *,
-        horizon_days: int,
+        horizon_days: int | None,
         customers: int,
         rows_per_query: int = ROWS_PER_QUERY,
     ) -> pd.DataFrame:
-        """The labelled feature table training uses: :meth:`features` with labels, in
-        :func:`~churnkit.features.compact_features` form, ordered by as_of and customer.
+        """The feature tables training uses: :meth:`features` (with labels when
+        ``horizon_days`` is given) in :func:`~churnkit.features.compact_features` form,
+        ordered by as_of and customer.
 
         The snapshots are built a few per query, each query about ``rows_per_query``
         customer-snapshots at most (``customers`` per snapshot), and each part is made

@@ -67,8 +67,11 @@ def fit_booster(
     Stops when ``cfg.early_stopping_metric`` on the validation rows has not improved
     for ``cfg.early_stopping_rounds``; ``best_iteration`` is the best round.
     """
-    train_set = lgb.Dataset(X_train, label=y_train, free_raw_data=True)
-    valid_set = lgb.Dataset(X_valid, label=y_valid, reference=train_set)
+    X_train, categorical, levels = _with_codes(X_train)
+    train_set = lgb.Dataset(
+        X_train, label=y_train, categorical_feature=categorical, free_raw_data=True
+    )
+    valid_set = lgb.Dataset(_with_codes(X_valid, levels)[0], label=y_valid, reference=train_set)
     booster = lgb.train(
         lightgbm_params(cfg),
         train_set,
@@ -77,16 +80,41 @@ def fit_booster(
         valid_names=["validation"],
         callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)],
     )
+    booster.pandas_categorical = levels
     logger.info("LightGBM stopped at iteration %d", booster.best_iteration)
     return booster
 
 
 def refit_booster(X: pd.DataFrame, y: np.ndarray, rounds: int, cfg: ModelConfig) -> lgb.Booster:
     """Fit LightGBM for exactly ``rounds`` rounds on every row (no early stopping)."""
-    train_set = lgb.Dataset(X, label=y, free_raw_data=True)
+    X, categorical, levels = _with_codes(X)
+    train_set = lgb.Dataset(X, label=y, categorical_feature=categorical, free_raw_data=True)
     booster = lgb.train(lightgbm_params(cfg), train_set, num_boost_round=rounds)
+    booster.pandas_categorical = levels
     logger.info("LightGBM refit with %d rounds on %d rows", rounds, len(X))
     return booster
+
+
+def _with_codes(
+    X: pd.DataFrame, levels: list[list] | None = None
+) -> tuple[pd.DataFrame, list[str], list[list]]:
+    """``X`` with its categorical columns as float32 codes of their levels (``levels``,
+    default their own), NaN when missing; those columns; their levels.
+
+    What LightGBM does with pandas categoricals, except for the type: it turns the codes
+    of a column with missing values into float64, and with them the whole matrix it
+    copies from the frame, twice the memory of float32 features (2.2 GB more for 5.8M
+    rows × 47 features). The booster gets the levels as its ``pandas_categorical``, so it
+    codes the categoricals of the frames it predicts on the same way, as LightGBM would.
+    """
+    categorical = [c for c, t in X.dtypes.items() if isinstance(t, pd.CategoricalDtype)]
+    if levels is None:
+        levels = [list(X[c].cat.categories) for c in categorical]
+    codes = {}
+    for column, own in zip(categorical, levels, strict=True):
+        values = X[column].cat.set_categories(own).cat.codes.to_numpy()
+        codes[column] = np.where(values < 0, np.nan, values).astype("float32")
+    return (X.assign(**codes) if codes else X), categorical, levels
 
 
 @dataclass
