@@ -180,6 +180,25 @@ def test_spellings_of_one_event_type_count_together(orders, events, customers):
     assert str(frame["email_open_events_90d"].dtype) == "float64"
 
 
+@pytest.mark.parametrize("dates", [[HAND_AS_OF], ["2024-03-01", HAND_AS_OF]])
+def test_the_last_nps_is_the_highest_answer_at_the_latest_moment(orders, events, dates):
+    # B answers 4 and 8 at one moment (spelled two ways), after a 10 a month earlier; with
+    # two snapshots, the answers before the first reach the second as one interval's latest
+    answers = pd.DataFrame(
+        {
+            "customer_id": ["B", "B", "B"],
+            "occurred_at": pd.to_datetime(["2024-01-20 09:00", *["2024-02-20 09:00"] * 2]),
+            "event_type": ["nps", "NPS", "nps"],
+            "value": [10.0, 4.0, 8.0],
+        }
+    )
+    spec = SPEC.model_copy(update={"families": ("rfm", "engagement")})
+    dates = [pd.Timestamp(d).date() for d in dates]
+    frame = build_features(orders, dates, spec, events=pd.concat([events, answers]))
+    b = frame.set_index(["customer_id", "as_of"]).loc[("B", dates[-1])]
+    assert b["last_nps"] == 8.0 and b["nps_events_90d"] == 3
+
+
 def test_attributes_by_hand(table):
     assert table["loyalty_tier"].dtype == object  # text; the model makes it categorical
     assert table.loc["A", "loyalty_tier"] == "gold"
@@ -278,6 +297,7 @@ def test_the_plain_ibis_expression_gives_the_same_features_as_the_compiled_sql(
         SPEC,
         events=ibis.memtable(events),
         customers=ibis.memtable(customers),
+        event_types=sorted(events["event_type"].unique()),
         horizon_days=90,
     ).order_by(["as_of", "customer_id"])
     via_ibis = finish_frame(ibis.duckdb.connect().execute(expr), SPEC)

@@ -295,7 +295,13 @@ def _feature_sql(
     schemas = tuple(
         (name, _schema_key(con, name)) for name in ("orders", "events", "customers", "order_items")
     )
-    sql = _duckdb_sql(spec, horizon_days, schemas, len(set(as_of_dates)) > 1)
+    written = None
+    if spec.has("engagement") and dict(schemas)["events"] is not None:
+        found = con.execute(
+            f"SELECT DISTINCT event_type FROM {TABLE_PREFIX}events WHERE event_type IS NOT NULL"
+        ).fetchall()
+        written = tuple(sorted(str(row[0]) for row in found))
+    sql = _duckdb_sql(spec, horizon_days, schemas, len(set(as_of_dates)) > 1, written)
     con.register(f"{TABLE_PREFIX}grid", _grid(as_of_dates))
     try:
         with joins_build_as_written(con):
@@ -360,12 +366,17 @@ def _grid(as_of_dates: Sequence[dt.date]) -> pa.Table:
 
 @functools.lru_cache(maxsize=64)
 def _duckdb_sql(
-    spec: FeatureSpec, horizon_days: int | None, schemas: tuple, split_history: bool
+    spec: FeatureSpec,
+    horizon_days: int | None,
+    schemas: tuple,
+    split_history: bool,
+    event_types: tuple[str, ...] | None,
 ) -> str:
     """The feature query as DuckDB SQL over the registered ``churnkit_*`` tables.
 
     Compiling the Ibis expression costs far more than running it on small inputs, so
-    the SQL is built once per spec, horizon, input schemas and history split.
+    the SQL is built once per spec, horizon, input schemas, history split and event
+    types as written.
     """
     tables = {
         name: None if schema is None else ibis.table(dict(schema), name=f"{TABLE_PREFIX}{name}")
@@ -379,6 +390,7 @@ def _duckdb_sql(
         events=tables["events"],
         customers=tables["customers"],
         order_items=tables["order_items"],
+        event_types=event_types,
         horizon_days=horizon_days,
         split_history=split_history,
     ).order_by(["as_of", "customer_id"])

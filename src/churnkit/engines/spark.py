@@ -255,6 +255,10 @@ def spark_feature_frame(
         frame.createOrReplaceTempView(prefix + name)
     con = ibis.pyspark.connect(spark)
     table = {name: con.table(prefix + name) for name in views}
+    written = None
+    if spec.has("engagement") and "events" in views:
+        found = views["events"].select("event_type").where("event_type IS NOT NULL").distinct()
+        written = sorted(str(row[0]) for row in found.collect())
     expr = feature_table(
         table["orders"],
         table["grid"],
@@ -262,6 +266,7 @@ def spark_feature_frame(
         events=table.get("events"),
         customers=table.get("customers"),
         order_items=table.get("order_items"),
+        event_types=written,
         horizon_days=horizon_days,
         split_history=len(dates) > 1,
     ).order_by(["as_of", "customer_id"])

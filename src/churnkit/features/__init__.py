@@ -7,10 +7,10 @@ older ones only feed lifetime values (first order, totals, gaps, returns), so th
 aggregated once per interval between snapshots and those parts are combined for every
 later snapshot. One snapshot joins its whole history.
 Segments are ranked on the result, then breadth (from first-purchase dates),
-engagement (the same split over events) and attributes are joined onto the
-population. Nothing here runs a query: the engines do
-(:func:`churnkit.engines.duckdb.run_feature_query`, :meth:`churnkit.engines.spark.
-SparkEngine.feature_frame`). Time semantics are those of
+engagement (the same split over events, each spelling of an event type matched to
+its type before the query) and attributes are joined onto the population. Nothing
+here runs a query: the engines do (:func:`churnkit.engines.duckdb.run_feature_query`,
+:meth:`churnkit.engines.spark.SparkEngine.feature_frame`). Time semantics are those of
 :mod:`churnkit.features.snapshots`.
 
 Families and the value a missing window takes (each module's docstring has details):
@@ -106,6 +106,7 @@ def feature_table(
     events: ir.Table | None = None,
     customers: ir.Table | None = None,
     order_items: ir.Table | None = None,
+    event_types: Sequence[str] | None = None,
     horizon_days: int | None = None,
     split_history: bool = True,
 ) -> ir.Table:
@@ -122,6 +123,9 @@ def feature_table(
         Families, windows and the columns they use.
     events, customers
         Needed when the spec has engagement or attribute features.
+    event_types
+        With engagement: every distinct ``event_type`` of ``events`` as written (the
+        engine reads them first); each spelling is matched to the spec's types here.
     order_items
         For orders read from order lines: one row per order and distinct (category,
         product) of its lines, with the order's ``customer_id``, ``ordered_at``,
@@ -160,9 +164,14 @@ def feature_table(
             table, prepared, grid, spec, split=split_history, sources=sources
         )
     if spec.has("engagement"):
-        if events is None:
-            raise ValueError("the spec has engagement features but no events table was given")
-        table = engagement.add_engagement(table, events, grid, spec, split=split_history)
+        if events is None or event_types is None:
+            raise ValueError(
+                "the spec has engagement features but no events table and its event types "
+                "were given"
+            )
+        table = engagement.add_engagement(
+            table, events, grid, spec, split=split_history, written=event_types
+        )
     if spec.has("attributes"):
         if customers is None:
             raise ValueError("the spec has attribute features but no customers table was given")

@@ -60,7 +60,9 @@ def add_breadth(
     for column in spec.breadth_columns:
         name = _NAMES[column]
         source = (sources or {}).get(column, orders)
-        values = source.filter(source.qualifying & source[column].notnull())
+        # no snapshot sees a first purchase at or after the last as_of
+        before = source.ordered_at < grid.as_of_ts.max().as_scalar()
+        values = source.filter(source.qualifying & source[column].notnull() & before)
         firsts = values.group_by(["customer_id", column]).aggregate(
             first_at=values.ordered_at.min()
         )

@@ -63,8 +63,8 @@ def identifier(text: str) -> str:
     """The column-name form of an event type: lower case, anything but letters, digits
     and ``_`` as ``_``, and ``type_`` before a name that does not start with a letter.
 
-    ``Email Open`` -> ``email_open``; ``42`` -> ``type_42``. The same rule runs in SQL
-    (:func:`churnkit.features.engagement._kind`).
+    ``Email Open`` -> ``email_open``; ``42`` -> ``type_42``. The feature query matches
+    each spelling of the data to its type with this rule (``engagement._spellings``).
     """
     name = re.sub(r"[^a-z0-9_]", "_", str(text).strip().lower())
     return name if re.match(r"[a-z]", name) else f"type_{name}"
