@@ -301,7 +301,9 @@ def _feature_sql(
             f"SELECT DISTINCT event_type FROM {TABLE_PREFIX}events WHERE event_type IS NOT NULL"
         ).fetchall()
         written = tuple(sorted(str(row[0]) for row in found))
-    sql = _duckdb_sql(spec, horizon_days, schemas, len(set(as_of_dates)) > 1, written)
+    dates = sorted(set(as_of_dates))
+    one = dates[0] if len(dates) == 1 else None
+    sql = _duckdb_sql(spec, horizon_days, schemas, one, written)
     con.register(f"{TABLE_PREFIX}grid", _grid(as_of_dates))
     try:
         with joins_build_as_written(con):
@@ -369,14 +371,16 @@ def _duckdb_sql(
     spec: FeatureSpec,
     horizon_days: int | None,
     schemas: tuple,
-    split_history: bool,
+    as_of: dt.date | None,
     event_types: tuple[str, ...] | None,
 ) -> str:
     """The feature query as DuckDB SQL over the registered ``churnkit_*`` tables.
 
+    With one snapshot (``as_of``), its date is a constant of the query; with several
+    (None), the query joins the registered grid and splits each snapshot's history.
     Compiling the Ibis expression costs far more than running it on small inputs, so
-    the SQL is built once per spec, horizon, input schemas, history split and event
-    types as written.
+    the SQL is built once per spec, horizon, input schemas, snapshot and event types
+    as written.
     """
     tables = {
         name: None if schema is None else ibis.table(dict(schema), name=f"{TABLE_PREFIX}{name}")
@@ -385,14 +389,14 @@ def _duckdb_sql(
     grid = ibis.table({"as_of": "date", "as_of_ts": "timestamp"}, name=f"{TABLE_PREFIX}grid")
     expr = feature_table(
         tables["orders"],
-        grid,
+        grid if as_of is None else as_of,
         spec,
         events=tables["events"],
         customers=tables["customers"],
         order_items=tables["order_items"],
         event_types=event_types,
         horizon_days=horizon_days,
-        split_history=split_history,
+        split_history=as_of is None,
     ).order_by(["as_of", "customer_id"])
     return ibis.to_sql(expr, dialect="duckdb")
 

@@ -48,8 +48,10 @@ from churnkit.features import (
     trend,
 )
 from churnkit.features._exprs import (
+    Grid,
     Lifetime,
     by_interval,
+    last_as_of_ts,
     money_micros,
     recent_rows,
     spread,
@@ -100,7 +102,7 @@ def categorical_features(spec: FeatureSpec) -> list[str]:
 
 def feature_table(
     orders: ir.Table,
-    grid: ir.Table,
+    grid: Grid,
     spec: FeatureSpec,
     *,
     events: ir.Table | None = None,
@@ -118,7 +120,9 @@ def feature_table(
         ``customer_id``, ``ordered_at`` (naive UTC), ``amount``, and optionally
         ``status``, ``category``, ``channel``.
     grid
-        Snapshot dates from :func:`~churnkit.features.snapshots.as_of_table`.
+        Snapshot dates from :func:`~churnkit.features.snapshots.as_of_table`, or one
+        date, which the query then holds as a constant (compared with each row instead
+        of joined to it; the features are the same).
     spec
         Families, windows and the columns they use.
     events, customers
@@ -142,7 +146,7 @@ def feature_table(
     # scanning the file twice is cheaper than holding every order row in memory.
     prepared = _prepare_orders(orders, spec)
     # no snapshot sees an order at or after the last as_of: the gap window skips them
-    seen = prepared.filter(prepared.ordered_at < grid.as_of_ts.max().as_scalar())
+    seen = prepared.filter(prepared.ordered_at < last_as_of_ts(grid))
     with_gaps = _add_gaps(seen) if spec.has("cadence") else seen
     order_families = [f for f in _ORDER_FAMILIES if spec.has(f)]
     days = _longest_window(spec) if split_history else None
@@ -189,7 +193,7 @@ def feature_table(
 
 def _order_aggregates(
     orders: ir.Table,
-    grid: ir.Table,
+    grid: Grid,
     spec: FeatureSpec,
     families: Sequence[str],
     days: int | None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Literal, TypeAlias
 
 import ibis
@@ -70,32 +71,60 @@ def money(micros: ir.IntegerValue) -> ir.FloatingValue:
 # last, totals), which are aggregated once per interval between consecutive cuts and
 # then combined per snapshot (``by_interval`` then ``spread``). With monthly snapshots
 # an old row is then aggregated once instead of once per later snapshot.
+#
+# The snapshots are a table of ``as_of`` and ``as_of_ts``, or one date written into the
+# query as a constant: DuckDB then compares each row with a constant instead of joining
+# a table, about 1 s of CPU less over the 21M events of the 1M-customer data.
 
 _EARLIEST = ibis.timestamp("0001-01-01 00:00:00")
 
+Grid: TypeAlias = ir.Table | dt.date
 
-def recent_rows(rows: ir.Table, moment: str, grid: ir.Table, days: int | None) -> ir.Table:
+
+def last_as_of_ts(grid: Grid) -> ir.TimestampScalar:
+    """The latest snapshot's ``as_of_ts``: no snapshot sees a row at or after it."""
+    if isinstance(grid, dt.date):
+        return _as_of_ts(grid)
+    return grid.as_of_ts.max().as_scalar()
+
+
+def recent_rows(rows: ir.Table, moment: str, grid: Grid, days: int | None) -> ir.Table:
     """``rows`` joined to every snapshot whose ``[as_of - days, as_of)`` holds them;
     with ``days=None``, to every snapshot after them."""
+    if isinstance(grid, dt.date):
+        as_of_ts = _as_of_ts(grid)
+        inside = rows[moment] < as_of_ts
+        if days is not None:
+            inside &= rows[moment] >= window_start(as_of_ts, days)
+        return rows.filter(inside).mutate(as_of=ibis.date(grid), as_of_ts=as_of_ts)
     before = rows[moment] < grid.as_of_ts
     if days is None:
         return rows.join(grid, before)
     return rows.join(grid, [before, rows[moment] >= window_start(grid.as_of_ts, days)])
 
 
-def by_interval(rows: ir.Table, moment: str, grid: ir.Table, days: int) -> ir.Table:
+def by_interval(rows: ir.Table, moment: str, grid: Grid, days: int) -> ir.Table:
     """``rows`` before some snapshot's cut ``as_of - days``, with ``_cut``: the first such
     cut after the row's ``moment``. Aggregating by ``_cut`` gives one partial per
     interval between consecutive cuts; rows at or after the last cut are dropped."""
+    if isinstance(grid, dt.date):  # one cut: every row before it
+        cut = window_start(_as_of_ts(grid), days)
+        return rows.filter(rows[moment] < cut).mutate(_cut=cut)
     cuts = grid.select(_cut=window_start(grid.as_of_ts, days))
     cuts = cuts.mutate(_after=cuts._cut.lag().over(order_by=cuts._cut).fill_null(_EARLIEST))
     joined = rows.join(cuts, [rows[moment] >= cuts._after, rows[moment] < cuts._cut])
     return joined.drop("_after")
 
 
-def spread(partials: ir.Table, grid: ir.Table, days: int) -> ir.Table:
+def spread(partials: ir.Table, grid: Grid, days: int) -> ir.Table:
     """Each partial of :func:`by_interval` at every snapshot whose cut is at or after its
     interval: the snapshot's rows older than ``as_of - days`` are the union of them."""
+    if isinstance(grid, dt.date):  # one snapshot: its one cut
+        return partials.mutate(as_of=ibis.date(grid)).drop("_cut")
     # not `_cut <= as_of_ts - days`: Ibis would take that for the `_cut` column itself
     spread_out = partials.join(grid, partials._cut + ibis.interval(days=days) <= grid.as_of_ts)
     return spread_out.drop("_cut", "as_of_ts")
+
+
+def _as_of_ts(as_of: dt.date) -> ir.TimestampScalar:
+    return ibis.timestamp(dt.datetime.combine(as_of, dt.time()))

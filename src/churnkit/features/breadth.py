@@ -12,7 +12,15 @@ from collections.abc import Mapping
 
 import ibis.expr.types as ir
 
-from churnkit.features._exprs import Lifetime, by_interval, spread, sum_counts
+from churnkit.features._exprs import (
+    Grid,
+    Lifetime,
+    by_interval,
+    last_as_of_ts,
+    recent_rows,
+    spread,
+    sum_counts,
+)
 from churnkit.features.spec import FeatureSpec
 
 _NAMES = {
@@ -41,7 +49,7 @@ def derive(t: ir.Table, spec: FeatureSpec) -> dict[str, ir.Value]:
 def add_breadth(
     population: ir.Table,
     orders: ir.Table,
-    grid: ir.Table,
+    grid: Grid,
     spec: FeatureSpec,
     *,
     split: bool,
@@ -61,7 +69,7 @@ def add_breadth(
         name = _NAMES[column]
         source = (sources or {}).get(column, orders)
         # no snapshot sees a first purchase at or after the last as_of
-        before = source.ordered_at < grid.as_of_ts.max().as_scalar()
+        before = source.ordered_at < last_as_of_ts(grid)
         values = source.filter(source.qualifying & source[column].notnull() & before)
         firsts = values.group_by(["customer_id", column]).aggregate(
             first_at=values.ordered_at.min()
@@ -75,7 +83,7 @@ def add_breadth(
                 **{name: sum_counts(parts._n)}
             )
         else:
-            seen = firsts.join(grid, firsts.first_at < grid.as_of_ts)
+            seen = recent_rows(firsts, "first_at", grid, None)
             counts = seen.group_by(["customer_id", "as_of"]).aggregate(**{name: seen.count()})
         population = population.left_join(counts, ["customer_id", "as_of"]).drop(
             "customer_id_right", "as_of_right"

@@ -17,6 +17,7 @@ import ibis
 import ibis.expr.types as ir
 
 from churnkit.features._exprs import (
+    Grid,
     by_interval,
     count_if,
     days_since,
@@ -42,7 +43,7 @@ def names(spec: FeatureSpec) -> list[str]:
 def add_engagement(
     population: ir.Table,
     events: ir.Table,
-    grid: ir.Table,
+    grid: Grid,
     spec: FeatureSpec,
     *,
     split: bool,
@@ -94,7 +95,7 @@ def add_engagement(
 def _with_older_events(
     recent: ir.Table,
     events: ir.Table,
-    grid: ir.Table,
+    grid: Grid,
     spec: FeatureSpec,
     days: int,
     spellings: Mapping[str, list[str]],
@@ -125,7 +126,7 @@ def _with_older_events(
 
 
 def _add_last_nps(
-    population: ir.Table, events: ir.Table, grid: ir.Table, spellings: Mapping[str, list[str]]
+    population: ir.Table, events: ir.Table, grid: Grid, spellings: Mapping[str, list[str]]
 ) -> ir.Table:
     # The latest value per interval between snapshots, then the latest of those per
     # snapshot; "latest" orders by moment, then value, so a tie takes the highest value
