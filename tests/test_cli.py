@@ -205,6 +205,25 @@ def test_features_writes_the_table_for_analysts(tmp_path, generated_dir):
     assert not list(out.parent.glob(".*"))  # no temporary file left behind
 
 
+def test_the_features_parquet_holds_the_feature_table_the_models_see(tmp_path, generated_dir):
+    """DuckDB writes the Parquet file itself; it reads back as the table that training and
+    scoring collect through pandas, value for value and in the same order."""
+    import datetime as dt
+
+    from churnkit.config import load_config
+    from churnkit.features.spec import spec_for_data
+    from churnkit.pipelines import open_source, run_features
+
+    cfg = load_config(write_config(tmp_path, generated_dir))
+    written = run_features(cfg, as_of=dt.date(2025, 3, 1), out=tmp_path / "f.parquet")
+    data = open_source(cfg)
+    expected = data.features([written.as_of], spec_for_data(cfg, data)[0])
+    found = pd.read_parquet(written.path)
+    assert (written.rows, written.columns) == (len(expected), list(expected.columns))
+    assert (found.dtypes == "float64").sum() == (expected.dtypes == "float64").sum() > 30
+    pd.testing.assert_frame_equal(found, expected, check_exact=True, check_dtype=False)
+
+
 def test_features_and_kpis_write_json_and_refuse_a_suffix_they_cannot_write(
     tmp_path, generated_dir
 ):

@@ -164,5 +164,5 @@ def _features(config, as_of) -> pd.DataFrame:
     from churnkit.config import load_config
     from churnkit.pipelines import run_features
 
-    frame, _ = run_features(load_config(config), as_of=as_of, out=config.parent / "f.parquet")
-    return frame
+    written = run_features(load_config(config), as_of=as_of, out=config.parent / "f.parquet")
+    return pd.read_parquet(written.path)

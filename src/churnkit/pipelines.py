@@ -20,6 +20,7 @@ import pandas as pd
 from churnkit.config import Config, load_config
 from churnkit.data import CheckedData, DataSummary, open_data
 from churnkit.engines import open_engine
+from churnkit.features import table_columns
 from churnkit.features.spec import spec_for_data
 from churnkit.files import table_format, write_file, write_table
 from churnkit.kpis import RetentionTables, retention_tables
@@ -76,6 +77,14 @@ class ScoringOutcome:
     ranked: pd.DataFrame
     manifest: Manifest
     written: bool = True
+
+
+@dataclass(frozen=True)
+class FeatureFile:
+    path: Path
+    as_of: dt.date
+    rows: int
+    columns: list[str]
 
 
 @dataclass(frozen=True)
@@ -193,14 +202,15 @@ def run_training(
     return TrainingOutcome(result, run, promoted, reason, export_dir, summary)
 
 
-def run_features(cfg: Config, *, as_of: dt.date | None, out: Path) -> tuple[pd.DataFrame, Path]:
+def run_features(cfg: Config, *, as_of: dt.date | None, out: Path) -> FeatureFile:
     """Write the feature table at ``as_of`` (default: the day after the latest order) to
     ``out``, as Parquet unless it ends in ``.csv`` or ``.json``, whole or not at all."""
     table_format(out)  # an unknown suffix is refused before any work
     data = open_source(cfg)
-    frame = data.features([as_of or data.summary().data_end], spec_for_data(cfg, data)[0])
-    write_table(frame, out)
-    return frame, out
+    day = as_of or data.summary().data_end
+    spec = spec_for_data(cfg, data)[0]
+    rows = data.write_features(day, spec, out)
+    return FeatureFile(out, day, rows, table_columns(spec))
 
 
 def run_kpis(

@@ -402,12 +402,12 @@ def features(
     cfg = _load(config)
     with _Progress() as step:
         step("building features")
-        frame, path = run_features(cfg, as_of=as_of, out=out_path)
-    if emit({"path": str(path), "rows": len(frame), "columns": list(frame.columns)}):
+        written = run_features(cfg, as_of=as_of, out=out_path)
+    if emit({"path": str(written.path), "rows": written.rows, "columns": written.columns}):
         return
     out.print(
-        f"wrote {len(frame):,} customers x {frame.shape[1]} columns at as_of "
-        f"{frame['as_of'].iloc[0] if len(frame) else as_of} to {path}",
+        f"wrote {written.rows:,} customers x {len(written.columns)} columns at as_of "
+        f"{written.as_of} to {written.path}",
         soft_wrap=True,
     )
 

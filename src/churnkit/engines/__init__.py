@@ -25,6 +25,8 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+
     import ibis.expr.types as ir
     import pandas as pd
 
@@ -106,6 +108,11 @@ class Engine(Protocol):
         self, as_of_dates: Sequence[dt.date], spec: FeatureSpec, *, horizon_days: int | None
     ) -> pd.DataFrame:
         """The feature table (and labels with ``horizon_days``) of the published tables."""
+        ...
+
+    def write_features(self, as_of: dt.date, spec: FeatureSpec, out: Path) -> int:
+        """Write the feature table at ``as_of`` (as :meth:`features` gives it) to the
+        Parquet file ``out``; its number of rows."""
         ...
 
     def running(self, what: str) -> AbstractContextManager[None]:

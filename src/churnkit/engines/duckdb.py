@@ -90,6 +90,11 @@ class DuckDBEngine(SQLEngine):
     ) -> pd.DataFrame:
         return run_feature_query(self.con, as_of_dates, spec, horizon_days=horizon_days)
 
+    def write_features(self, as_of: dt.date, spec: FeatureSpec, out: Path) -> int:
+        # DuckDB writes the file itself: fetching the table into pandas and writing it
+        # from there cost about 1 s more CPU at 1M customers
+        return copy_features(self.con, [as_of], spec, out, compression="snappy")
+
     def running(self, what: str) -> contextlib.AbstractContextManager[None]:
         return memory_limit_as_error(self.con, what)
 
@@ -408,17 +413,19 @@ def copy_features(
     out: Path,
     *,
     horizon_days: int | None = None,
+    compression: str = "zstd",
 ) -> int:
     """Like :func:`run_feature_query`, but DuckDB writes the result to Parquet itself.
 
     Nothing passes through pandas, so with a ``memory_limit`` and a ``temp_directory``
     DuckDB can build features for more data than fits in memory. Returns the row count.
     """
+    options = f"FORMAT parquet, COMPRESSION {compression}"
     with (
         _feature_sql(con, as_of_dates, spec, horizon_days) as sql,
         memory_limit_as_error(con, "building features"),
     ):
-        con.execute(f"COPY ({sql}) TO '{_sql_text(str(out))}' (FORMAT parquet, COMPRESSION zstd)")
+        con.execute(f"COPY ({sql}) TO '{_sql_text(str(out))}' ({options})")
     return con.execute(f"SELECT count(*) FROM read_parquet('{_sql_text(str(out))}')").fetchall()[0][
         0
     ]

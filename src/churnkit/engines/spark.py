@@ -28,6 +28,8 @@ from churnkit.errors import ConfigError, DataError
 from churnkit.features import feature_table, finish_frame
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+
     from pyspark.sql import DataFrame, SparkSession
 
     from churnkit.config import DataConfig, SparkConfig, TableSource
@@ -114,6 +116,11 @@ class SparkEngine(SQLEngine):
         self, as_of_dates: Sequence[dt.date], spec: FeatureSpec, *, horizon_days: int | None
     ) -> pd.DataFrame:
         return spark_features(self.spark, self.frames, as_of_dates, spec, horizon_days=horizon_days)
+
+    def write_features(self, as_of: dt.date, spec: FeatureSpec, out: Path) -> int:
+        frame = self.features([as_of], spec, horizon_days=None)
+        frame.to_parquet(out, index=False)
+        return len(frame)
 
     def feature_frame(self, as_of_dates: Sequence[dt.date], spec: FeatureSpec) -> DataFrame:
         """The feature table of the published tables as a Spark DataFrame (not collected)."""

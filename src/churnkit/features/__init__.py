@@ -71,6 +71,7 @@ __all__ = [
     "compact_table",
     "finish_frame",
     "resolve_feature_spec",
+    "table_columns",
 ]
 
 ID_COLUMNS = ["customer_id", "as_of"]
@@ -93,6 +94,12 @@ _ORDER_FAMILIES = ("rfm", "cadence", "trend", "returns", "breadth")
 def feature_names(spec: FeatureSpec) -> list[str]:
     """The model's input columns, in order."""
     return [name for family in spec.families for name in _MODULES[family].names(spec)]
+
+
+def table_columns(spec: FeatureSpec) -> list[str]:
+    """The columns of :func:`feature_table` without labels, in order."""
+    info = ["customer_value_365d", "segment", *(["rfm_segment"] if spec.has("segments") else [])]
+    return [*ID_COLUMNS, *feature_names(spec), *info]
 
 
 def categorical_features(spec: FeatureSpec) -> list[str]:
@@ -187,8 +194,16 @@ def feature_table(
         table = make_churn_labels(qualifying, table, horizon_days)
         extra = [LABEL_COLUMN]
     table = table.mutate(segment=segments.recency_bucket(table.recency_days))
-    info = ["customer_value_365d", "segment", *(["rfm_segment"] if spec.has("segments") else [])]
-    return table.select(*ID_COLUMNS, *feature_names(spec), *info, *extra)
+    # every numeric feature float64 in the query already (as finish_frame makes it), so
+    # an engine can write the table as it is, without passing it through pandas
+    features = set(feature_names(spec)) - set(categorical_features(spec))
+    return table.select(
+        *(
+            table[c].cast("float64").name(c) if c in features else table[c]
+            for c in table_columns(spec)
+        ),
+        *extra,
+    )
 
 
 def _order_aggregates(
