@@ -75,6 +75,9 @@ def add_engagement(
             since = recent.occurred_at >= window_start(recent.as_of_ts, w)
             counted[f"{t}_events_{w}d"] = count_if(is_t & since)
         counted[f"_last_{t}_at"] = recent.occurred_at.max(where=is_t)
+    answers = NPS in spec.event_types and "value" in events.columns
+    if answers:
+        counted[_LAST_ANSWER] = _last_answer(recent, spellings)
     per_customer = recent.group_by(["customer_id", "as_of"]).aggregate(**counted)
     if longest is not None:
         per_customer = _with_older_events(per_customer, events, grid, spec, longest, spellings)
@@ -86,10 +89,12 @@ def add_engagement(
         for w in windows:
             filled[f"{t}_events_{w}d"] = joined[f"{t}_events_{w}d"].fill_null(0)
         filled[f"days_since_last_{t}"] = days_since(joined.as_of, joined[f"_last_{t}_at"])
+    if answers:
+        filled["last_nps"] = joined[_LAST_ANSWER]["value"]
+    elif NPS in spec.event_types:  # nps events without a value column
+        filled["last_nps"] = ibis.null("float64")
     joined = joined.mutate(**filled)
-    if NPS in spec.event_types:
-        joined = _add_last_nps(joined, events, grid, spellings)
-    return joined
+    return joined.drop(_LAST_ANSWER) if answers else joined
 
 
 def _with_older_events(
@@ -100,23 +105,22 @@ def _with_older_events(
     days: int,
     spellings: Mapping[str, list[str]],
 ) -> ir.Table:
-    """``recent`` per-customer aggregates, with the latest moments of events older than
-    ``days`` before each snapshot taken into account."""
+    """``recent`` per-customer aggregates, with the latest moments (and the latest NPS
+    answer) of events older than ``days`` before each snapshot taken into account."""
     older = by_interval(events, "occurred_at", grid, days)
-    lasts = {f"_last_{t}_at": t for t in spec.event_types}
-    older = older.group_by(["customer_id", "_cut"]).aggregate(
-        **{
-            last: older.occurred_at.max(where=_is(older.event_type, t, spellings))
-            for last, t in lasts.items()
-        }
-    )
-    older = spread(older, grid, days)
+    latest = {
+        f"_last_{t}_at": older.occurred_at.max(where=_is(older.event_type, t, spellings))
+        for t in spec.event_types
+    }
+    if _LAST_ANSWER in recent.columns:
+        latest[_LAST_ANSWER] = _last_answer(older, spellings)
+    older = spread(older.group_by(["customer_id", "_cut"]).aggregate(**latest), grid, days)
     # in the recent side's column order: a union matches columns by position
     values = [c for c in recent.columns if c not in ("customer_id", "as_of")]
     older_side = older.select(
         "customer_id",
         "as_of",
-        **{c: older[c] if c in lasts else ibis.null("int64") for c in values},
+        **{c: older[c] if c in latest else ibis.null("int64") for c in values},
     )
     # a count comes from its one recent row, a latest moment from either side
     both = recent.union(older_side)
@@ -125,28 +129,15 @@ def _with_older_events(
     )
 
 
-def _add_last_nps(
-    population: ir.Table, events: ir.Table, grid: Grid, spellings: Mapping[str, list[str]]
-) -> ir.Table:
-    # The latest value per interval between snapshots, then the latest of those per
-    # snapshot; "latest" orders by moment, then value, so a tie takes the highest value
-    # (an ordering key, not a first pass per customer and moment: that cost 1.6 s of CPU
-    # on the 1.2M NPS answers of the 1M-customer data)
-    if "value" not in events.columns:
-        return population.mutate(last_nps=ibis.null("float64"))
-    nps = events.filter(_is(events.event_type, NPS, spellings) & events.value.notnull())
-    nps = nps.select("customer_id", "occurred_at", value=nps.value.cast("float64"))
-    nps = by_interval(nps, "occurred_at", grid, 0)
-    latest = nps.group_by(["customer_id", "_cut"]).aggregate(
-        _at=nps.occurred_at.max(), _value=nps.value.argmax(_latest(nps.occurred_at, nps.value))
-    )
-    latest = spread(latest, grid, 0)
-    last = latest.group_by(["customer_id", "as_of"]).aggregate(
-        last_nps=latest._value.argmax(_latest(latest._at, latest._value))
-    )
-    return population.left_join(last, ["customer_id", "as_of"]).drop(
-        "customer_id_right", "as_of_right"
-    )
+# The latest NPS answer as (moment, value): the greatest such pair is the latest answer,
+# the highest value when several share its moment. One aggregate among the others, not a
+# pass of its own over the events (that cost about 0.7 s of CPU at 1M customers).
+_LAST_ANSWER = "_last_nps_answer"
+
+
+def _last_answer(events: ir.Table, spellings: Mapping[str, list[str]]) -> ir.StructScalar:
+    answered = _is(events.event_type, NPS, spellings) & events.value.notnull()
+    return _latest(events.occurred_at, events.value.cast("float64")).max(where=answered)
 
 
 def _latest(moment: ir.TimestampValue, value: ir.FloatingValue) -> ir.StructValue:
