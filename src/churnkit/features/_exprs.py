@@ -18,11 +18,12 @@ def window_start(as_of_ts: ir.TimestampValue, days: int) -> ir.TimestampValue:
     return as_of_ts - ibis.interval(days=days)
 
 
-def count_if(condition: ir.BooleanValue) -> ir.IntegerScalar:
-    """Rows where ``condition`` holds (nulls count as false)."""
-    # COUNT ... FILTER is BIGINT; a SUM of BIGINT becomes HUGEINT (float in pandas) on DuckDB
-    holds = condition.fill_null(False)
-    return holds.count(where=holds)
+def count_if(rows: ir.Table, condition: ir.BooleanValue) -> ir.IntegerScalar:
+    """Rows of ``rows`` where ``condition`` holds (nulls count as false)."""
+    # COUNT(*) FILTER: BIGINT (a SUM of BIGINT becomes HUGEINT, float in pandas, on
+    # DuckDB), and the condition evaluated once (COUNT(condition) FILTER (condition)
+    # evaluates it twice)
+    return rows.count(where=condition)
 
 
 def sum_counts(counts: ir.IntegerValue, where: ir.BooleanValue | None = None) -> ir.IntegerScalar:

@@ -73,7 +73,7 @@ def add_engagement(
         is_t = _is(recent.event_type, t, spellings)
         for w in windows:
             since = recent.occurred_at >= window_start(recent.as_of_ts, w)
-            counted[f"{t}_events_{w}d"] = count_if(is_t & since)
+            counted[f"{t}_events_{w}d"] = count_if(recent, is_t & since)
         counted[f"_last_{t}_at"] = recent.occurred_at.max(where=is_t)
     answers = NPS in spec.event_types and "value" in events.columns
     if answers:

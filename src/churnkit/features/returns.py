@@ -25,9 +25,9 @@ def lifetime(h: ir.Table, spec: FeatureSpec) -> dict[str, Lifetime]:
     returned = h.status == "returned"
     completed = h.status == "completed"
     return {
-        "returns_lifetime": (count_if(returned), "sum"),
-        "cancellations_lifetime": (count_if(h.status == "cancelled"), "sum"),
-        "_completed_orders": (count_if(completed), "sum"),
+        "returns_lifetime": (count_if(h, returned), "sum"),
+        "cancellations_lifetime": (count_if(h, h.status == "cancelled"), "sum"),
+        "_completed_orders": (count_if(h, completed), "sum"),
         "_returned_micros": (
             returned.fill_null(False).ifelse(h.amount_micros.abs(), 0).sum(),
             "sum",

@@ -47,7 +47,7 @@ def lifetime(h: ir.Table, spec: FeatureSpec) -> dict[str, Lifetime]:
     return {
         "first_order_at": (h.ordered_at.min(where=q), "min"),
         "last_order_at": (h.ordered_at.max(where=q), "max"),
-        "orders_lifetime": (count_if(q), "sum"),
+        "orders_lifetime": (count_if(h, q), "sum"),
         "_revenue_lifetime_micros": (q.ifelse(h.amount_micros, 0).sum(), "sum"),
         "max_order_value": (h.amount.max(where=q), "max"),
         **({"_units_lifetime": (q.ifelse(h.quantity, 0).sum(), "sum")} if spec.quantity else {}),
@@ -59,7 +59,7 @@ def aggregates(h: ir.Table, spec: FeatureSpec) -> dict[str, ir.Scalar]:
     out = {}
     for w in sorted(set(spec.windows_days) | {VALUE_WINDOW_DAYS}):
         inside = q & (h.ordered_at >= window_start(h.as_of_ts, w))
-        out[f"orders_{w}d"] = count_if(inside)
+        out[f"orders_{w}d"] = count_if(h, inside)
         out[f"revenue_{w}d"] = money_sum(inside.ifelse(h.amount_micros, 0))
     return out
 

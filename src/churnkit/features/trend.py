@@ -32,9 +32,9 @@ def aggregates(h: ir.Table, spec: FeatureSpec) -> dict[str, ir.Scalar]:
         & (h.ordered_at < window_start(h.as_of_ts, d))
     )
     return {
-        "_trend_orders_last": count_if(last),
+        "_trend_orders_last": count_if(h, last),
         "_trend_revenue_last": money_sum(last.ifelse(h.amount_micros, 0)),
-        f"orders_prev_{d}d": count_if(prev),
+        f"orders_prev_{d}d": count_if(h, prev),
         f"revenue_prev_{d}d": money_sum(prev.ifelse(h.amount_micros, 0)),
     }
 
