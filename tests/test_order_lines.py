@@ -123,3 +123,28 @@ def test_order_lines_without_an_order_id_are_warned_about_naming_the_key(exports
     by_hand.drop(columns="order_id").to_parquet(folder / "orders_no_ids.parquet")
     orders_only, _ = _source(folder, "orders_no_ids.parquet")
     assert not orders_only.notes  # one row per order: nothing to say
+
+
+@pytest.mark.parametrize(
+    ("ids", "repeats"),
+    [
+        (pa.array([f"O{i}" for i in range(5000)]), False),
+        (pa.array([f"O{i}" for i in range(5000)] + ["O4711"]), True),  # one repeat in 5,001
+        (pa.array([None, None, "a", "b"]), False),  # missing ids are not repeats
+        (pa.array([1, 2, 3, 3]), True),
+        (pa.array([], pa.string()), False),
+    ],
+)
+def test_the_duckdb_engine_finds_a_repeated_id_exactly_as_a_distinct_count(ids, repeats):
+    """DuckDB sorts the ids' hashes instead of counting distinct ids; same answer."""
+    import ibis
+
+    from churnkit._duckdb import connect
+    from churnkit.engines import SQLEngine
+    from churnkit.engines.duckdb import DuckDBEngine
+
+    engine = DuckDBEngine(connect())
+    engine.con.register("ids", pa.table({"order_id": ids}))
+    table = ibis.table({"order_id": "int64" if pa.types.is_integer(ids.type) else "string"}, "ids")
+    assert engine.repeats(table, "order_id") is repeats
+    assert SQLEngine.repeats(engine, table, "order_id") is repeats

@@ -78,10 +78,8 @@ def check_data(engine: Engine, cfg: DataConfig) -> Checked:
     """
     orders = engine.read_source("orders", cfg.orders, cfg)
     mapped, rules = _orders(orders, cfg)
-    probes = {}
-    if "order_id" in orders.columns:
-        probes["repeats"] = orders.order_id.count() - orders.order_id.nunique()
-    found, problems = _count_problems(engine, "orders", orders, rules, probes)
+    repeats = "order_id" in orders.columns and engine.repeats(orders, "order_id")
+    found, problems = _count_problems(engine, "orders", orders, rules, known={"repeats": repeats})
     lines = _without_raw(mapped)
     names, notes = ["orders"], []
     if found.get("repeats"):
@@ -471,9 +469,11 @@ def _count_problems(
     source: ir.Table,
     rules: list[_Rule],
     probes: Mapping[str, ir.Scalar] | None = None,
+    known: Mapping[str, int] | None = None,
 ) -> tuple[dict[str, int], list[str]]:
-    """Count every rule (and the ``probes``) in one aggregation: the counts (``_rows``
-    and each probe's) and a line per problem, with examples."""
+    """Count every rule (and the ``probes``) in one aggregation: the counts (``_rows``,
+    each probe's and the ``known`` ones, which rules may depend on) and a line per
+    problem, with examples."""
     probes = dict(probes or {})
     row = engine.fetch(
         source.aggregate(
@@ -483,6 +483,7 @@ def _count_problems(
         )
     ).iloc[0]
     found = {"_rows": _count(row["_rows"])} | {k: _count(row[f"_p_{k}"]) for k in probes}
+    found |= {k: int(v) for k, v in (known or {}).items()}
     problems = [] if found["_rows"] else [f"{name}: the table has no rows"]
     for i, rule in enumerate(rules):
         n = _count(row[f"_c{i}"])

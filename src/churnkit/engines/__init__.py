@@ -96,6 +96,10 @@ class Engine(Protocol):
         """Make ``expr`` the table ``name`` that features and summaries read."""
         ...
 
+    def repeats(self, table: ir.Table, column: str) -> bool:
+        """Whether a value of ``column`` (nulls aside) occurs in more than one row."""
+        ...
+
     def table(self, name: str) -> ir.Table | None:
         """The published table ``name``, or None when there is none."""
         ...
@@ -146,6 +150,10 @@ class SQLEngine:
 
     def table(self, name: str) -> ir.Table | None:
         return self._tables.get(name)
+
+    def repeats(self, table: ir.Table, column: str) -> bool:
+        values = table[column]
+        return bool(self.fetch(table.aggregate(n=values.count() - values.nunique())).iloc[0, 0])
 
     def running(self, what: str) -> AbstractContextManager[None]:
         return contextlib.nullcontext()

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import duckdb
 import ibis
 import ibis.expr.types as ir
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from ibis.backends.sql.datatypes import DuckDBType
@@ -84,6 +85,18 @@ class DuckDBEngine(SQLEngine):
         view = f"{_PREFIX}src_{name}"
         relation.project(", ".join(expressions)).create_view(view)
         return ibis.table(schema | raw, name=view)
+
+    def repeats(self, table: ir.Table, column: str) -> bool:
+        # Sorting the values' 64-bit hashes with numpy and comparing neighbours: DuckDB's
+        # exact distinct count took 1.4 to 2.5 s of CPU on the 10M order ids of the
+        # 1M-customer data, this 0.35 s. Equal hashes (repeats, or a collision: about one
+        # chance in 300,000 at 10M distinct values) are confirmed by the exact count.
+        values = ibis.to_sql(table.filter(table[column].notnull()).select(column), self.dialect)
+        hashes = self.con.sql(f"SELECT hash({_quote(column)}) AS h FROM ({values})").fetchnumpy()
+        ordered = np.sort(hashes["h"])
+        if not (ordered[1:] == ordered[:-1]).any():
+            return False
+        return super().repeats(table, column)
 
     def features(
         self, as_of_dates: Sequence[dt.date], spec: FeatureSpec, *, horizon_days: int | None
