@@ -134,6 +134,50 @@ def test_ids_that_are_too_long_or_hold_control_characters_are_refused(tmp_path):
     )
 
 
+def test_ids_of_256_characters_in_more_bytes_pass_the_exact_check_after_the_quick_one(tmp_path):
+    """DuckDB first looks at the ids' bytes; 256 characters of two bytes each fail that
+    quick test, and the exact one, in characters, lets them through."""
+    ids = ["c1", "é" * 256, "Müller-Lüdenscheidt"]
+    orders = pd.DataFrame(
+        {
+            "order_id": ["o1", "o2", "o3"],
+            "customer_id": ids,
+            "ordered_at": pd.to_datetime(["2024-01-01"] * 3),
+            "amount": [1.0, 2.0, 3.0],
+        }
+    )
+    orders.to_parquet(tmp_path / "orders.parquet")
+    assert sorted(load_orders(_cfg(tmp_path, orders={"path": "orders.parquet"})).customer_id) == (
+        sorted(ids)
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "plain"),
+    [
+        (["c1", "Müller", None, ""], True),
+        (["c1", "c\x00nul"], False),
+        (["c\tab"], False),
+        (["del\x7f"], False),
+        (["x" * 256], True),
+        (["x" * 257], False),
+        (["é" * 129], False),  # 258 bytes: a false alarm, which the exact check clears
+        ([None, None], True),
+        ([], True),
+    ],
+)
+def test_the_quick_id_test_reads_the_bytes_of_any_arrow_text(values, plain):
+    import pyarrow as pa
+
+    from churnkit.engines.duckdb import _plain_text
+
+    for kind in (pa.string(), pa.large_string()):
+        assert _plain_text(pa.array(values, kind), 256) is plain
+        # a slice shares its buffers with the whole array: only its own bytes count
+        padded = pa.array(["\x00" * 300, *values, "\x00"], kind)
+        assert _plain_text(padded.slice(1, len(values)), 256) is plain
+
+
 def test_times_outside_1970_to_2100_are_refused(tmp_path):
     rows = [
         ("o1", "c1", "2024-01-01", 1.0),

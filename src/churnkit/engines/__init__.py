@@ -100,6 +100,12 @@ class Engine(Protocol):
         """Whether a value of ``column`` (nulls aside) occurs in more than one row."""
         ...
 
+    def plain_text(self, table: ir.Table, column: str, max_bytes: int) -> bool:
+        """True when no value of the text ``column`` is longer than ``max_bytes`` bytes
+        (UTF-8) or holds a control character; False when some value may (a quick test
+        before the exact one: False can be a false alarm, True is certain)."""
+        ...
+
     def table(self, name: str) -> ir.Table | None:
         """The published table ``name``, or None when there is none."""
         ...
@@ -150,6 +156,9 @@ class SQLEngine:
 
     def table(self, name: str) -> ir.Table | None:
         return self._tables.get(name)
+
+    def plain_text(self, table: ir.Table, column: str, max_bytes: int) -> bool:
+        return False  # no quick test: the data contract counts exactly
 
     def repeats(self, table: ir.Table, column: str) -> bool:
         values = table[column]

@@ -98,6 +98,17 @@ class DuckDBEngine(SQLEngine):
             return False
         return super().repeats(table, column)
 
+    def plain_text(self, table: ir.Table, column: str, max_bytes: int) -> bool:
+        # The values' bytes straight from Arrow's buffers: a control character is a byte
+        # below 0x20 or 0x7f in UTF-8 (a character of several bytes has none). DuckDB's
+        # regular expression took 1.5 s of CPU on the 21M event ids of the 1M-customer
+        # data, this 0.6 s.
+        values = ibis.to_sql(table.select(column), self.dialect)
+        for batch in self.con.sql(values).to_arrow_reader(1 << 20):
+            if not _plain_text(batch.column(0), max_bytes):
+                return False
+        return True
+
     def features(
         self, as_of_dates: Sequence[dt.date], spec: FeatureSpec, *, horizon_days: int | None
     ) -> pd.DataFrame:
@@ -120,6 +131,22 @@ class DuckDBEngine(SQLEngine):
 
     def _create_view(self, name: str, view: str, sql: str) -> None:
         self.con.execute(f"CREATE OR REPLACE VIEW {_quote(view)} AS {sql}")
+
+
+def _plain_text(values: pa.Array, max_bytes: int) -> bool:
+    """Whether no value of a text array is longer than ``max_bytes`` bytes or holds a
+    control byte (a null's bytes, if it has any, count too: a false alarm at worst)."""
+    if not pa.types.is_string(values.type):
+        values = values.cast(pa.large_string())
+    width = np.int32 if pa.types.is_string(values.type) else np.int64
+    _, offsets, data = values.buffers()
+    ends = np.frombuffer(offsets, dtype=width)[values.offset : values.offset + len(values) + 1]
+    if len(ends) < 2 or ends[-1] == ends[0]:
+        return True
+    if np.diff(ends).max() > max_bytes:
+        return False
+    text = np.frombuffer(data, dtype=np.uint8)[ends[0] : ends[-1]]
+    return bool(text.min() >= 0x20) and not bool((text == 0x7F).any())
 
 
 def _scan(
