@@ -164,3 +164,13 @@ def test_pipelines_decide_nothing():
         "k != 'notes'",
     }
     assert tests <= allowed, tests - allowed
+
+
+def test_pipelines_and_the_commands_stay_wiring_sized():
+    """Issue 16's bounds: pipelines.py under 350 lines, the commands under 500 (what they
+    print lives in cli/render.py)."""
+    lines = {
+        name: len((PACKAGE / name).read_text(encoding="utf-8").splitlines())
+        for name in ("pipelines.py", "cli/__init__.py")
+    }
+    assert lines["pipelines.py"] < 350 and lines["cli/__init__.py"] < 500, lines

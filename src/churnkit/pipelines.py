@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from churnkit.config import Config, load_config
-from churnkit.data import CheckedData, DataSummary, open_data
+from churnkit.data import CheckedData, DataSummary, FeatureFile, open_data
 from churnkit.engines import open_engine
-from churnkit.features import table_columns
 from churnkit.features.spec import spec_for_data
 from churnkit.files import table_format, write_file, write_table
 from churnkit.kpis import RetentionTables, retention_tables
@@ -77,14 +76,6 @@ class ScoringOutcome:
     ranked: pd.DataFrame
     manifest: Manifest
     written: bool = True
-
-
-@dataclass(frozen=True)
-class FeatureFile:
-    path: Path
-    as_of: dt.date
-    rows: int
-    columns: list[str]
 
 
 @dataclass(frozen=True)
@@ -207,10 +198,7 @@ def run_features(cfg: Config, *, as_of: dt.date | None, out: Path) -> FeatureFil
     ``out``, as Parquet unless it ends in ``.csv`` or ``.json``, whole or not at all."""
     table_format(out)  # an unknown suffix is refused before any work
     data = open_source(cfg)
-    day = as_of or data.summary().data_end
-    spec = spec_for_data(cfg, data)[0]
-    rows = data.write_features(day, spec, out)
-    return FeatureFile(out, day, rows, table_columns(spec))
+    return data.write_features(as_of or data.summary().data_end, spec_for_data(cfg, data)[0], out)
 
 
 def run_kpis(
