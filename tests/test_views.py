@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import ibis
 import numpy as np
 import pandas as pd
 import pytest
@@ -97,6 +98,28 @@ def test_one_snapshot_is_a_constant_of_its_query_with_the_joined_querys_features
     joined = run_feature_query(con, AS_OF, spec)
     joined = joined[joined["as_of"] == AS_OF[-1]].reset_index(drop=True)
     pd.testing.assert_frame_equal(alone, joined, check_exact=True)
+
+
+def test_the_engine_reads_the_event_types_once_until_new_events_are_published(
+    every_table, monkeypatch
+):
+    import churnkit.engines.duckdb as duckdb_engine
+
+    reads = []
+    read = duckdb_engine._event_types
+    monkeypatch.setattr(duckdb_engine, "_event_types", lambda con: reads.append(1) or read(con))
+    checked, _ = register_views(every_table.data)
+    spec = spec_for_data(every_table, checked)[0]
+    first = checked.features(AS_OF[-1:], spec)
+    assert checked.features(AS_OF[-1:], spec).equals(first) and len(reads) == 1
+    events = checked.engine.fetch(checked.table("events"))
+    events["event_type"] = events["event_type"].replace({"session": "visit"})
+    checked.engine.con.register("renamed_events", events)
+    renamed = ibis.table(checked.table("events").schema(), name="renamed_events")
+    checked.engine.publish("events", renamed)  # every session is now a "visit"
+    again = checked.features(AS_OF[-1:], spec)
+    assert len(reads) == 2
+    assert (again["session_events_90d"] == 0).all() and first["session_events_90d"].sum() > 0
 
 
 def test_features_over_the_memory_limit_raise_a_resource_error(every_table):
