@@ -87,6 +87,22 @@ def test_a_line_level_export_gives_the_features_of_its_orders_summed_by_hand(exp
     assert (ours["distinct_categories"] > theirs["distinct_categories"]).any()
 
 
+def test_one_night_of_order_lines_gives_what_the_snapshots_give(exports):
+    # scoring builds one date, where breadth counts the distinct combinations of each
+    # source; training builds several from first purchases: the same counts
+    folder, _, _ = exports
+    source, _ = _source(folder, "lines.parquet")
+    cfg = load_config(write_config(folder / "c", folder))
+    spec = spec_for_data(cfg, source)[0]
+    together = source.features(AS_OF, spec, horizon_days=None)
+    for as_of in AS_OF:
+        alone = source.features([as_of], spec, horizon_days=None)
+        expected = together[together["as_of"] == as_of].reset_index(drop=True)
+        assert len(alone) > 300
+        assert alone["distinct_products"].gt(alone["distinct_categories"]).any()
+        pd.testing.assert_frame_equal(alone, expected, check_exact=True)
+
+
 def test_validate_and_train_say_the_rows_were_read_as_order_lines(exports):
     folder, lines, by_hand = exports
     source, config = _source(folder, "lines.parquet")

@@ -29,6 +29,7 @@ segments      always set (1..5 scores, a named segment)
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -53,6 +54,7 @@ from churnkit.features._exprs import (
     by_interval,
     last_as_of_ts,
     money_micros,
+    per_snapshot,
     recent_rows,
     spread,
 )
@@ -162,7 +164,7 @@ def feature_table(
         table = table.mutate(**_MODULES[family].derive(table, spec))
     if spec.has("segments"):
         # the rank windows sort whole rows: here, before the joins below widen them
-        table = segments.add_segments(table)
+        table = segments.add_segments(table, one_date=isinstance(grid, dt.date))
 
     if spec.has("breadth"):
         sources = {}
@@ -229,8 +231,8 @@ def _order_aggregates(
         aggs |= _MODULES[family].aggregates(recent, spec)
         lifetime |= _MODULES[family].lifetime(recent, spec)
     keys = ["customer_id", "as_of"]
-    table = recent.group_by([*keys, "as_of_ts"]).aggregate(
-        **aggs, **{name: value for name, (value, _) in lifetime.items()}
+    table = per_snapshot(
+        recent, grid, with_ts=True, **aggs, **{name: value for name, (value, _) in lifetime.items()}
     )
     if days is None:
         return table

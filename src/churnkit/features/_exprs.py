@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Literal, TypeAlias
 
 import ibis
@@ -102,6 +103,40 @@ def recent_rows(rows: ir.Table, moment: str, grid: Grid, days: int | None) -> ir
     if days is None:
         return rows.join(grid, before)
     return rows.join(grid, [before, rows[moment] >= window_start(grid.as_of_ts, days)])
+
+
+def per_snapshot(
+    rows: ir.Table,
+    grid: Grid,
+    *,
+    by: Sequence[str] = ("customer_id",),
+    with_ts: bool = False,
+    **aggregates: ir.Scalar,
+) -> ir.Table:
+    """``aggregates`` of ``rows`` (from :func:`recent_rows`) per ``by`` and snapshot:
+    ``as_of``, and ``as_of_ts`` too ``with_ts``.
+
+    With one date, grouped by ``by`` alone and the date added after: DuckDB keeps a
+    constant among the grouping keys, which cost about 0.3 s of CPU over the 21M events
+    of the 1M-customer data.
+    """
+    snapshot = ["as_of", "as_of_ts"] if with_ts else ["as_of"]
+    if isinstance(grid, dt.date):
+        table = rows.group_by(list(by)).aggregate(**aggregates)
+        constants = {"as_of": ibis.date(grid), "as_of_ts": _as_of_ts(grid)}
+        return table.mutate(**{name: constants[name] for name in snapshot})
+    return rows.group_by([*by, *snapshot]).aggregate(**aggregates)
+
+
+def join_snapshots(population: ir.Table, values: ir.Table, grid: Grid) -> ir.Table:
+    """``values`` (per customer and snapshot) left-joined onto ``population``; with one
+    date, on the customer alone."""
+    keys = ["customer_id"] if isinstance(grid, dt.date) else ["customer_id", "as_of"]
+    joined = population.left_join(values, keys)
+    return joined.drop(*(c for c in joined.columns if c in _RIGHT_KEYS))
+
+
+_RIGHT_KEYS = ("customer_id_right", "as_of_right", "as_of_ts_right")
 
 
 def by_interval(rows: ir.Table, moment: str, grid: Grid, days: int) -> ir.Table:

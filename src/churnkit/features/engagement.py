@@ -21,6 +21,8 @@ from churnkit.features._exprs import (
     by_interval,
     count_if,
     days_since,
+    join_snapshots,
+    per_snapshot,
     recent_rows,
     spread,
     window_start,
@@ -78,12 +80,10 @@ def add_engagement(
     answers = NPS in spec.event_types and "value" in events.columns
     if answers:
         counted[_LAST_ANSWER] = _last_answer(recent, spellings)
-    per_customer = recent.group_by(["customer_id", "as_of"]).aggregate(**counted)
+    per_customer = per_snapshot(recent, grid, **counted)
     if longest is not None:
         per_customer = _with_older_events(per_customer, events, grid, spec, longest, spellings)
-    joined = population.left_join(per_customer, ["customer_id", "as_of"]).drop(
-        "customer_id_right", "as_of_right"
-    )
+    joined = join_snapshots(population, per_customer, grid)
     filled = {}
     for t in spec.event_types:
         for w in windows:
