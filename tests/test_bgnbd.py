@@ -100,3 +100,31 @@ def test_the_bgnbd_baseline_maps_to_churn_rates_and_round_trips():
     np.testing.assert_array_equal(restored.predict_proba(frame), baseline.predict_proba(frame))
     plain = ScoreBaseline(("recency_days",)).fit(frame, churned)
     assert isinstance(baseline_from_dict(plain.to_dict()), ScoreBaseline)
+
+
+def test_the_written_out_gradient_is_the_likelihoods():
+    from churnkit.training.bgnbd import _negative_log_likelihood
+
+    x, t_x, T = _simulate(500, r=0.5, alpha=3.0, a=0.8, b=2.0, T=30.0, seed=4)
+    assert (x == 0).any() and (x > 0).any()  # both branches of the likelihood
+    weights = np.random.default_rng(4).integers(1, 5, len(x)).astype(float)
+
+    def value(log_params):
+        return _negative_log_likelihood(log_params, x, t_x, T, weights)[0]
+
+    for point in ([0.5, 3.0, 0.8, 2.0], [2.0, 0.2, 5.0, 0.05], [0.01, 40.0, 0.1, 200.0]):
+        log_params = np.log(point)
+        _, gradient = _negative_log_likelihood(log_params, x, t_x, T, weights)
+        # central differences: an error of order step**2 (a smaller step loses more to
+        # rounding where b is large and the log-gamma terms are in the thousands)
+        step = 1e-4 * np.eye(4)
+        numeric = [(value(log_params + h) - value(log_params - h)) / 2e-4 for h in step]
+        np.testing.assert_allclose(gradient, numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_customers_with_the_same_history_are_fitted_as_one_weighted_history():
+    x, t_x, T = _simulate(300, r=1.0, alpha=4.0, a=1.0, b=3.0, T=26.0, seed=6)
+    # every customer twice, shuffled: the same likelihood, so the same parameters
+    order = np.random.default_rng(6).permutation(600)
+    twice = fit_bgnbd(*(np.concatenate([v, v])[order] for v in (x, t_x, T)))
+    assert twice == fit_bgnbd(x, t_x, T)

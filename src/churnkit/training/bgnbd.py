@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
-from scipy.special import gammaln
+from scipy.special import digamma, gammaln
 
 __all__ = ["BGNBD", "bgnbd_inputs", "bgnbd_no_purchase_probability", "fit_bgnbd"]
 
@@ -65,36 +65,66 @@ class BGNBD:
 
 
 def _negative_log_likelihood(
-    log_params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
-) -> float:
+    log_params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """The penalised mean negative log-likelihood of customers ``(x, t_x, T)``, each
+    counted ``weights`` times, and its gradient in the log-parameters.
+
+    The gradient is written out (digamma where the likelihood has log-gamma): the
+    optimiser's finite differences took four more evaluations of the likelihood per
+    step, about 4 s of CPU for the 0.5M customers of a 1M-customer night.
+    """
     r, alpha, a, b = np.exp(log_params)
+    log_T, log_tx = np.log(alpha + T), np.log(alpha + t_x)
     a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
     a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
-    a3 = -(r + x) * np.log(alpha + T)
+    a3 = -(r + x) * log_T
+    floored = b + x - 1 <= 1e-12  # log(b + x - 1) is held at log(1e-12) there
     a4 = np.where(
         x > 0,
-        np.log(a) - np.log(np.maximum(b + x - 1, 1e-12)) - (r + x) * np.log(alpha + t_x),
+        np.log(a) - np.log(np.maximum(b + x - 1, 1e-12)) - (r + x) * log_tx,
         -np.inf,
     )
-    ll = a1 + a2 + np.logaddexp(a3, a4)
-    return float(-ll.mean() + _PENALTY * np.sum(log_params**2))
+    both = np.logaddexp(a3, a4)
+    # the shares of the two terms of the sum in `both`
+    w3, w4 = np.exp(a3 - both), np.exp(a4 - both)
+    psi_abx = digamma(a + b + x)
+    d_r = digamma(r + x) - digamma(r) + np.log(alpha) - w3 * log_T - w4 * log_tx
+    d_alpha = r / alpha - (r + x) * (w3 / (alpha + T) + w4 / (alpha + t_x))
+    d_a = digamma(a + b) - psi_abx + w4 / a
+    d_b = (
+        digamma(a + b)
+        + digamma(b + x)
+        - digamma(b)
+        - psi_abx
+        - np.where(floored, 0.0, w4 / np.where(floored, 1.0, b + x - 1))
+    )
+    n = weights.sum()
+    ll = a1 + a2 + both
+    # d/d log(theta) = theta * d/d theta
+    gradient = np.array([weights @ d for d in (d_r, d_alpha, d_a, d_b)]) * np.exp(log_params)
+    value = -(weights @ ll) / n + _PENALTY * np.sum(log_params**2)
+    return float(value), -gradient / n + 2 * _PENALTY * log_params
 
 
 def fit_bgnbd(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> BGNBD:
     """Maximum-likelihood BG/NBD parameters for customers' ``(x, t_x, T)`` in weeks.
 
-    The customers are sorted first, so the fit does not depend on their order (a Spark
-    sample arrives in any order; the likelihood's sum, and so the optimum's last digits,
-    would follow it).
+    Customers with the same ``(x, t_x, T)`` are counted together (0.5M customers of a
+    night have about 0.3M distinct histories), in sorted order, so the fit does not
+    depend on the customers' order (a Spark sample arrives in any order; the
+    likelihood's sum, and so the optimum's last digits, would follow it).
     """
-    x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
-    order = np.lexsort((T, t_x, x))
-    x, t_x, T = x[order], t_x[order], T[order]
-    start = np.log([1.0, max(float(np.mean(T)), 1.0), 1.0, 1.0])
+    histories = np.stack([np.asarray(v, dtype=float) for v in (x, t_x, T)])
+    distinct, counts = np.unique(histories, axis=1, return_counts=True)
+    weights = counts.astype(float)
+    x, t_x, T = distinct
+    start = np.log([1.0, max(float(weights @ T / weights.sum()), 1.0), 1.0, 1.0])
     fitted = minimize(
         _negative_log_likelihood,
         start,
-        args=(x, t_x, T),
+        args=(x, t_x, T, weights),
+        jac=True,
         method="L-BFGS-B",
         bounds=[(-9.0, 9.0)] * 4,
     )
