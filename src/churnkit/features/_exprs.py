@@ -133,7 +133,7 @@ def join_snapshots(population: ir.Table, values: ir.Table, grid: Grid) -> ir.Tab
     date, on the customer alone."""
     keys = ["customer_id"] if isinstance(grid, dt.date) else ["customer_id", "as_of"]
     joined = population.left_join(values, keys)
-    return joined.drop(*(c for c in joined.columns if c in _RIGHT_KEYS))
+    return joined.drop(*(c for c in _RIGHT_KEYS if c in joined.columns))
 
 
 _RIGHT_KEYS = ("customer_id_right", "as_of_right", "as_of_ts_right")

@@ -78,15 +78,14 @@ def add_breadth(
         # no snapshot sees a first purchase at or after the last as_of
         values = source.filter(source.qualifying & (source.ordered_at < last_as_of_ts(grid)))
         if isinstance(grid, dt.date):
-            counts = _distinct_counts(values, grid, columns)
-            population = join_snapshots(population, counts, grid)
+            parts = [(_distinct_counts(values, grid, columns), columns)]
         else:
-            for column in columns:
-                counts = _first_purchases(values, grid, column, split=split)
-                population = join_snapshots(population, counts, grid)
-        population = population.mutate(
-            **{_NAMES[c]: population[_NAMES[c]].fill_null(0) for c in columns}
-        )
+            parts = [(_first_purchases(values, grid, c, split=split), [c]) for c in columns]
+        for counts, names in parts:
+            population = join_snapshots(population, counts, grid)
+            population = population.mutate(
+                **{_NAMES[c]: population[_NAMES[c]].fill_null(0) for c in names}
+            )
     return population
 
 
