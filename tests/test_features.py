@@ -122,3 +122,33 @@ def test_feature_names_carry_units_and_follow_the_windows():
 @pytest.mark.parametrize("as_of", [dt.date(2022, 1, 1)])
 def test_no_history_before_as_of_gives_an_empty_population(hand_orders, as_of):
     assert build_features(hand_orders, [as_of], SPEC, horizon_days=90).empty
+
+
+def test_with_one_date_every_window_starts_at_a_constant():
+    # DuckDB folds `<literal> - INTERVAL` into a constant and compares each row with it;
+    # `as_of_ts - INTERVAL` over a column it would compute on every order and event
+    import ibis
+
+    from churnkit.features import feature_table
+    from churnkit.features.spec import FAMILIES
+
+    orders = ibis.table(
+        {"customer_id": "string", "ordered_at": "timestamp", "amount": "float64"}, name="o"
+    )
+    events = ibis.table(
+        {"customer_id": "string", "occurred_at": "timestamp", "event_type": "string"}, name="e"
+    )
+    spec = FeatureSpec(
+        windows_days=(30, 90),
+        activity_days=365,
+        families=tuple(f for f in FAMILIES if f not in ("returns", "breadth", "attributes")),
+        event_types=("session",),
+    )
+    sql = ibis.to_sql(
+        feature_table(
+            orders, HAND_AS_OF, spec, events=events, event_types=["session"], split_history=False
+        ),
+        dialect="duckdb",
+    )
+    assert sql.count("- INTERVAL") >= 6  # the order windows, trend, engagement, population
+    assert '"as_of_ts" - INTERVAL' not in sql

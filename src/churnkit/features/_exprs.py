@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Literal, TypeAlias
 
 import ibis
+import ibis.expr.operations as ops
 import ibis.expr.types as ir
 
 # A lifetime value of a family: an aggregate over any part of a customer's history,
@@ -16,7 +17,23 @@ Lifetime: TypeAlias = tuple[ir.Scalar, Literal["sum", "min", "max"]]
 
 def window_start(as_of_ts: ir.TimestampValue, days: int) -> ir.TimestampValue:
     """Inclusive start of the window ``[as_of - days, as_of)``."""
-    return as_of_ts - ibis.interval(days=days)
+    return _literal_behind(as_of_ts) - ibis.interval(days=days)
+
+
+def _literal_behind(value: ir.TimestampValue) -> ir.TimestampValue:
+    """The literal a column was set to by the table it comes from (one snapshot's
+    ``as_of_ts``, see :func:`recent_rows`), else the column itself.
+
+    DuckDB folds a literal minus an interval into a constant and compares each row with
+    it; a column minus an interval it computes on every row (about 0.25 s of CPU over
+    the 1M-customer data's events and orders).
+    """
+    op = value.op()
+    if isinstance(op, ops.Field) and isinstance(op.rel, ops.Project):
+        defined = op.rel.values.get(op.name)
+        if isinstance(defined, ops.Literal):
+            return defined.to_expr()
+    return value
 
 
 def count_if(rows: ir.Table, condition: ir.BooleanValue) -> ir.IntegerScalar:
