@@ -153,7 +153,7 @@ def join_snapshots(population: ir.Table, values: ir.Table, grid: Grid) -> ir.Tab
     return joined.drop(*(c for c in _RIGHT_KEYS if c in joined.columns))
 
 
-_RIGHT_KEYS = ("customer_id_right", "as_of_right", "as_of_ts_right")
+_RIGHT_KEYS = ("customer_id_right", "as_of_right")
 
 
 def by_interval(rows: ir.Table, moment: str, grid: Grid, days: int) -> ir.Table:
