@@ -175,9 +175,11 @@ def explain_ranked(
     )
     explain = np.asarray(explain)
     sentences, chosen = reason_sentences(model, ranked[explain])
-    reasons: list[list[str]] = [[] for _ in range(len(ranked))]
+    # one shared empty tuple for the customers without reasons: a new list each made
+    # the garbage collector walk the whole heap four times at 525k customers (1 s)
+    reasons: list[tuple[str, ...]] = [()] * len(ranked)
     for position, names in zip(np.flatnonzero(explain), chosen, strict=True):
-        reasons[position] = names
+        reasons[position] = tuple(names)
     for column in REASON_COLUMNS:
         scored[column] = ""
         scored.loc[explain, column] = sentences[column].to_numpy()
