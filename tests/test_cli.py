@@ -79,6 +79,21 @@ def test_validate_summarises_the_data_and_the_snapshots(tmp_path, generated_dir)
     assert "walk-forward test dates 2025-08-01, 2025-09-01, 2025-10-01" in result.output
 
 
+def test_validate_json_is_one_document_of_the_same_figures(tmp_path, generated_dir):
+    customers = {"path": str(generated_dir / "customers.parquet"), "attributes": ["country"]}
+    config = write_config(tmp_path, generated_dir, data={"customers": customers})
+    result = invoke("--json", "validate", config)
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)  # one document, nothing else on stdout
+    assert summary["orders"]["customers"] > 0 and "notes" not in summary["orders"]
+    assert summary["customers"]["rows"] == summary["customers"]["customers"] > 0
+    assert summary["customers"]["buyers_not_in_table"] == 0
+    assert "events" not in summary  # not configured
+    assert summary["snapshots"]["walk_forward_test"] == ["2025-08-01", "2025-09-01", "2025-10-01"]
+    assert len(summary["snapshots"]["labelled"]) == 31
+    assert "attributes" in summary["families"] and summary["notes"] == []
+
+
 def test_scoring_without_a_trained_model_exits_2(tmp_path, generated_dir, fresh_store):
     fresh_store(tmp_path / "p")
     result = invoke("score", write_config(tmp_path / "p", generated_dir))

@@ -250,7 +250,7 @@ def test_generated_tables_pass_the_contract(generated_dir):
     assert {"session", "email_open", "support_ticket", "nps"} == set(tables.event_types())
     assert {"loyalty_tier", "country"} <= set(tables.columns("customers"))
     # buyers missing from the customers table are counted (their attributes are unknown)
-    assert tables.other_tables()["customers"]["buyers_not_in_table"] == 0
+    assert tables.other_tables()["customers"].buyers_not_in_table == 0
 
 
 def test_an_empty_events_table_is_refused(tmp_path):
@@ -309,7 +309,7 @@ def test_buyers_missing_from_the_customers_table_are_counted(tmp_path):
         },
         customers={"path": "customers.csv", "attributes": ["tier"]},
     )
-    assert load_data(cfg).other_tables()["customers"] == {
+    assert load_data(cfg).other_tables()["customers"].to_dict() == {
         "rows": 1,
         "customers": 1,
         "buyers_not_in_table": 1,  # c2 ordered but is not in the table

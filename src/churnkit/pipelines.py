@@ -13,12 +13,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from churnkit.config import Config, load_config
-from churnkit.data import CheckedData, DataSummary, FeatureFile, open_data
+from churnkit.data import CheckedData, DataSummary, FeatureFile, TableCount, open_data
 from churnkit.engines import open_engine
 from churnkit.features.spec import spec_for_data
 from churnkit.files import table_format, write_file, write_table
@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover: the model side is imported where it is us
     from churnkit.scoring.readout import Readout
     from churnkit.tracking import LoggedRun, Tracker
     from churnkit.training import TrainingResult
+    from churnkit.training.splits import WalkForward
     from churnkit.training.uplift import UpliftTraining
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "EvaluationOutcome",
     "ScoringOutcome",
     "TrainingOutcome",
+    "ValidationOutcome",
     "open_source",
     "read_orders",
     "run_demo",
@@ -57,6 +59,15 @@ Step = Callable[[str], None]
 
 def _quiet(_: str) -> None:
     return None
+
+
+@dataclass(frozen=True)
+class ValidationOutcome:
+    orders: DataSummary
+    tables: dict[str, TableCount]  # the events, customers and contacts configured
+    families: tuple[str, ...]  # the feature families the data supports
+    notes: tuple[str, ...]
+    plan: WalkForward  # the dates training would label and test on
 
 
 @dataclass(frozen=True)
@@ -113,7 +124,7 @@ def tracker(cfg: Config) -> Tracker:
     return Tracker(cfg.mlflow, cfg.project_dir)
 
 
-def run_validation(cfg: Config) -> dict[str, Any]:
+def run_validation(cfg: Config) -> ValidationOutcome:
     """Check the config's data against the contract; summarise tables and snapshots."""
     from churnkit.training import plan_for_data
 
@@ -121,16 +132,7 @@ def run_validation(cfg: Config) -> dict[str, Any]:
     summary = data.summary()
     plan = plan_for_data(summary.first_day, summary.data_end, cfg.snapshots)
     spec, notes = spec_for_data(cfg, data)
-    return {
-        "orders": {k: v for k, v in summary.to_dict().items() if k != "notes"},
-        **data.other_tables(),
-        "families": list(spec.families),
-        "notes": notes,
-        "snapshots": {
-            "labelled": [d.isoformat() for d in plan.labelled],
-            "walk_forward_test": [d.isoformat() for d in plan.test],
-        },
-    }
+    return ValidationOutcome(summary, data.other_tables(), spec.families, tuple(notes), plan)
 
 
 def run_training(

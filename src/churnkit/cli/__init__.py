@@ -214,8 +214,8 @@ def validate(config: ConfigArg) -> None:
     cfg = _load(config)
     with _Progress() as step:
         step("reading and validating data")
-        summary = run_validation(cfg)
-    render.validation(config, summary)
+        outcome = run_validation(cfg)
+    render.validation(config, outcome)
 
 
 @app.command()

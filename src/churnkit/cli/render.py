@@ -76,19 +76,34 @@ def emit(payload: Any) -> bool:
     return state["json"]
 
 
-def validation(config: Any, summary: dict[str, Any]) -> None:
-    if emit(summary):
+def validation_summary(outcome: Any) -> dict[str, Any]:
+    """What ``validate --json`` prints."""
+    return {
+        "orders": {k: v for k, v in outcome.orders.to_dict().items() if k != "notes"},
+        **{name: count.to_dict() for name, count in outcome.tables.items()},
+        "families": list(outcome.families),
+        "notes": list(outcome.notes),
+        "snapshots": {
+            "labelled": [d.isoformat() for d in outcome.plan.labelled],
+            "walk_forward_test": [d.isoformat() for d in outcome.plan.test],
+        },
+    }
+
+
+def validation(config: Any, outcome: Any) -> None:
+    if emit(validation_summary(outcome)):
         return
-    orders = summary["orders"]
+    orders = outcome.orders
     out.print(f"[green]ok[/] {config}")
     out.print(
-        f"orders: {orders['orders']:,} rows, {orders['customers']:,} customers, "
-        f"{orders['first_order_at'][:10]} .. {orders['last_order_at'][:10]}"
+        f"orders: {orders.orders:,} rows, {orders.customers:,} customers, "
+        f"{orders.first_order_at.date()} .. {orders.last_order_at.date()}"
     )
-    for name in ("events", "customers", "contacts"):
-        if name in summary:
-            out.print(f"{name}: {summary[name]['rows']:,} rows")
-    missing = summary.get("customers", {}).get("buyers_not_in_table", 0)
+    for name, count in outcome.tables.items():
+        out.print(f"{name}: {count.rows:,} rows")
+    missing = (
+        outcome.tables["customers"].buyers_not_in_table if "customers" in outcome.tables else 0
+    )
     if missing:
         out.print(
             f"customers: {missing:,} customers with orders are not in the customers table; "
@@ -96,13 +111,12 @@ def validation(config: Any, summary: dict[str, Any]) -> None:
             highlight=False,
             soft_wrap=True,
         )
-    for note in summary["notes"]:
+    for note in outcome.notes:
         out.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
-    snaps = summary["snapshots"]
-    labelled = snaps["labelled"]
+    labelled = outcome.plan.labelled
     out.print(
         f"labelled snapshots: {len(labelled)} ({labelled[0]} .. {labelled[-1]}), "
-        f"walk-forward test dates {', '.join(snaps['walk_forward_test'])}"
+        f"walk-forward test dates {', '.join(map(str, outcome.plan.test))}"
     )
 
 

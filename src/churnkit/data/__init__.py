@@ -28,7 +28,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from churnkit.engines import Engine
     from churnkit.features.spec import FeatureSpec
 
-__all__ = ["ROWS_PER_QUERY", "CheckedData", "DataSummary", "FeatureFile", "open_data"]
+__all__ = [
+    "ROWS_PER_QUERY",
+    "CheckedData",
+    "DataSummary",
+    "FeatureFile",
+    "TableCount",
+    "open_data",
+]
 
 ROWS_PER_QUERY = 1_000_000  # customer-snapshots per feature query when training
 
@@ -81,6 +88,23 @@ class DataSummary:
             f"{as_of}; the data runs from {self.first_day} to {self.last_order_at.date()}. "
             "Choose an --as-of inside that range."
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class TableCount:
+    """Rows and distinct customers of a table beside the orders."""
+
+    rows: int
+    customers: int
+    buyers_not_in_table: int | None = None  # the customers table: buyers it lacks
+
+    def with_(self, **changes: Any) -> TableCount:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, int]:
+        """JSON-ready, unset fields left out."""
+        values = dataclasses.asdict(self)
+        return {key: value for key, value in values.items() if value is not None}
 
 
 class CheckedData:
@@ -138,8 +162,9 @@ class CheckedData:
             "event_type"
         ].tolist()
 
-    def other_tables(self) -> dict[str, dict[str, int]]:
-        """Rows and customers of the events and customers tables that are configured."""
+    def other_tables(self) -> dict[str, TableCount]:
+        """Rows and customers of the events, customers and contacts tables that are
+        configured; for the customers table, the buyers it lacks too."""
         counts = {}
         for name in ("events", "customers", "contacts"):
             if self.has(name):
@@ -147,12 +172,12 @@ class CheckedData:
                 row = self.engine.fetch(
                     table.aggregate(rows=table.count(), customers=table.customer_id.nunique())
                 ).iloc[0]
-                counts[name] = {"rows": int(row["rows"]), "customers": int(row["customers"])}
+                counts[name] = TableCount(int(row["rows"]), int(row["customers"]))
         if self.has("customers"):
             buyers = self.table("orders").select("customer_id").distinct()
             absent = buyers.anti_join(self.table("customers"), "customer_id")
             missing = self.engine.fetch(absent.aggregate(n=absent.count()))["n"].iloc[0]
-            counts["customers"]["buyers_not_in_table"] = int(missing)
+            counts["customers"] = counts["customers"].with_(buyers_not_in_table=int(missing))
         return counts
 
     def horizon_revenue(self, as_of: dt.date, horizon_days: int) -> pd.DataFrame:
