@@ -24,7 +24,7 @@ from churnkit.scoring.actions import (
 )
 from churnkit.scoring.output import list_partitions
 from churnkit.scoring.reasons import NOT_REASONS, describe_feature, reason_sentences
-from churnkit.training.drift import SCORE, drift_reference, population_stability
+from churnkit.training.drift import SCORE, DriftReport, drift_reference, population_stability
 from churnkit.training.model import ChurnModel
 
 AS_OF = dt.date(2025, 6, 1)
@@ -382,6 +382,18 @@ def test_an_aged_population_does_not_drift_in_tenure_and_exclusions_are_kept_out
     skipped = drift_report(reference, later, scores, 0.25, exclude=("tenure_days", "nope"))
     assert skipped.excluded == ("tenure_days",) and "tenure_days" not in skipped.top
     assert skipped.to_dict()["excluded"] == ["tenure_days"]
+    # the manifest's JSON reads back as the same report (the CLI prints from it)
+    for report in (naive, aged, skipped):
+        assert DriftReport.from_dict(json.loads(json.dumps(report.to_dict()))) == report
+
+
+def test_a_drift_record_of_an_older_manifest_reads_with_defaults():
+    older = {"checked": True, "threshold": 0.25, "score_psi": 0.01, "max_feature_psi": 0.3,
+             "over_threshold": ["orders_90d"], "stops": False, "top": {"orders_90d": 0.3},
+             "allowed": False, "written_by": "a later version"}  # fmt: skip
+    report = DriftReport.from_dict(older)
+    assert report.over_threshold == ("orders_90d",) and report.excluded == ()
+    assert report.calendar_shift_days == 0 and report.sampled_rows is None
 
 
 def test_feature_drift_is_recorded_but_does_not_stop_the_night(trained, tmp_path):

@@ -10,7 +10,7 @@ import json
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
 import typer
@@ -19,6 +19,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from churnkit.errors import ChurnkitError, DriftError, QualityGateError
+
+if TYPE_CHECKING:
+    from churnkit.training.drift import DriftReport
 
 __all__ = ["err", "handles_errors", "out", "state"]
 
@@ -259,21 +262,21 @@ def at_risk(ranked: Any, top: int, title: str | None = None) -> None:
     out.print(table)
 
 
-def drift(drift: dict[str, Any]) -> None:
-    if not drift.get("checked"):
+def drift(report: DriftReport) -> None:
+    if not report.checked:
         out.print("drift: not checked (the model has no drift reference)")
         return
-    over = drift["over_threshold"]
-    score = "not compared" if drift["score_psi"] is None else f"{drift['score_psi']:.3f}"
+    over = report.over_threshold
+    score = "not compared" if report.score_psi is None else f"{report.score_psi:.3f}"
     line = (
         f"drift (PSI vs the population at training): score {score}, largest "
-        f"feature {drift['max_feature_psi']:.3f}; threshold {drift['threshold']}"
+        f"feature {report.max_feature_psi:.3f}; threshold {report.threshold}"
     )
-    if drift.get("calendar_shift_days"):
-        line += f"; tenure compared as at training ({drift['calendar_shift_days']:+,} days)"
-    if drift.get("excluded"):
-        line += f"; not compared: {', '.join(drift['excluded'])}"
-    if drift.get("stops") and drift.get("allowed"):
+    if report.calendar_shift_days:
+        line += f"; tenure compared as at training ({report.calendar_shift_days:+,} days)"
+    if report.excluded:
+        line += f"; not compared: {', '.join(report.excluded)}"
+    if report.stops and report.allowed:
         line += "; [bold yellow]score drift over the threshold, written with --allow-drift[/]"
     out.print(line, highlight=False, soft_wrap=True)
     features = [name for name in over if name != "churn_probability"]
@@ -305,6 +308,8 @@ def cell(value: Any, fmt: str) -> str:
 
 
 def scoring(outcome: Any, *, defaulted: bool, top: int) -> None:
+    from churnkit.training.drift import DriftReport
+
     if emit({"partition": str(outcome.partition), "written": outcome.written, **outcome.manifest}):
         return
     if defaulted:
@@ -313,7 +318,7 @@ def scoring(outcome: Any, *, defaulted: bool, top: int) -> None:
     listed = outcome.ranked[~outcome.ranked["holdout"]]  # the control group is not listed
     shown = listed.sort_values("priority").head(top)
     at_risk(shown, len(shown), title=top_title(len(shown), rows))
-    drift(outcome.manifest["drift"])
+    drift(DriftReport.from_dict(outcome.manifest["drift"]))
     scorer = outcome.manifest.get("scorer") or {}
     if scorer.get("fallback_reason"):
         err.print(
@@ -333,12 +338,14 @@ def scoring(outcome: Any, *, defaulted: bool, top: int) -> None:
 def overrides(manifest: Any) -> None:
     """On stderr, whatever a night's list was written despite: a score drift let
     through with --allow-drift, or a baseline serving for want of a model."""
-    drifted = manifest.get("drift") or {}
-    if drifted.get("stops") and drifted.get("allowed"):
+    from churnkit.training.drift import DriftReport
+
+    drifted = DriftReport.from_dict(manifest["drift"]) if manifest.get("drift") else None
+    if drifted is not None and drifted.stops and drifted.allowed:
         err.print(
             f"[bold yellow]warning:[/] the list of {manifest['as_of']} was written with "
             f"--allow-drift: its scores drifted from training (score PSI "
-            f"{drifted['score_psi']:.3f} > {drifted['threshold']})",
+            f"{drifted.score_psi:.3f} > {drifted.threshold})",
             highlight=False,
             soft_wrap=True,
         )

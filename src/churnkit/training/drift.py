@@ -102,6 +102,16 @@ class DriftReport:
     excluded: tuple[str, ...] = ()  # not compared (`scoring.drift.exclude`)
     calendar_shift_days: int = 0  # calendar features compared this many days back
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DriftReport:
+        """The report a manifest recorded (:meth:`to_dict`); keys this version does not
+        know, or lacks in an older manifest, are left to their defaults."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        values = {key: value for key, value in data.items() if key in known}
+        for key in ("over_threshold", "excluded"):
+            values[key] = tuple(values.get(key, ()))
+        return cls(**values)
+
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["over_threshold"] = list(self.over_threshold)
