@@ -74,7 +74,13 @@ def test_drift_exits_3_unless_allowed(trained, tmp_path, generated_dir):
     assert result.exit_code == 3
     assert "drift:" in result.stderr and "score PSI" in result.stderr
     assert not (config.parent / "scores").exists()
-    assert invoke("--quiet", "score", config, "--allow-drift").exit_code == 0
+    allowed = invoke("score", config, "--allow-drift")
+    assert allowed.exit_code == 0, allowed.stderr
+    assert "score drift over the threshold, written with --allow-drift" in allowed.output
+    # whoever pulls that night's list is told what it was written despite
+    listed = invoke("at-risk", config, "--top", "3")
+    assert listed.exit_code == 0, listed.stderr
+    assert "was written with --allow-drift" in listed.stderr and "score PSI" in listed.stderr
 
 
 # -- pulling lists ---------------------------------------------------------------------
