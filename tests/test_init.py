@@ -93,3 +93,44 @@ def test_init_refuses_files_without_orders(tmp_path):
 def test_init_names_a_missing_file(tmp_path, name):
     result = invoke("init", tmp_path / name, "--out", tmp_path / "c.yaml")
     assert result.exit_code == 2 and f"{name}' does not exist" in result.stderr
+
+
+def test_init_on_a_folder_of_exports_takes_each_file_as_a_table(tmp_path):
+    # what `churnkit generate` writes: orders, events, customers and the hidden truth,
+    # which looks like a customers table too
+    write_generated(generate_data(300, seed=2), tmp_path / "exports")
+    assert (tmp_path / "exports" / "truth.parquet").exists()
+    result = invoke("init", tmp_path / "exports", "--out", tmp_path / "churnkit.yaml")
+    assert result.exit_code == 0, result.output + result.stderr
+    data = yaml.safe_load((tmp_path / "churnkit.yaml").read_text())["data"]
+    assert {role: data[role]["path"] for role in data} == {
+        "orders": "exports/orders.parquet",
+        "events": "exports/events.parquet",
+        "customers": "exports/customers.parquet",
+    }
+    assert "truth.parquet in exports/ looks like a customers table too" in result.output
+    assert invoke("validate", tmp_path / "churnkit.yaml").exit_code == 0
+
+
+def test_init_reads_a_folder_of_parquet_parts_as_one_table(tmp_path):
+    write_generated(generate_data(300, seed=3), tmp_path)
+    orders = pd.read_parquet(tmp_path / "orders.parquet")
+    (tmp_path / "orders").mkdir()
+    half = len(orders) // 2
+    orders.iloc[:half].to_parquet(tmp_path / "orders" / "part-0.parquet")
+    orders.iloc[half:].to_parquet(tmp_path / "orders" / "part-1.parquet")
+    config = tmp_path / "churnkit.yaml"
+    result = invoke("init", tmp_path / "orders", tmp_path / "customers.parquet", "--out", config)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert yaml.safe_load(config.read_text())["data"]["orders"]["path"] == "orders"
+    assert invoke("validate", config).exit_code == 0
+
+
+def test_init_refuses_an_unreadable_file_or_an_empty_folder_in_one_line(tmp_path):
+    (tmp_path / "orders.parquet").write_text("customer_id,amount\n", encoding="utf-8")
+    (tmp_path / "empty").mkdir()
+    for given, words in (("orders.parquet", "cannot be read as Parquet"), ("empty", "holds no")):
+        result = invoke("init", tmp_path / given, "--out", tmp_path / "c.yaml")
+        assert result.exit_code == 2, result.output + result.stderr
+        assert words in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        assert "Traceback" not in result.stderr and not (tmp_path / "c.yaml").exists()

@@ -80,30 +80,90 @@ class TableGuess:
 def guess_tables(paths: list[Path]) -> dict[str, TableGuess]:
     """A guess per role (orders, events, customers) from the files given.
 
+    A folder is one table when it holds Parquet files that all have the same columns (a
+    table written in parts); otherwise each file or folder in it is an export of its own,
+    and when two of them look like the same table, the one named after the table is
+    taken (``customers.parquet`` over ``truth.parquet``) and the other is said to be
+    left out.
+
     Raises
     ------
     ConfigError
-        When a file is missing or unreadable, no file looks like orders, or two look
-        like the same table.
+        When a file is missing or unreadable, no file looks like orders, or two given
+        files look like the same table.
     """
     con = connect()
     guesses: dict[str, TableGuess] = {}
-    for path in paths:
-        if not path.exists():
-            raise ConfigError(f"{str(path)!r} does not exist")
-        guess = _guess(con, path)
-        if guess.role in guesses:
-            raise ConfigError(
-                f"{path.name} and {guesses[guess.role].path.name} both look like the "
-                f"{guess.role} table; give one file per table"
-            )
-        guesses[guess.role] = guess
+    for given in paths:
+        if not given.exists():
+            raise ConfigError(f"{str(given)!r} does not exist")
+        for path in _exports(con, given):
+            guess = _guess(con, path)
+            kept = guesses.get(guess.role)
+            if kept is not None:
+                guess = _one_of(kept, guess, folder=given if path != given else None)
+            guesses[guess.role] = guess
     if "orders" not in guesses:
         raise ConfigError(
             "none of the files looks like orders (a customer id, a time and an amount): "
             + "; ".join(f"{g.path.name} looks like {g.role}" for g in guesses.values())
         )
     return guesses
+
+
+_DATA_SUFFIXES = (".parquet", ".csv", ".tsv", ".txt")
+
+
+def _exports(con: duckdb.DuckDBPyConnection, path: Path) -> list[Path]:
+    """The exports ``path`` stands for: itself when a file, or a folder of Parquet parts
+    that all have the same columns; else each data file or folder in it."""
+    if not path.is_dir():
+        return [path]
+    files = [
+        f
+        for f in sorted(path.rglob("*"))
+        if f.is_file() and f.suffix.lower() in _DATA_SUFFIXES and not f.name.startswith((".", "_"))
+    ]
+    if not files:
+        raise ConfigError(f"{str(path)!r} holds no CSV or Parquet file")
+    parquet = all(f.suffix.lower() == ".parquet" for f in files)
+    if parquet and len({tuple(_read(con, f).columns) for f in files}) == 1:
+        return [path]
+    return [
+        entry
+        for entry in sorted(path.iterdir())
+        if not entry.name.startswith((".", "_"))
+        and (entry.is_dir() or entry.suffix.lower() in _DATA_SUFFIXES)
+    ]
+
+
+def _one_of(kept: TableGuess, new: TableGuess, *, folder: Path | None) -> TableGuess:
+    """Of two exports that look like the same table, the one named after it, when they
+    came from one folder and only one is; else refuse."""
+    named = [g for g in (kept, new) if g.role in g.path.stem.lower()]
+    if folder is None or len(named) != 1:
+        raise ConfigError(
+            f"{new.path.name} and {kept.path.name} both look like the {new.role} table; "
+            "give one file per table"
+        )
+    chosen, other = named[0], new if named[0] is kept else kept
+    chosen.notes.append(
+        f"{other.path.name} in {folder.name}/ looks like a {new.role} table too and was left "
+        "out (pass the files themselves to choose)"
+    )
+    return chosen
+
+
+def _read(con: duckdb.DuckDBPyConnection, path: Path) -> duckdb.DuckDBPyRelation:
+    """A Parquet file or folder of parts, refused in one line when it cannot be read."""
+    target = str(path / "**" / "*.parquet") if path.is_dir() else str(path)
+    try:
+        return con.read_parquet(target)
+    except duckdb.Error as err:
+        first = str(err).strip().splitlines()[0]
+        raise ConfigError(
+            f"{path.name}: cannot be read as Parquet ({first}); give CSV or Parquet exports"
+        ) from err
 
 
 def _guess(con: duckdb.DuckDBPyConnection, path: Path) -> TableGuess:
@@ -122,7 +182,7 @@ def _guess(con: duckdb.DuckDBPyConnection, path: Path) -> TableGuess:
             options["timestamp_format"] = sniffed["timestamp_format"]
             notes.append(f"dates written as {sniffed['timestamp_format']}")
     else:
-        relation = con.read_parquet(str(path / "**" / "*.parquet") if path.is_dir() else str(path))
+        relation = _read(con, path)
         types = dict(zip(relation.columns, map(str, relation.dtypes), strict=True))
         sample = relation.limit(_SAMPLE_ROWS).df()
     names = {c: re.sub(r"[^a-z0-9_]", "_", c.strip().lower()) for c in sample.columns}
