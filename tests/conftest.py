@@ -158,7 +158,7 @@ GERMAN = {
 
 @pytest.fixture(scope="session")
 def csv_exports(tmp_path_factory):
-    """The same orders as Parquet, a German spreadsheet export and a US one."""
+    """The same orders as Parquet, a German spreadsheet export (also gzipped) and a US one."""
     folder = tmp_path_factory.mktemp("dialects")
     orders = generate_data(500, seed=8).orders.to_pandas()
     orders.loc[orders.index[:5], "amount"] += 1000  # thousands separators in the exports
@@ -171,6 +171,7 @@ def csv_exports(tmp_path_factory):
         category=orders["category"].map(GERMAN),
     )
     german.to_csv(folder / "bestellungen.csv", sep=";", index=False, encoding="cp1252")
+    german.to_csv(folder / "bestellungen.csv.gz", sep=";", index=False, encoding="cp1252")
     us = orders.assign(
         ordered_at=orders["ordered_at"].dt.strftime("%m/%d/%Y %I:%M:%S %p"),
         amount=orders["amount"].map(lambda x: f"{x:.2f}"),

@@ -134,3 +134,17 @@ def test_init_refuses_an_unreadable_file_or_an_empty_folder_in_one_line(tmp_path
         assert result.exit_code == 2, result.output + result.stderr
         assert words in result.stderr and len(result.stderr.strip().splitlines()) == 1
         assert "Traceback" not in result.stderr and not (tmp_path / "c.yaml").exists()
+
+
+def test_init_reads_a_gzipped_csv_export_like_the_plain_one(tmp_path):
+    orders = generate_data(300, seed=5).orders.to_pandas()
+    orders["category"] = orders["category"].map({"home": "Küche"}).fillna(orders["category"])
+    orders.to_csv(tmp_path / "kasse.csv.gz", sep=";", index=False, encoding="cp1252")
+    config = tmp_path / "churnkit.yaml"
+    result = invoke("init", tmp_path / "kasse.csv.gz", "--out", config)
+    assert result.exit_code == 0, result.output + result.stderr
+    guessed = yaml.safe_load(config.read_text())["data"]["orders"]
+    assert guessed["encoding"] == "cp1252" and guessed["separator"] == ";"
+    validated = invoke("validate", config)
+    assert validated.exit_code == 0, validated.stderr
+    assert f"orders: {len(orders):,} rows" in validated.output

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import gzip
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -224,10 +225,12 @@ def as_utf8(path: Path | None, encoding: str) -> Iterator[Path | None]:
     if path is None or encoding in ("utf-8", "utf_8"):
         yield None
         return
+    compressed = path.name.lower().endswith(".gz")  # DuckDB reads the copy uncompressed
+    opener = gzip.open if compressed else open
     with tempfile.TemporaryDirectory(prefix="churnkit-csv-") as folder:
-        target = Path(folder) / path.name
+        target = Path(folder) / (path.name[:-3] if compressed else path.name)
         with (
-            open(path, encoding=encoding, newline="") as source,
+            opener(path, "rt", encoding=encoding, newline="") as source,
             open(target, "w", encoding="utf-8", newline="") as out,
         ):
             shutil.copyfileobj(source, out, 1 << 20)

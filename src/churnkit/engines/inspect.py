@@ -13,6 +13,7 @@ screen, and nothing that can be inferred is asked.
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import os
 import re
@@ -111,7 +112,13 @@ def guess_tables(paths: list[Path]) -> dict[str, TableGuess]:
     return guesses
 
 
-_DATA_SUFFIXES = (".parquet", ".csv", ".tsv", ".txt")
+def _is_csv(path: Path) -> bool:
+    """A text export: ``.csv``, ``.tsv`` or ``.txt``, perhaps gzipped (``orders.csv.gz``)."""
+    return Path(path.name.lower().removesuffix(".gz")).suffix in (".csv", ".tsv", ".txt")
+
+
+def _is_data(path: Path) -> bool:
+    return _is_csv(path) or path.suffix.lower() == ".parquet"
 
 
 def _exports(con: duckdb.DuckDBPyConnection, path: Path) -> list[Path]:
@@ -122,7 +129,7 @@ def _exports(con: duckdb.DuckDBPyConnection, path: Path) -> list[Path]:
     files = [
         f
         for f in sorted(path.rglob("*"))
-        if f.is_file() and f.suffix.lower() in _DATA_SUFFIXES and not f.name.startswith((".", "_"))
+        if f.is_file() and _is_data(f) and not f.name.startswith((".", "_"))
     ]
     if not files:
         raise ConfigError(f"{str(path)!r} holds no CSV or Parquet file")
@@ -132,8 +139,7 @@ def _exports(con: duckdb.DuckDBPyConnection, path: Path) -> list[Path]:
     return [
         entry
         for entry in sorted(path.iterdir())
-        if not entry.name.startswith((".", "_"))
-        and (entry.is_dir() or entry.suffix.lower() in _DATA_SUFFIXES)
+        if not entry.name.startswith((".", "_")) and (entry.is_dir() or _is_data(entry))
     ]
 
 
@@ -169,7 +175,7 @@ def _read(con: duckdb.DuckDBPyConnection, path: Path) -> duckdb.DuckDBPyRelation
 def _guess(con: duckdb.DuckDBPyConnection, path: Path) -> TableGuess:
     options: dict[str, str] = {}
     notes: list[str] = []
-    if path.suffix.lower() in (".csv", ".tsv", ".txt"):
+    if _is_csv(path):
         encoding = _encoding(path)
         if encoding != "utf-8":
             options["encoding"] = encoding
@@ -329,7 +335,7 @@ def _decimal_comma(values: pd.Series) -> bool:
 
 
 def _encoding(path: Path) -> str:
-    with open(path, "rb") as handle:
+    with (gzip.open if path.name.lower().endswith(".gz") else open)(path, "rb") as handle:
         head = handle.read(1 << 20)
     try:
         head.decode("utf-8")
