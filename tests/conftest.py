@@ -158,7 +158,8 @@ GERMAN = {
 
 @pytest.fixture(scope="session")
 def csv_exports(tmp_path_factory):
-    """The same orders as Parquet, a German spreadsheet export (also gzipped) and a US one."""
+    """The same orders as Parquet, a German spreadsheet export (also gzipped, and in two
+    parts in a folder) and a US one."""
     folder = tmp_path_factory.mktemp("dialects")
     orders = generate_data(500, seed=8).orders.to_pandas()
     orders.loc[orders.index[:5], "amount"] += 1000  # thousands separators in the exports
@@ -172,6 +173,14 @@ def csv_exports(tmp_path_factory):
     )
     german.to_csv(folder / "bestellungen.csv", sep=";", index=False, encoding="cp1252")
     german.to_csv(folder / "bestellungen.csv.gz", sep=";", index=False, encoding="cp1252")
+    (folder / "bestellungen").mkdir()  # a table exported in parts, the second gzipped
+    half = len(german) // 2
+    german.iloc[:half].to_csv(
+        folder / "bestellungen" / "1.csv", sep=";", index=False, encoding="cp1252"
+    )
+    german.iloc[half:].to_csv(
+        folder / "bestellungen" / "2.csv.gz", sep=";", index=False, encoding="cp1252"
+    )
     us = orders.assign(
         ordered_at=orders["ordered_at"].dt.strftime("%m/%d/%Y %I:%M:%S %p"),
         amount=orders["amount"].map(lambda x: f"{x:.2f}"),

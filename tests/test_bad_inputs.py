@@ -136,6 +136,17 @@ CASES = [
         config=_cfg("data.orders.path", "no-such-*.parquet"),
     ),
     Case(
+        "a CSV glob that matches nothing",
+        "no-such-*.csv' matches no CSV file",
+        config=_cfg("data.orders.path", "no-such-*.csv"),
+    ),
+    Case(
+        "a folder of CSV parts without a CSV",
+        "matches no CSV file",
+        config=_cfg("data.orders", {"path": "exports", "format": "csv"}),
+        files=lambda folder: (folder / "exports").mkdir(),
+    ),
+    Case(
         "a mapped column that is not there",
         "order_time",
         config=_cfg("data.orders.columns", {"ordered_at": "order_time"}),

@@ -28,6 +28,7 @@ DIALECTS = {
     "us": ("orders_us.csv", {"timestamp_format": "%m/%d/%Y %I:%M:%S %p"}),
 }
 DIALECTS["german, gzipped"] = ("bestellungen.csv.gz", DIALECTS["german"][1])
+DIALECTS["german, in parts"] = ("bestellungen", {**DIALECTS["german"][1], "format": "csv"})
 
 
 def _config(folder, dialect, **overrides):
@@ -41,7 +42,7 @@ def _features(cfg):
     return source.features(AS_OF, spec_for_data(cfg, source)[0], horizon_days=90)
 
 
-@pytest.mark.parametrize("dialect", ["german", "german, gzipped", "us"])
+@pytest.mark.parametrize("dialect", ["german", "german, gzipped", "german, in parts", "us"])
 def test_csv_exports_give_the_features_of_the_parquet_original(csv_exports, dialect):
     expected = _features(_config(csv_exports, "parquet"))
     got = _features(_config(csv_exports, dialect))

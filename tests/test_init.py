@@ -148,3 +148,18 @@ def test_init_reads_a_gzipped_csv_export_like_the_plain_one(tmp_path):
     validated = invoke("validate", config)
     assert validated.exit_code == 0, validated.stderr
     assert f"orders: {len(orders):,} rows" in validated.output
+
+
+def test_init_reads_a_folder_of_csv_parts_as_one_table(tmp_path):
+    orders = generate_data(300, seed=7).orders.to_pandas()
+    (tmp_path / "monthly").mkdir()
+    for month, part in orders.groupby(orders["ordered_at"].dt.to_period("Q")):
+        part.to_csv(tmp_path / "monthly" / f"orders-{month}.csv", index=False)
+    config = tmp_path / "churnkit.yaml"
+    result = invoke("init", tmp_path / "monthly", "--out", config)
+    assert result.exit_code == 0, result.output + result.stderr
+    guessed = yaml.safe_load(config.read_text())["data"]["orders"]
+    assert guessed["path"] == "monthly" and guessed["format"] == "csv"
+    validated = invoke("validate", config)
+    assert validated.exit_code == 0, validated.stderr
+    assert f"orders: {len(orders):,} rows" in validated.output

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import glob
 import gzip
 import shutil
 import tempfile
@@ -38,7 +39,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from churnkit.config import DataConfig, TableSource
     from churnkit.features.spec import FeatureSpec
 
-__all__ = ["DuckDBEngine", "as_utf8", "build_features", "copy_features", "run_feature_query"]
+__all__ = [
+    "DuckDBEngine",
+    "as_utf8",
+    "build_features",
+    "copy_features",
+    "is_csv",
+    "run_feature_query",
+]
 
 _DUCKDB_TYPES = {"string": "VARCHAR", "timestamp": "TIMESTAMP", "float64": "DOUBLE"}
 _PREFIX = "churnkit_"  # the names run_feature_query reads
@@ -202,8 +210,8 @@ def _scan(
             # reader, where they become strict.
             text = f"{_PREFIX}csv_{name}"
             options = {"sep": source.separator} if source.separator else {}
-            with as_utf8(path if not path.is_dir() else None, source.encoding) as utf8:
-                con.read_csv(str(utf8 or target), all_varchar=True, **options).create(text)
+            with as_utf8(_csv_files(path, name), source.encoding) as files:
+                con.read_csv([str(f) for f in files], all_varchar=True, **options).create(text)
             return con.table(text)
         # by name: files of one glob may differ in column order or in timestamp kinds
         # (naive and zone-aware: read as instants, the naive ones in the session's zone)
@@ -214,27 +222,55 @@ def _scan(
         raise DataError(f"cannot read {name} from {str(path)!r} as {fmt}: {first_line}") from err
 
 
+def is_csv(path: Path) -> bool:
+    """A text export by its name: ``.csv``, ``.tsv`` or ``.txt``, perhaps gzipped."""
+    return Path(path.name.lower().removesuffix(".gz")).suffix in (".csv", ".tsv", ".txt")
+
+
+def _csv_files(path: Path, name: str) -> list[Path]:
+    """The files of a CSV source: the file, the matches of a glob, or the CSV files in a
+    folder (a table exported in parts), in name order."""
+    if path.is_dir():
+        files = sorted(f for f in path.rglob("*") if f.is_file() and is_csv(f))
+    elif any(ch in str(path) for ch in "*?["):
+        files = sorted(Path(f) for f in glob.glob(str(path), recursive=True) if Path(f).is_file())
+    else:
+        return [path]
+    if not files:
+        raise DataError(
+            f"{name} source {str(path)!r} matches no CSV file; check `data.{name}.path` "
+            "in the config"
+        )
+    return files
+
+
 @contextlib.contextmanager
-def as_utf8(path: Path | None, encoding: str) -> Iterator[Path | None]:
-    """``path`` re-encoded as UTF-8 in a temporary file (None when it is UTF-8 already).
+def as_utf8(paths: Sequence[Path], encoding: str) -> Iterator[list[Path]]:
+    """``paths`` re-encoded as UTF-8 in temporary files (``paths`` themselves when they
+    are UTF-8 already).
 
     DuckDB reads only UTF-8 CSV without its ``encodings`` extension, which is downloaded
-    on first use (not possible offline); Python's codecs re-encode the file, streamed in
-    1 MiB blocks, and the copy lives only while DuckDB reads it into its table.
+    on first use (not possible offline); Python's codecs re-encode each file, streamed in
+    1 MiB blocks (through gzip for ``.gz``), and the copies live only while DuckDB reads
+    them into its table.
     """
-    if path is None or encoding in ("utf-8", "utf_8"):
-        yield None
+    if encoding in ("utf-8", "utf_8"):
+        yield list(paths)
         return
-    compressed = path.name.lower().endswith(".gz")  # DuckDB reads the copy uncompressed
-    opener = gzip.open if compressed else open
     with tempfile.TemporaryDirectory(prefix="churnkit-csv-") as folder:
-        target = Path(folder) / (path.name[:-3] if compressed else path.name)
-        with (
-            opener(path, "rt", encoding=encoding, newline="") as source,
-            open(target, "w", encoding="utf-8", newline="") as out,
-        ):
-            shutil.copyfileobj(source, out, 1 << 20)
-        yield target
+        copies = []
+        for number, path in enumerate(paths):
+            compressed = path.name.lower().endswith(".gz")  # the copy is not compressed
+            copy = Path(folder) / f"{number}-{path.name[:-3] if compressed else path.name}"
+            with (
+                (gzip.open if compressed else open)(
+                    path, "rt", encoding=encoding, newline=""
+                ) as source,
+                open(copy, "w", encoding="utf-8", newline="") as out,
+            ):
+                shutil.copyfileobj(source, out, 1 << 20)
+            copies.append(copy)
+        yield copies
 
 
 def _cast(column: str, source_type: str, target: str, timezone: str, source: TableSource) -> str:

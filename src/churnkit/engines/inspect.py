@@ -24,6 +24,7 @@ import duckdb
 import pandas as pd
 
 from churnkit._duckdb import connect
+from churnkit.engines.duckdb import as_utf8, is_csv
 from churnkit.errors import ConfigError
 
 __all__ = ["TableGuess", "config_text", "guess_tables"]
@@ -112,13 +113,8 @@ def guess_tables(paths: list[Path]) -> dict[str, TableGuess]:
     return guesses
 
 
-def _is_csv(path: Path) -> bool:
-    """A text export: ``.csv``, ``.tsv`` or ``.txt``, perhaps gzipped (``orders.csv.gz``)."""
-    return Path(path.name.lower().removesuffix(".gz")).suffix in (".csv", ".tsv", ".txt")
-
-
 def _is_data(path: Path) -> bool:
-    return _is_csv(path) or path.suffix.lower() == ".parquet"
+    return is_csv(path) or path.suffix.lower() == ".parquet"
 
 
 def _exports(con: duckdb.DuckDBPyConnection, path: Path) -> list[Path]:
@@ -136,6 +132,8 @@ def _exports(con: duckdb.DuckDBPyConnection, path: Path) -> list[Path]:
     parquet = all(f.suffix.lower() == ".parquet" for f in files)
     if parquet and len({tuple(_read(con, f).columns) for f in files}) == 1:
         return [path]
+    if all(map(is_csv, files)) and len({_header(f) for f in files}) == 1:
+        return [path]  # a table exported in parts, e.g. a CSV per month
     return [
         entry
         for entry in sorted(path.iterdir())
@@ -173,14 +171,21 @@ def _read(con: duckdb.DuckDBPyConnection, path: Path) -> duckdb.DuckDBPyRelation
 
 
 def _guess(con: duckdb.DuckDBPyConnection, path: Path) -> TableGuess:
+    given = path  # the file, or the folder of a table in parts
     options: dict[str, str] = {}
     notes: list[str] = []
-    if _is_csv(path):
+    parts = [path]
+    if path.is_dir() and not any(path.rglob("*.parquet")):  # a table in CSV parts
+        options["format"] = "csv"
+        notes.append(f"a table in parts: the CSV files in {path.name}/")
+        parts = [f for f in sorted(path.rglob("*")) if f.is_file() and is_csv(f)]
+        path = parts[0]
+    if is_csv(path):
         encoding = _encoding(path)
         if encoding != "utf-8":
             options["encoding"] = encoding
             notes.append(f"encoding {encoding} (the file is not UTF-8)")
-        sample, types, sniffed = _csv_sample(con, path, encoding)
+        sample, types, sniffed, statuses = _csv_sample(con, parts, encoding)
         if sniffed["separator"] != ",":
             options["separator"] = sniffed["separator"]
             notes.append(f"separator {sniffed['separator']!r}")
@@ -191,7 +196,8 @@ def _guess(con: duckdb.DuckDBPyConnection, path: Path) -> TableGuess:
         relation = _read(con, path)
         types = dict(zip(relation.columns, map(str, relation.dtypes), strict=True))
         sample = relation.limit(_SAMPLE_ROWS).df()
-    names = {c: re.sub(r"[^a-z0-9_]", "_", c.strip().lower()) for c in sample.columns}
+        statuses = _statuses(relation)
+    names = {c: _normal(c) for c in sample.columns}
     columns = _named(names)
     times = [c for c in sample.columns if _is_time(sample[c], types.get(c, ""))]
     time = _first(times, lambda c: re.search(_TIME, names[c]))
@@ -218,18 +224,38 @@ def _guess(con: duckdb.DuckDBPyConnection, path: Path) -> TableGuess:
     else:
         role = "customers"
         columns = {"customer_id": columns["customer_id"]}
-    guess = TableGuess(role, path, options, columns, notes=notes)
+    guess = TableGuess(role, given, options, columns, notes=notes)
     if role == "orders":
-        _orders(guess, sample)
+        _orders(guess, sample, statuses)
     elif role == "events" and "event_type" not in columns:
-        guess.options["event_type"] = _identifier(path.stem)
+        guess.options["event_type"] = _identifier(given.name.split(".")[0])
         notes.append(f"no event type column: every row is a {guess.options['event_type']!r} event")
     elif role == "customers":
         _customers(guess, sample, types, names)
     return guess
 
 
-def _orders(guess: TableGuess, sample: pd.DataFrame) -> None:
+def _normal(column: str) -> str:
+    return re.sub(r"[^a-z0-9_]", "_", column.strip().lower())
+
+
+def _statuses(relation: duckdb.DuckDBPyRelation) -> dict[str, list[str]]:
+    """The values (at most 50) of each column named like an order status, over the whole
+    table: a status only later rows have (refunds, in a later month's file) is mapped too."""
+    found = {}
+    for column in relation.columns:
+        if re.search(_NAMES["status"], _normal(column)):
+            quoted = '"' + column.replace('"', '""') + '"'
+            rows = relation.query(
+                "t",
+                f"SELECT DISTINCT CAST({quoted} AS VARCHAR) AS v FROM t WHERE {quoted} IS NOT "
+                "NULL ORDER BY v LIMIT 50",
+            ).fetchall()
+            found[column] = [value for (value,) in rows]
+    return found
+
+
+def _orders(guess: TableGuess, sample: pd.DataFrame, statuses: dict[str, list[str]]) -> None:
     order_id = guess.columns.get("order_id")
     if order_id is not None:
         ids = sample[order_id].dropna()
@@ -240,7 +266,9 @@ def _orders(guess: TableGuess, sample: pd.DataFrame) -> None:
             )
     status = guess.columns.get("status")
     if status is not None:
-        for value in sorted(sample[status].dropna().astype(str).unique())[:50]:
+        for value in (
+            statuses.get(status) or sorted(sample[status].dropna().astype(str).unique())[:50]
+        ):
             mapped = next(
                 (
                     canonical
@@ -334,6 +362,12 @@ def _decimal_comma(values: pd.Series) -> bool:
     return bool(len(text)) and text.str.fullmatch(r"-?[\d.]*\d,\d+").mean() > 0.9
 
 
+def _header(path: Path) -> bytes:
+    """The first line of a CSV file (decompressed), without a byte-order mark."""
+    with (gzip.open if path.name.lower().endswith(".gz") else open)(path, "rb") as handle:
+        return handle.readline().removeprefix(b"\xef\xbb\xbf").strip()
+
+
 def _encoding(path: Path) -> str:
     with (gzip.open if path.name.lower().endswith(".gz") else open)(path, "rb") as handle:
         head = handle.read(1 << 20)
@@ -346,19 +380,21 @@ def _encoding(path: Path) -> str:
 
 
 def _csv_sample(
-    con: duckdb.DuckDBPyConnection, path: Path, encoding: str
-) -> tuple[pd.DataFrame, dict[str, str], dict[str, str | None]]:
-    from churnkit.engines.duckdb import as_utf8
-
-    with as_utf8(path, encoding) as utf8:
-        target = str(utf8 or path)
-        sniff = con.execute("SELECT * FROM sniff_csv(?)", [target]).df().iloc[0]
+    con: duckdb.DuckDBPyConnection, parts: list[Path], encoding: str
+) -> tuple[pd.DataFrame, dict[str, str], dict[str, str | None], dict[str, list[str]]]:
+    """The first rows of a CSV table (its first part's dialect, as sniffed), the types
+    DuckDB sniffed, the dialect, and the status values of all its rows."""
+    with as_utf8(parts, encoding) as files:
+        sniff = con.execute("SELECT * FROM sniff_csv(?)", [str(files[0])]).df().iloc[0]
         separator = str(sniff["Delimiter"])
         types = {c["name"]: str(c["type"]) for c in sniff["Columns"]}
         fmt = sniff["TimestampFormat"] or sniff["DateFormat"]
-        sample = con.read_csv(target, all_varchar=True, sep=separator).limit(_SAMPLE_ROWS).df()
+        relation = con.read_csv([str(f) for f in files], all_varchar=True, sep=separator)
+        sample = relation.limit(_SAMPLE_ROWS).df()
+        statuses = _statuses(relation)
     iso = fmt in (None, "%Y-%m-%d %H:%M:%S", "%Y-%m-%d", "%Y-%m-%dT%H:%M:%S")
-    return sample, types, {"separator": separator, "timestamp_format": None if iso else fmt}
+    dialect = {"separator": separator, "timestamp_format": None if iso else fmt}
+    return sample, types, dialect, statuses
 
 
 def _relative(path: Path, base: Path) -> str:
