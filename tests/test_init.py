@@ -136,18 +136,25 @@ def test_init_refuses_an_unreadable_file_or_an_empty_folder_in_one_line(tmp_path
         assert "Traceback" not in result.stderr and not (tmp_path / "c.yaml").exists()
 
 
+def _guessed_orders_that_validate(given, config, orders: pd.DataFrame) -> dict:
+    """`churnkit init` on ``given``; the orders section it wrote, once `validate` has read
+    every order of ``orders`` through it."""
+    result = invoke("init", given, "--out", config)
+    assert result.exit_code == 0, result.output + result.stderr
+    validated = invoke("validate", config)
+    assert validated.exit_code == 0, validated.stderr
+    assert f"orders: {len(orders):,} rows" in validated.output
+    return yaml.safe_load(config.read_text())["data"]["orders"]
+
+
 def test_init_reads_a_gzipped_csv_export_like_the_plain_one(tmp_path):
     orders = generate_data(300, seed=5).orders.to_pandas()
     orders["category"] = orders["category"].map({"home": "Küche"}).fillna(orders["category"])
     orders.to_csv(tmp_path / "kasse.csv.gz", sep=";", index=False, encoding="cp1252")
-    config = tmp_path / "churnkit.yaml"
-    result = invoke("init", tmp_path / "kasse.csv.gz", "--out", config)
-    assert result.exit_code == 0, result.output + result.stderr
-    guessed = yaml.safe_load(config.read_text())["data"]["orders"]
+    guessed = _guessed_orders_that_validate(
+        tmp_path / "kasse.csv.gz", tmp_path / "churnkit.yaml", orders
+    )
     assert guessed["encoding"] == "cp1252" and guessed["separator"] == ";"
-    validated = invoke("validate", config)
-    assert validated.exit_code == 0, validated.stderr
-    assert f"orders: {len(orders):,} rows" in validated.output
 
 
 def test_init_reads_a_folder_of_csv_parts_as_one_table(tmp_path):
@@ -155,11 +162,9 @@ def test_init_reads_a_folder_of_csv_parts_as_one_table(tmp_path):
     (tmp_path / "monthly").mkdir()
     for month, part in orders.groupby(orders["ordered_at"].dt.to_period("Q")):
         part.to_csv(tmp_path / "monthly" / f"orders-{month}.csv", index=False)
-    config = tmp_path / "churnkit.yaml"
-    result = invoke("init", tmp_path / "monthly", "--out", config)
-    assert result.exit_code == 0, result.output + result.stderr
-    guessed = yaml.safe_load(config.read_text())["data"]["orders"]
+    guessed = _guessed_orders_that_validate(
+        tmp_path / "monthly", tmp_path / "churnkit.yaml", orders
+    )
     assert guessed["path"] == "monthly" and guessed["format"] == "csv"
-    validated = invoke("validate", config)
-    assert validated.exit_code == 0, validated.stderr
-    assert f"orders: {len(orders):,} rows" in validated.output
+    # the first quarter has no return: the status values come from every file
+    assert guessed["status_values"]["returned"] == "returned"
