@@ -162,6 +162,8 @@ def test_init_reads_a_folder_of_csv_parts_as_one_table(tmp_path):
     (tmp_path / "monthly").mkdir()
     for month, part in orders.groupby(orders["ordered_at"].dt.to_period("Q")):
         part.to_csv(tmp_path / "monthly" / f"orders-{month}.csv", index=False)
+    # what a Mac leaves beside each file it copies: hidden, and not CSV at all
+    (tmp_path / "monthly" / "._orders-2023Q1.csv").write_bytes(b"\x00\x05\x16\x07 Mac OS X")
     guessed = _guessed_orders_that_validate(
         tmp_path / "monthly", tmp_path / "churnkit.yaml", orders
     )

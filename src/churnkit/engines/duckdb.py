@@ -44,8 +44,10 @@ __all__ = [
     "as_utf8",
     "build_features",
     "copy_features",
+    "csv_files",
     "is_csv",
     "run_feature_query",
+    "visible",
 ]
 
 _DUCKDB_TYPES = {"string": "VARCHAR", "timestamp": "TIMESTAMP", "float64": "DOUBLE"}
@@ -210,7 +212,7 @@ def _scan(
             # reader, where they become strict.
             text = f"{_PREFIX}csv_{name}"
             options = {"sep": source.separator} if source.separator else {}
-            with as_utf8(_csv_files(path, name), source.encoding) as files:
+            with as_utf8(csv_files(path, name), source.encoding) as files:
                 con.read_csv([str(f) for f in files], all_varchar=True, **options).create(text)
             return con.table(text)
         # by name: files of one glob may differ in column order or in timestamp kinds
@@ -222,16 +224,22 @@ def _scan(
         raise DataError(f"cannot read {name} from {str(path)!r} as {fmt}: {first_line}") from err
 
 
+def visible(path: Path) -> bool:
+    """Not a hidden file (``.~lock.orders.csv#``, ``._orders.csv``, ``_SUCCESS``)."""
+    return not path.name.startswith((".", "_"))
+
+
 def is_csv(path: Path) -> bool:
     """A text export by its name: ``.csv``, ``.tsv`` or ``.txt``, perhaps gzipped."""
     return Path(path.name.lower().removesuffix(".gz")).suffix in (".csv", ".tsv", ".txt")
 
 
-def _csv_files(path: Path, name: str) -> list[Path]:
+def csv_files(path: Path, name: str) -> list[Path]:
     """The files of a CSV source: the file, the matches of a glob, or the CSV files in a
-    folder (a table exported in parts), in name order."""
+    folder (a table exported in parts; hidden files, ``.*`` and ``_*``, left out as Spark
+    does), in name order."""
     if path.is_dir():
-        files = sorted(f for f in path.rglob("*") if f.is_file() and is_csv(f))
+        files = [f for f in sorted(path.rglob("*")) if f.is_file() and is_csv(f) and visible(f)]
     elif any(ch in str(path) for ch in "*?["):
         files = sorted(Path(f) for f in glob.glob(str(path), recursive=True) if Path(f).is_file())
     else:

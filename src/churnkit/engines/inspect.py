@@ -24,7 +24,7 @@ import duckdb
 import pandas as pd
 
 from churnkit._duckdb import connect
-from churnkit.engines.duckdb import as_utf8, is_csv
+from churnkit.engines.duckdb import as_utf8, csv_files, is_csv, visible
 from churnkit.errors import ConfigError
 
 __all__ = ["TableGuess", "config_text", "guess_tables"]
@@ -82,8 +82,9 @@ class TableGuess:
 def guess_tables(paths: list[Path]) -> dict[str, TableGuess]:
     """A guess per role (orders, events, customers) from the files given.
 
-    A folder is one table when it holds Parquet files that all have the same columns (a
-    table written in parts); otherwise each file or folder in it is an export of its own,
+    A folder is one table when its files are all Parquet with the same columns, or all
+    CSV with the same header (a table written in parts, a CSV per month say); otherwise
+    each file or folder in it is an export of its own,
     and when two of them look like the same table, the one named after the table is
     taken (``customers.parquet`` over ``truth.parquet``) and the other is said to be
     left out.
@@ -118,15 +119,11 @@ def _is_data(path: Path) -> bool:
 
 
 def _exports(con: duckdb.DuckDBPyConnection, path: Path) -> list[Path]:
-    """The exports ``path`` stands for: itself when a file, or a folder of Parquet parts
-    that all have the same columns; else each data file or folder in it."""
+    """The exports ``path`` stands for: itself when a file or a folder of one table's
+    parts (see :func:`guess_tables`), else each data file or folder in it."""
     if not path.is_dir():
         return [path]
-    files = [
-        f
-        for f in sorted(path.rglob("*"))
-        if f.is_file() and _is_data(f) and not f.name.startswith((".", "_"))
-    ]
+    files = [f for f in sorted(path.rglob("*")) if f.is_file() and _is_data(f) and visible(f)]
     if not files:
         raise ConfigError(f"{str(path)!r} holds no CSV or Parquet file")
     parquet = all(f.suffix.lower() == ".parquet" for f in files)
@@ -137,7 +134,7 @@ def _exports(con: duckdb.DuckDBPyConnection, path: Path) -> list[Path]:
     return [
         entry
         for entry in sorted(path.iterdir())
-        if not entry.name.startswith((".", "_")) and (entry.is_dir() or _is_data(entry))
+        if visible(entry) and (entry.is_dir() or _is_data(entry))
     ]
 
 
@@ -178,7 +175,7 @@ def _guess(con: duckdb.DuckDBPyConnection, path: Path) -> TableGuess:
     if path.is_dir() and not any(path.rglob("*.parquet")):  # a table in CSV parts
         options["format"] = "csv"
         notes.append(f"a table in parts: the CSV files in {path.name}/")
-        parts = [f for f in sorted(path.rglob("*")) if f.is_file() and is_csv(f)]
+        parts = csv_files(path, "the table")
         path = parts[0]
     if is_csv(path):
         encoding = _encoding(path)
