@@ -141,6 +141,14 @@ CASES = [
         config=_cfg("data.orders.path", "no-such-*.csv"),
     ),
     Case(
+        "a CSV in another encoding than the config says",
+        "orders is not ascii text (byte 0xc3",
+        config=_cfg("data.orders", {"path": "orders.csv", "encoding": "ascii"}),
+        files=_write(
+            "orders.csv", "customer_id,ordered_at,amount\nKöln-1,2024-01-02,9.5\n".encode()
+        ),
+    ),
+    Case(
         "a folder of CSV parts without a CSV",
         "matches no CSV file",
         config=_cfg("data.orders", {"path": "exports", "format": "csv"}),

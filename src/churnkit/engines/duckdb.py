@@ -212,8 +212,15 @@ def _scan(
             # reader, where they become strict.
             text = f"{_PREFIX}csv_{name}"
             options = {"sep": source.separator} if source.separator else {}
-            with as_utf8(csv_files(path, name), source.encoding) as files:
-                con.read_csv([str(f) for f in files], all_varchar=True, **options).create(text)
+            try:
+                with as_utf8(csv_files(path, name), source.encoding) as files:
+                    con.read_csv([str(f) for f in files], all_varchar=True, **options).create(text)
+            except UnicodeDecodeError as err:
+                raise DataError(
+                    f"{name} is not {source.encoding} text (byte {err.object[err.start]:#04x} "
+                    f"at offset {err.start:,} of a block); set `data.{name}.encoding` to the "
+                    "file's encoding, e.g. utf-8 or cp1252"
+                ) from err
             return con.table(text)
         # by name: files of one glob may differ in column order or in timestamp kinds
         # (naive and zone-aware: read as instants, the naive ones in the session's zone)
