@@ -170,3 +170,14 @@ def test_init_reads_a_folder_of_csv_parts_as_one_table(tmp_path):
     assert guessed["path"] == "monthly" and guessed["format"] == "csv"
     # the first quarter has no return: the status values come from every file
     assert guessed["status_values"]["returned"] == "returned"
+
+
+def test_init_says_why_amounts_with_a_currency_sign_are_not_orders(tmp_path):
+    orders = generate_data(50, seed=1).orders.to_pandas()
+    orders["amount"] = orders["amount"].map(lambda x: f"€{x:.2f}")
+    orders.to_csv(tmp_path / "orders.csv", index=False)
+    result = invoke("init", tmp_path / "orders.csv", "--out", tmp_path / "c.yaml")
+    assert result.exit_code == 2, result.output + result.stderr
+    assert "orders.csv looks like events (its 'amount' holds text such as '€" in result.stderr
+    assert "Export amounts as plain numbers" in result.stderr
+    assert not (tmp_path / "c.yaml").exists()

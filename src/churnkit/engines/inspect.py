@@ -77,6 +77,7 @@ class TableGuess:
     status_values: dict[str, str] = field(default_factory=dict)
     attributes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    unread: str = ""  # why a column named like an amount was not read as one
 
 
 def guess_tables(paths: list[Path]) -> dict[str, TableGuess]:
@@ -109,7 +110,15 @@ def guess_tables(paths: list[Path]) -> dict[str, TableGuess]:
     if "orders" not in guesses:
         raise ConfigError(
             "none of the files looks like orders (a customer id, a time and an amount): "
-            + "; ".join(f"{g.path.name} looks like {g.role}" for g in guesses.values())
+            + "; ".join(
+                f"{g.path.name} looks like {g.role}" + (f" ({g.unread})" if g.unread else "")
+                for g in guesses.values()
+            )
+            + (
+                ". Export amounts as plain numbers (1234.50, or 1234,50 with a decimal comma)"
+                if any(g.unread for g in guesses.values())
+                else ""
+            )
         )
     return guesses
 
@@ -171,6 +180,7 @@ def _guess(con: duckdb.DuckDBPyConnection, path: Path) -> TableGuess:
     given = path  # the file, or the folder of a table in parts
     options: dict[str, str] = {}
     notes: list[str] = []
+    unread = ""  # why a column named like an amount is not read as one
     parts = [path]
     if path.is_dir() and not any(path.rglob("*.parquet")):  # a table in CSV parts
         options["format"] = "csv"
@@ -202,8 +212,10 @@ def _guess(con: duckdb.DuckDBPyConnection, path: Path) -> TableGuess:
         if _decimal_comma(sample[columns["amount"]]):
             options["decimal"] = ","
             notes.append("decimal comma in the amounts")
-        else:
-            del columns["amount"]
+        else:  # not an amount: said when no file turns out to be the orders
+            text = sample[columns["amount"]].dropna().astype(str)
+            example = text.iloc[0] if len(text) else ""
+            unread = f"its {columns.pop('amount')!r} holds text such as {example!r}, not numbers"
     if "customer_id" not in columns:
         raise ConfigError(
             f"{path.name}: no column looks like a customer id; columns: {list(sample.columns)}"
@@ -221,7 +233,7 @@ def _guess(con: duckdb.DuckDBPyConnection, path: Path) -> TableGuess:
     else:
         role = "customers"
         columns = {"customer_id": columns["customer_id"]}
-    guess = TableGuess(role, given, options, columns, notes=notes)
+    guess = TableGuess(role, given, options, columns, notes=notes, unread=unread)
     if role == "orders":
         _orders(guess, sample, statuses)
     elif role == "events" and "event_type" not in columns:
