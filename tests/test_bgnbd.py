@@ -9,7 +9,12 @@ import pandas as pd
 import pytest
 
 from churnkit.training.baselines import BGNBDBaseline, ScoreBaseline, baseline_from_dict
-from churnkit.training.bgnbd import BGNBD, bgnbd_no_purchase_probability, fit_bgnbd
+from churnkit.training.bgnbd import (
+    BGNBD,
+    _distinct_histories,
+    bgnbd_no_purchase_probability,
+    fit_bgnbd,
+)
 
 
 def _simulate(n: int, r: float, alpha: float, a: float, b: float, T: float, seed: int):
@@ -128,3 +133,12 @@ def test_customers_with_the_same_history_are_fitted_as_one_weighted_history():
     order = np.random.default_rng(6).permutation(600)
     twice = fit_bgnbd(*(np.concatenate([v, v])[order] for v in (x, t_x, T)))
     assert twice == fit_bgnbd(x, t_x, T)
+
+
+def test_distinct_histories_are_numpys_unique_columns():
+    rng = np.random.default_rng(3)
+    x, t_x, T = (rng.integers(0, 6, 5_000).astype(float) / 7 for _ in range(3))
+    (dx, dt_x, dT), counts = _distinct_histories(x, t_x, T)
+    expected, expected_counts = np.unique(np.stack([x, t_x, T]), axis=1, return_counts=True)
+    np.testing.assert_array_equal(np.stack([dx, dt_x, dT]), expected)
+    np.testing.assert_array_equal(counts, expected_counts)
