@@ -82,9 +82,10 @@ def score_customers(
     ``segment`` is the segment of the CRR baseline (the RFM segment when the model has
     one), so ``baseline_churn_probability`` is that segment's historical churn rate.
 
-    Reasons (exact TreeSHAP, about a millisecond per customer and hundred trees on two
-    cores) are computed for the first ``explain_top`` customers by priority, or for all
-    when it is None; the others get empty reasons, and an action chosen without them.
+    Reasons (exact TreeSHAP, asked of LightGBM once per tree for each distinct way the
+    customers meet its splits: :mod:`churnkit.scoring.contributions`) are computed for
+    the first ``explain_top`` customers by priority, or for all when it is None; the
+    others get empty reasons, and an action chosen without them.
 
     Raises
     ------

@@ -1,5 +1,8 @@
 """Why a customer is at risk: LightGBM ``pred_contrib`` (exact TreeSHAP) in words.
 
+The contributions are LightGBM's, asked once per tree for each distinct way the rows
+meet its splits (:mod:`churnkit.scoring.contributions`).
+
 For each customer the features with the largest *positive* contributions to the raw
 churn score (those pushing towards churn) become ``reason_1`` .. ``reason_3``, largest
 first, ties broken by the model's feature order. Each reason is a sentence with the
@@ -17,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from churnkit.scoring.contributions import tree_contributions
 from churnkit.training.model import ChurnModel
 
 __all__ = [
@@ -45,7 +49,7 @@ def top_contributions(model: ChurnModel, features: pd.DataFrame, k: int = 3) -> 
     X = model.select_features(features)
     if X.empty:
         return np.empty((0, k), dtype="int64")
-    contrib = np.asarray(model.booster.predict(X, pred_contrib=True))[:, :-1]  # last: bias
+    contrib = tree_contributions(model.booster, X)[:, :-1]  # last: bias
     positive = np.where(contrib > 0, contrib, -np.inf)
     # an attribute that is unknown (the customer is not in the customers table, or the
     # value is empty) says nothing a retention team can act on: never a reason; nor is
