@@ -57,6 +57,8 @@ def test_the_same_contributions_as_lightgbm(params):
     booster = _booster(_data(4_000, seed=1), **params)
     scored = _data(3_000, seed=2)
     scored.loc[:40, "tier"] = np.nan
+    scored["tier"] = scored["tier"].cat.add_categories("platinum")  # unseen in training
+    scored.loc[3_000 - 40 :, "tier"] = "platinum"
     scored.loc[41:80, "recency"] = np.nan  # missing where training had none: read as 0
     expected = booster.predict(scored, pred_contrib=True)
     got = tree_contributions(booster, scored, grouped_from=0)

@@ -87,7 +87,7 @@ def _as_lightgbm_reads(booster: lgb.Booster, X: pd.DataFrame) -> np.ndarray | No
     columns = []
     for name in X.columns:
         if name in categories:
-            codes = pd.Categorical(X[name], categories=categories[name]).codes
+            codes = X[name].cat.set_categories(categories[name]).cat.codes.to_numpy()
             columns.append(np.where(codes >= 0, codes, np.nan))
         else:
             columns.append(X[name].to_numpy(dtype="float64", na_value=np.nan))
