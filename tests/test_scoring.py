@@ -314,6 +314,20 @@ def test_psi_is_zero_for_the_same_population_and_large_for_a_shifted_one():
     assert psi["x"] > 0.25 and psi["tier"] > 0.25 and psi[SCORE] > 0.25
 
 
+def test_a_categorical_column_drifts_as_its_text_does():
+    rng = np.random.default_rng(1)
+    tier = pd.Series(rng.choice(["a", "b", "c", None], 4000, p=[0.5, 0.3, 0.15, 0.05]))
+    reference = drift_reference(pd.DataFrame({"tier": tier}), ["tier"], np.zeros(4000))
+    tonight = tier.copy()
+    tonight.iloc[:300] = "d"  # a category the reference has not seen
+    tonight.iloc[300:600] = None
+    as_text = population_stability(reference, pd.DataFrame({"tier": tonight}), np.zeros(4000))
+    categorical = population_stability(
+        reference, pd.DataFrame({"tier": tonight.astype("category")}), np.zeros(4000)
+    )
+    assert categorical == as_text and as_text["tier"] > 0.01
+
+
 def test_psi_counts_missing_values_in_their_own_bin():
     frame = pd.DataFrame({"x": [1.0, 2.0, np.nan, 4.0] * 50})
     reference = drift_reference(frame, ["x"], np.zeros(200), bins=4)

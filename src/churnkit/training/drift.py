@@ -197,9 +197,15 @@ def _shares(values: pd.Series, ref: Mapping[str, Any]) -> np.ndarray:
     """Share of rows per bin: the regular bins, then 'other' (categorical), then missing."""
     if ref["kind"] == "categorical":
         categories = list(ref["categories"])
-        text = values.astype("string")
-        missing = text.isna().to_numpy()
-        index = pd.Index(categories).get_indexer(text.fillna("").to_numpy(dtype=object))
+        if isinstance(values.dtype, pd.CategoricalDtype):  # each category looked up once
+            known = values.cat.categories.astype("string").to_numpy(dtype=object)
+            codes = values.cat.codes.to_numpy()
+            missing = codes < 0
+            index = np.append(pd.Index(categories).get_indexer(known), -1)[codes]
+        else:
+            text = values.astype("string")
+            missing = text.isna().to_numpy()
+            index = pd.Index(categories).get_indexer(text.fillna("").to_numpy(dtype=object))
         codes = np.where(missing, len(categories) + 1, np.where(index < 0, len(categories), index))
         size = len(categories) + 2
     else:
