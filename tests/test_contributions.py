@@ -100,3 +100,22 @@ def test_patterns_are_far_fewer_than_rows():
     columns = contributions._Columns(contributions._as_lightgbm_reads(booster, _data(3_000, 5)))
     distinct = [len(contributions._patterns(t, columns)[0]) for t in contributions._trees(booster)]
     assert max(distinct) <= 2**14 and np.mean(distinct) < 3_000 / 5
+
+
+def test_leaves_checked_a_few_trees_at_a_time_give_the_same_contributions(monkeypatch):
+    booster = _booster(_data(4_000, seed=1))
+    scored = _data(2_500, seed=6)
+    monkeypatch.setattr(contributions, "_LEAVES_AT_ONCE", 2_500 * 7)  # 7 trees a batch
+    calls = []
+    real_predict = booster.predict
+
+    def predict(data, **kwargs):
+        calls.append(kwargs)
+        return real_predict(data, **kwargs)
+
+    monkeypatch.setattr(booster, "predict", predict)
+    got = tree_contributions(booster, scored, grouped_from=0)
+    np.testing.assert_allclose(got, real_predict(scored, pred_contrib=True), rtol=0, atol=1e-12)
+    trees = booster.num_trees()
+    assert sum(1 for kw in calls if kw.get("pred_leaf")) == -(-trees // 7)
+    assert sum(1 for kw in calls if kw.get("pred_contrib")) == trees  # one a tree, no fallback
