@@ -199,9 +199,9 @@ def _shares(values: pd.Series, ref: Mapping[str, Any]) -> np.ndarray:
         categories = list(ref["categories"])
         if isinstance(values.dtype, pd.CategoricalDtype):  # each category looked up once
             known = values.cat.categories.astype("string").to_numpy(dtype=object)
-            codes = values.cat.codes.to_numpy()
-            missing = codes < 0
-            index = np.append(pd.Index(categories).get_indexer(known), -1)[codes]
+            category = values.cat.codes.to_numpy()  # -1: missing
+            missing = category < 0
+            index = np.append(pd.Index(categories).get_indexer(known), -1)[category]
         else:
             text = values.astype("string")
             missing = text.isna().to_numpy()
